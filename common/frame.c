@@ -1,0 +1,248 @@
+/*
+ * frame.c - inter-node frame codec (see frame.h).  Parsing unpacks the
+ * payload with msgpack_unpack() into a fresh zone and then checks the
+ * envelope field by field; the payload must be exactly one msgpack object.
+ */
+#include "frame.h"
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+void frame_release(frame_t *f)
+{
+    if (f->zone)
+        msgpack_zone_free(f->zone);
+    f->zone = NULL;
+}
+
+static uint64_t be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+bool mp_validate(const uint8_t *buf, size_t len)
+{
+    size_t off = 0;
+    uint64_t pending = 1; /* objects still to read */
+    while (pending > 0) {
+        if (off >= len)
+            return false;
+        uint8_t b = buf[off++];
+        uint64_t skip = 0, children = 0;
+        int lenbytes = 0;
+        pending--;
+        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+            /* fixint, nil, bool */
+        } else if (b >= 0x80 && b <= 0x8f) {
+            children = 2u * (b & 0x0f);
+        } else if (b >= 0x90 && b <= 0x9f) {
+            children = b & 0x0f;
+        } else if (b >= 0xa0 && b <= 0xbf) {
+            skip = b & 0x1f;
+        } else {
+            switch (b) {
+            case 0xc4: case 0xd9: lenbytes = 1; break;
+            case 0xc5: case 0xda: lenbytes = 2; break;
+            case 0xc6: case 0xdb: lenbytes = 4; break;
+            case 0xc7: lenbytes = 1; skip = 1; break; /* ext: + type byte */
+            case 0xc8: lenbytes = 2; skip = 1; break;
+            case 0xc9: lenbytes = 4; skip = 1; break;
+            case 0xca: skip = 4; break;
+            case 0xcb: skip = 8; break;
+            case 0xcc: case 0xd0: skip = 1; break;
+            case 0xcd: case 0xd1: skip = 2; break;
+            case 0xce: case 0xd2: skip = 4; break;
+            case 0xcf: case 0xd3: skip = 8; break;
+            case 0xd4: skip = 2; break;
+            case 0xd5: skip = 3; break;
+            case 0xd6: skip = 5; break;
+            case 0xd7: skip = 9; break;
+            case 0xd8: skip = 17; break;
+            case 0xdc: case 0xdd: case 0xde: case 0xdf: {
+                int nb = (b == 0xdc || b == 0xde) ? 2 : 4;
+                if (len - off < (size_t)nb)
+                    return false;
+                children = be(buf + off, nb) * ((b >= 0xde) ? 2 : 1);
+                off += (size_t)nb;
+                break;
+            }
+            default:
+                return false; /* 0xc1: never used */
+            }
+        }
+        if (lenbytes) {
+            if (len - off < (size_t)lenbytes)
+                return false;
+            skip += be(buf + off, lenbytes);
+            off += (size_t)lenbytes;
+        }
+        if (skip > len - off)
+            return false;
+        off += (size_t)skip;
+        /* every pending object needs at least one byte */
+        if (children > len - off || pending + children > len - off)
+            return false;
+        pending += children;
+    }
+    return off == len;
+}
+
+int frame_parse(const uint8_t *buf, size_t len, size_t max, frame_t *f, size_t *consumed)
+{
+    memset(f, 0, sizeof(*f));
+    if (len < FRAME_HDR)
+        return 0;
+    uint32_t plen = ((uint32_t)buf[0] << 24) | ((uint32_t)buf[1] << 16) |
+                    ((uint32_t)buf[2] << 8) | (uint32_t)buf[3];
+    if (plen > max)
+        return -EMSGSIZE;
+    if (plen == 0)
+        return -EPROTO;
+    if (len - FRAME_HDR < plen)
+        return 0;
+    if (!mp_validate(buf + FRAME_HDR, plen))
+        return -EPROTO;
+    msgpack_zone *zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+    if (!zone)
+        return -ENOMEM;
+    msgpack_object root;
+    size_t off = 0;
+    msgpack_unpack_return ur =
+        msgpack_unpack((const char *)buf + FRAME_HDR, plen, &off, zone, &root);
+    const msgpack_object *it;
+    uint32_t n;
+    uint64_t v[5];
+    if (ur != MSGPACK_UNPACK_SUCCESS || off != plen || !mp_array(&root, 6, 6, &it, &n))
+        goto bad;
+    for (int i = 0; i < 5; i++)
+        if (!mp_u64(&it[i], &v[i]))
+            goto bad;
+    if (v[0] != FRAME_VERSION || v[1] < 1 || v[1] > 255 || v[2] > FRAME_ONEWAY ||
+        v[4] > UINT32_MAX)
+        goto bad;
+    f->type = (uint8_t)v[1];
+    f->kind = (uint8_t)v[2];
+    f->req_id = v[3];
+    f->ttl_ms = (uint32_t)v[4];
+    f->body = it[5];
+    f->zone = zone;
+    *consumed = FRAME_HDR + plen;
+    return 1;
+bad:
+    msgpack_zone_free(zone);
+    return -EPROTO;
+}
+
+int frame_build(msgpack_sbuffer *sb, uint8_t type, uint8_t kind, uint64_t req_id,
+                uint32_t ttl_ms, const void *body, size_t blen)
+{
+    msgpack_packer pk;
+    sb->size = 0;
+    static const char zero[FRAME_HDR] = {0};
+    if (msgpack_sbuffer_write(sb, zero, FRAME_HDR))
+        return -ENOMEM;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    if (msgpack_pack_array(&pk, 6) || msgpack_pack_uint8(&pk, FRAME_VERSION) ||
+        msgpack_pack_uint8(&pk, type) || msgpack_pack_uint8(&pk, kind) ||
+        msgpack_pack_uint64(&pk, req_id) || msgpack_pack_uint32(&pk, ttl_ms))
+        return -ENOMEM;
+    if (blen ? msgpack_sbuffer_write(sb, body, blen) : msgpack_pack_nil(&pk))
+        return -ENOMEM;
+    size_t plen = sb->size - FRAME_HDR;
+    if (plen > UINT32_MAX)
+        return -EMSGSIZE;
+    sb->data[0] = (char)(plen >> 24);
+    sb->data[1] = (char)(plen >> 16);
+    sb->data[2] = (char)(plen >> 8);
+    sb->data[3] = (char)plen;
+    return 0;
+}
+
+bool mp_u64(const msgpack_object *o, uint64_t *out)
+{
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return false;
+    *out = o->via.u64;
+    return true;
+}
+
+bool mp_i64(const msgpack_object *o, int64_t *out)
+{
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *out = o->via.i64;
+        return true;
+    }
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX) {
+        *out = (int64_t)o->via.u64;
+        return true;
+    }
+    return false;
+}
+
+bool mp_u32(const msgpack_object *o, uint32_t *out)
+{
+    uint64_t v;
+    if (!mp_u64(o, &v) || v > UINT32_MAX)
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+bool mp_bool(const msgpack_object *o, bool *out)
+{
+    if (o->type != MSGPACK_OBJECT_BOOLEAN)
+        return false;
+    *out = o->via.boolean;
+    return true;
+}
+
+bool mp_f64(const msgpack_object *o, double *out)
+{
+    if (o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32)
+        *out = o->via.f64;
+    else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        *out = (double)o->via.u64;
+    else
+        return false;
+    return isfinite(*out);
+}
+
+bool mp_bin(const msgpack_object *o, const uint8_t **p, size_t *len, size_t max)
+{
+    if (o->type == MSGPACK_OBJECT_BIN) {
+        *p = (const uint8_t *)o->via.bin.ptr;
+        *len = o->via.bin.size;
+    } else if (o->type == MSGPACK_OBJECT_STR) {
+        *p = (const uint8_t *)o->via.str.ptr;
+        *len = o->via.str.size;
+    } else {
+        return false;
+    }
+    return *len <= max;
+}
+
+bool mp_str(const msgpack_object *o, char *buf, size_t cap)
+{
+    const uint8_t *p;
+    size_t len;
+    if (cap == 0 || !mp_bin(o, &p, &len, cap - 1) || memchr(p, '\0', len))
+        return false;
+    memcpy(buf, p, len);
+    buf[len] = '\0';
+    return true;
+}
+
+bool mp_array(const msgpack_object *o, uint32_t n_min, uint32_t n_max,
+              const msgpack_object **items, uint32_t *n)
+{
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < n_min ||
+        o->via.array.size > n_max)
+        return false;
+    *items = o->via.array.ptr;
+    *n = o->via.array.size;
+    return true;
+}

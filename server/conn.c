@@ -1,0 +1,806 @@
+/*
+ * conn.c - client connections: accept, the text-protocol state machine,
+ * replies, backpressure, and closing at a safe point.
+ *
+ *   bufferevent input ──> CS_CMD ──(storage cmd)──> CS_DATA ──> execute
+ *                           │   └─(too large)─────> CS_SWALLOW ─┘
+ *                           └─(get/gat)─> CS_MGET (one key at a time, may pause)
+ *
+ * Every line is bounded (CONN_MAX_LINE) before it is parsed; a data block
+ * is bounded by node.max_value_bytes.  Lines are parsed in place in the
+ * input buffer (evbuffer_pullup) and drained after the command ran.
+ *
+ * Backpressure: when a connection's output passes CONN_OUT_HIGH the
+ * connection stops reading and stops executing (even between the keys of
+ * one multi-get) until the socket drains below CONN_OUT_LOW, so a client
+ * that does not read cannot make the server buffer without bound.
+ *
+ * Connections are never freed inside their own callbacks: conn_kill()
+ * moves them to srv->dead and the reaper event frees them on the next loop
+ * iteration.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "../common/version.h"
+#include "../ring/ring.h"
+#include "kv.h"
+#include "node.h"
+#include "server.h"
+
+#define CONN_MAX_LINE (64 * 1024)
+#define CONN_MAX_KEYS (CONN_MAX_LINE / 2)
+#define CONN_OUT_HIGH (1024 * 1024)
+#define CONN_OUT_LOW (256 * 1024)
+
+enum conn_state { CS_CMD, CS_DATA, CS_SWALLOW, CS_MGET, CS_CLOSING };
+
+typedef struct conn {
+    TAILQ_ENTRY(conn) link;
+    server_t *srv;
+    struct bufferevent *bev;
+    enum conn_state state;
+    bool paused; /* output over the high watermark: not reading, not executing */
+    bool dead;   /* on srv->dead, waiting for the reaper */
+    mc_request_t req; /* the storage command waiting for its data block */
+    char key[MC_KEY_MAX];
+    size_t klen;
+    uint64_t swallow; /* CS_SWALLOW: bytes still to discard */
+    /* CS_MGET: the keys point into the line, still at the head of input */
+    mc_key_t *mkeys;
+    size_t mkeys_n, mkeys_i, mline_len;
+    mc_level_t dflt_r, dflt_w; /* `consistency` for this connection */
+} conn_t;
+
+static void conn_process(conn_t *c);
+
+/* ---- lifecycle ---- */
+
+static void reap(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    server_t *srv = arg;
+    conn_t *c;
+    while ((c = TAILQ_FIRST(&srv->dead))) {
+        TAILQ_REMOVE(&srv->dead, c, link);
+        bufferevent_free(c->bev);
+        free(c->mkeys);
+        free(c);
+    }
+}
+
+static void conn_kill(conn_t *c)
+{
+    if (c->dead)
+        return;
+    c->dead = true;
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    TAILQ_REMOVE(&c->srv->conns, c, link);
+    TAILQ_INSERT_TAIL(&c->srv->dead, c, link);
+    c->srv->curr_conns--;
+    event_active(c->srv->reaper, EV_TIMEOUT, 0);
+}
+
+/* Close after the pending output has been written. */
+static void conn_close_after_write(conn_t *c)
+{
+    c->state = CS_CLOSING;
+    bufferevent_disable(c->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        conn_kill(c);
+    else
+        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+}
+
+void conn_close_all(server_t *srv)
+{
+    conn_t *c;
+    while ((c = TAILQ_FIRST(&srv->conns)))
+        conn_kill(c);
+    reap(-1, 0, srv);
+    if (srv->listener) {
+        evconnlistener_free(srv->listener);
+        srv->listener = NULL;
+    }
+    if (srv->reaper) {
+        event_free(srv->reaper);
+        srv->reaper = NULL;
+    }
+    free(srv->keybuf);
+    srv->keybuf = NULL;
+}
+
+/* ---- output ---- */
+
+static void out_add(conn_t *c, const void *p, size_t n)
+{
+    evbuffer_add(bufferevent_get_output(c->bev), p, n);
+    c->srv->stats.bytes_written += n;
+}
+
+static void out_str(conn_t *c, const char *s)
+{
+    out_add(c, s, strlen(s));
+}
+
+static void out_fmt(conn_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void out_fmt(conn_t *c, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    out_add(c, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+}
+
+static void out_value(conn_t *c, const void *key, size_t klen, const sibling_t *s, bool with_cas,
+                      uint64_t cas)
+{
+    char hdr[MC_KEY_MAX + 96];
+    int n;
+    if (with_cas)
+        n = snprintf(hdr, sizeof(hdr), "VALUE %.*s %u %zu %llu\r\n", (int)klen,
+                     (const char *)key, s->flags, s->len, (unsigned long long)cas);
+    else
+        n = snprintf(hdr, sizeof(hdr), "VALUE %.*s %u %zu\r\n", (int)klen, (const char *)key,
+                     s->flags, s->len);
+    out_add(c, hdr, (size_t)n);
+    if (s->len)
+        out_add(c, s->value, s->len);
+    out_add(c, "\r\n", 2);
+}
+
+static bool out_full(conn_t *c)
+{
+    return evbuffer_get_length(bufferevent_get_output(c->bev)) > CONN_OUT_HIGH;
+}
+
+static void out_storage_error(conn_t *c)
+{
+    out_str(c, "SERVER_ERROR storage failure\r\n");
+}
+
+/* ---- commands ---- */
+
+/* Per-request levels are validated against cluster.n now; they choose how
+ * many replicas must answer once the node runs in a cluster. */
+static bool check_levels(conn_t *c, const mc_request_t *req)
+{
+    const config_t *cfg = &c->srv->cfg;
+    mc_level_t r = req->r.kind ? req->r : c->dflt_r;
+    mc_level_t w = req->w.kind ? req->w : c->dflt_w;
+    if (mc_level_resolve(r, cfg->n, cfg->r) < 0 || mc_level_resolve(w, cfg->n, cfg->w) < 0) {
+        out_fmt(c, "CLIENT_ERROR consistency level exceeds replication factor n=%d\r\n", cfg->n);
+        return false;
+    }
+    return true;
+}
+
+static void count_get(server_t *srv, enum mc_cmd cmd, bool hit)
+{
+    srv->stats.cmd_get++;
+    if (cmd == MC_GAT || cmd == MC_GATS) {
+        srv->stats.cmd_touch++;
+        if (hit)
+            srv->stats.touch_hits++;
+        else
+            srv->stats.touch_misses++;
+    }
+    if (hit)
+        srv->stats.get_hits++;
+    else
+        srv->stats.get_misses++;
+}
+
+/* One key of get/gets/gat/gats. */
+static void mget_one(conn_t *c, const mc_key_t *k)
+{
+    server_t *srv = c->srv;
+    obj_t o;
+    obj_init(&o);
+    bool gat = c->req.cmd == MC_GAT || c->req.cmd == MC_GATS;
+    bool with_cas = c->req.cmd == MC_GETS || c->req.cmd == MC_GATS;
+    int rc;
+    if (gat) {
+        kv_op_t op = {.cmd = c->req.cmd,
+                      .expiry = kv_expiry(c->req.exptime, node_now_us() / 1000000)};
+        enum kv_result res;
+        uint64_t num;
+        rc = node_exec(srv, &op, k->ptr, k->len, &o, &res, &num);
+        if (rc == 0 && res != KV_TOUCHED)
+            rc = 0, obj_free(&o);
+        else if (rc == 0)
+            rc = 1;
+    } else {
+        rc = node_read(srv, k->ptr, k->len, &o);
+    }
+    if (rc < 0) {
+        count_get(srv, c->req.cmd, false);
+    } else if (rc == 1 && node_visible(&o)) {
+        count_get(srv, c->req.cmd, true);
+        out_value(c, k->ptr, k->len, obj_winner(&o), with_cas, vc_digest(&o.vc));
+    } else {
+        count_get(srv, c->req.cmd, false);
+    }
+    obj_free(&o);
+}
+
+/* Run (or resume) a multi-key read; false when paused for backpressure. */
+static bool mget_run(conn_t *c)
+{
+    while (c->mkeys_i < c->mkeys_n) {
+        mget_one(c, &c->mkeys[c->mkeys_i++]);
+        if (c->mkeys_i < c->mkeys_n && out_full(c))
+            return false;
+    }
+    out_str(c, "END\r\n");
+    return true;
+}
+
+static void do_mget(conn_t *c, size_t line_total)
+{
+    c->mkeys_i = 0;
+    c->mkeys_n = c->req.nkeys;
+    c->mkeys = c->req.keys; /* scratch for now; copied if we must pause */
+    if (mget_run(c))
+        return;
+    /* Paused mid-command: keep the keys (they point into the line, which
+     * stays at the head of the input buffer while reading is off). */
+    size_t left = c->mkeys_n - c->mkeys_i;
+    mc_key_t *keys = malloc(left * sizeof(*keys));
+    if (!keys) {
+        out_str(c, "SERVER_ERROR out of memory\r\n");
+        conn_close_after_write(c);
+        return;
+    }
+    memcpy(keys, c->mkeys + c->mkeys_i, left * sizeof(*keys));
+    c->mkeys = keys;
+    c->mkeys_n = left;
+    c->mkeys_i = 0;
+    c->mline_len = line_total;
+    c->state = CS_MGET;
+}
+
+static void reply_result(conn_t *c, enum kv_result res, uint64_t number)
+{
+    if (c->req.noreply)
+        return;
+    if (res == KV_NUMBER)
+        out_fmt(c, "%llu\r\n", (unsigned long long)number);
+    else
+        out_str(c, kv_result_line(res));
+}
+
+static void count_result(server_t *srv, enum mc_cmd cmd, enum kv_result res)
+{
+    server_stats_t *s = &srv->stats;
+    bool hit = res != KV_NOT_FOUND;
+    switch (cmd) {
+    case MC_SET: case MC_ADD: case MC_REPLACE: case MC_APPEND: case MC_PREPEND:
+        s->cmd_set++;
+        break;
+    case MC_CAS:
+        s->cmd_set++;
+        if (res == KV_NOT_FOUND) s->cas_misses++;
+        else if (res == KV_EXISTS) s->cas_badval++;
+        else s->cas_hits++;
+        break;
+    case MC_DELETE: if (hit) s->delete_hits++; else s->delete_misses++; break;
+    case MC_INCR: if (hit) s->incr_hits++; else s->incr_misses++; break;
+    case MC_DECR: if (hit) s->decr_hits++; else s->decr_misses++; break;
+    case MC_TOUCH:
+        s->cmd_touch++;
+        if (hit) s->touch_hits++; else s->touch_misses++;
+        break;
+    default: break;
+    }
+}
+
+static void exec_write(conn_t *c, const mc_request_t *req, const void *key, size_t klen,
+                       const uint8_t *data, size_t len)
+{
+    kv_op_t op = {.cmd = req->cmd, .flags = req->flags, .data = data, .len = len,
+                  .cas = req->cas, .delta = req->delta};
+    op.expiry = kv_expiry(req->exptime, node_now_us() / 1000000);
+    enum kv_result res;
+    uint64_t number = 0;
+    int rc = node_exec(c->srv, &op, key, klen, NULL, &res, &number);
+    if (rc < 0) {
+        if (!req->noreply)
+            out_storage_error(c);
+        return;
+    }
+    count_result(c->srv, req->cmd, res);
+    reply_result(c, res, number);
+}
+
+static void do_lget(conn_t *c, const mc_key_t *k, bool siblings_only)
+{
+    obj_t o;
+    obj_init(&o);
+    int rc = node_read(c->srv, k->ptr, k->len, &o);
+    if (rc < 0) {
+        out_storage_error(c);
+        obj_free(&o);
+        return;
+    }
+    uint64_t token = vc_digest(&o.vc);
+    char vv[4096];
+    size_t need = vc_format(&o.vc, vv, sizeof(vv));
+    if (need >= sizeof(vv))
+        snprintf(vv, sizeof(vv), "[...]");
+    for (uint32_t i = 0; rc == 1 && i < o.nsib; i++) {
+        const sibling_t *s = &o.sib[i];
+        if (siblings_only) {
+            if (!s->tombstone)
+                out_value(c, k->ptr, k->len, s, true, token);
+            continue;
+        }
+        out_fmt(c, "SIBLING %s %lld %s\r\n", vv, (long long)s->ts_us,
+                s->tombstone ? "deleted" : "live");
+        sibling_t shown = *s;
+        if (s->tombstone)
+            shown.len = 0;
+        out_value(c, k->ptr, k->len, &shown, true, token);
+    }
+    out_str(c, "END\r\n");
+    obj_free(&o);
+}
+
+static void do_stats(conn_t *c, const char *arg)
+{
+    server_t *srv = c->srv;
+    server_stats_t *s = &srv->stats;
+    if (arg && !strcmp(arg, "reset")) {
+        int64_t items = s->curr_items, bytes = s->bytes;
+        memset(s, 0, sizeof(*s));
+        s->curr_items = items;
+        s->bytes = bytes;
+        out_str(c, "RESET\r\n");
+        return;
+    }
+    if (arg) {
+        out_str(c, "ERROR\r\n");
+        return;
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    int64_t now = node_now_us() / 1000000;
+#define U(name, v) out_fmt(c, "STAT " name " %llu\r\n", (unsigned long long)(v))
+#define I(name, v) out_fmt(c, "STAT " name " %lld\r\n", (long long)(v))
+    I("pid", getpid());
+    I("uptime", now - srv->started);
+    I("time", now);
+    out_fmt(c, "STAT version %s\r\n", QKV_VERSION);
+    out_fmt(c, "STAT libevent %s\r\n", event_get_version());
+    I("pointer_size", (int)(8 * sizeof(void *)));
+    out_fmt(c, "STAT rusage_user %ld.%06ld\r\n", (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec);
+    out_fmt(c, "STAT rusage_system %ld.%06ld\r\n", (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec);
+    I("max_connections", srv->cfg.max_connections);
+    I("curr_connections", srv->curr_conns);
+    U("total_connections", s->total_connections);
+    U("rejected_connections", s->rejected_connections);
+    U("cmd_get", s->cmd_get);
+    U("cmd_set", s->cmd_set);
+    U("cmd_flush", s->cmd_flush);
+    U("cmd_touch", s->cmd_touch);
+    U("get_hits", s->get_hits);
+    U("get_misses", s->get_misses);
+    U("get_expired", s->get_expired);
+    U("get_flushed", s->get_flushed);
+    U("delete_misses", s->delete_misses);
+    U("delete_hits", s->delete_hits);
+    U("incr_misses", s->incr_misses);
+    U("incr_hits", s->incr_hits);
+    U("decr_misses", s->decr_misses);
+    U("decr_hits", s->decr_hits);
+    U("cas_misses", s->cas_misses);
+    U("cas_hits", s->cas_hits);
+    U("cas_badval", s->cas_badval);
+    U("touch_hits", s->touch_hits);
+    U("touch_misses", s->touch_misses);
+    U("bytes_read", s->bytes_read);
+    U("bytes_written", s->bytes_written);
+    U("limit_maxbytes", 0);
+    I("threads", 1);
+    U("item_size_max", srv->cfg.max_value_bytes);
+    I("curr_items", s->curr_items);
+    U("total_items", s->total_items);
+    I("bytes", s->bytes);
+    U("evictions", 0);
+    U("reclaimed", s->reclaimed);
+    U("crawler_runs", s->crawler_runs);
+    U("store_errors", s->store_errors);
+    U("siblings_pruned", s->siblings_pruned);
+    U("vv_entries_pruned", s->vv_entries_pruned);
+    I("cluster_n", srv->cfg.n);
+    I("cluster_r", srv->cfg.r);
+    I("cluster_w", srv->cfg.w);
+#undef U
+#undef I
+    out_str(c, "END\r\n");
+}
+
+static void do_ring(conn_t *c)
+{
+    /* Until membership exists the ring holds this node alone. */
+    const char *names[1] = {c->srv->cfg.name};
+    ring_t *ring = NULL;
+    if (ring_build(names, 1, (uint32_t)c->srv->cfg.vnodes, (uint32_t)c->srv->cfg.n, 1, &ring) < 0) {
+        out_str(c, "SERVER_ERROR cannot build ring\r\n");
+        return;
+    }
+    size_t nr = ring_range_count(ring);
+    for (size_t i = 0; i < nr; i++) {
+        uint64_t start, end;
+        const uint32_t *list;
+        uint32_t len;
+        if (ring_range(ring, i, &start, &end, &list, &len) < 0)
+            continue;
+        out_fmt(c, "%llu %llu ", (unsigned long long)start, (unsigned long long)end);
+        for (uint32_t j = 0; j < len; j++)
+            out_fmt(c, "%s%s", j ? "," : "", ring_node_name(ring, list[j]));
+        out_str(c, "\r\n");
+    }
+    out_str(c, "END\r\n");
+    ring_free(ring);
+}
+
+static void do_consistency(conn_t *c, const mc_request_t *req)
+{
+    const config_t *cfg = &c->srv->cfg;
+    if (!req->r.kind && !req->w.kind) {
+        char b1[16], b2[16];
+        mc_level_t r = c->dflt_r.kind ? c->dflt_r : (mc_level_t){MC_LEVEL_NUM, cfg->r};
+        mc_level_t w = c->dflt_w.kind ? c->dflt_w : (mc_level_t){MC_LEVEL_NUM, cfg->w};
+        out_fmt(c, "CONSISTENCY r=%s w=%s\r\n", mc_level_str(r, b1, sizeof(b1)),
+                mc_level_str(w, b2, sizeof(b2)));
+        return;
+    }
+    if ((req->r.kind && mc_level_resolve(req->r, cfg->n, cfg->r) < 0) ||
+        (req->w.kind && mc_level_resolve(req->w, cfg->n, cfg->w) < 0)) {
+        out_fmt(c, "CLIENT_ERROR consistency level exceeds replication factor n=%d\r\n", cfg->n);
+        return;
+    }
+    if (req->r.kind)
+        c->dflt_r = req->r;
+    if (req->w.kind)
+        c->dflt_w = req->w;
+    out_str(c, "OK\r\n");
+}
+
+/* Execute one parsed command line (not a storage command: those wait for
+ * their data).  Returns false when the line must stay in the input buffer
+ * (a multi-get paused). */
+static void exec_line(conn_t *c, mc_request_t *req, size_t line_total)
+{
+    server_t *srv = c->srv;
+    switch (req->cmd) {
+    case MC_GET: case MC_GETS: case MC_GAT: case MC_GATS:
+        if (!check_levels(c, req))
+            return;
+        c->req = *req;
+        do_mget(c, line_total);
+        return;
+    case MC_DELETE: case MC_INCR: case MC_DECR: case MC_TOUCH:
+        if (!check_levels(c, req))
+            return;
+        exec_write(c, req, req->keys[0].ptr, req->keys[0].len, NULL, 0);
+        return;
+    case MC_FLUSH_ALL:
+        srv->stats.cmd_flush++;
+        if (node_flush(srv, req->has_delay ? req->delay : 0) < 0) {
+            if (!req->noreply)
+                out_storage_error(c);
+            return;
+        }
+        if (!req->noreply)
+            out_str(c, "OK\r\n");
+        return;
+    case MC_STATS:
+        do_stats(c, req->arg);
+        return;
+    case MC_VERSION:
+        out_str(c, "VERSION " QKV_VERSION "\r\n");
+        return;
+    case MC_VERBOSITY:
+        log_set_level(req->delay >= 2 ? LOG_DEBUG : req->delay == 1 ? LOG_INFO : srv->cfg.log_level);
+        if (!req->noreply)
+            out_str(c, "OK\r\n");
+        return;
+    case MC_QUIT:
+        conn_close_after_write(c);
+        return;
+    case MC_LGET:
+        do_lget(c, &req->keys[0], false);
+        return;
+    case MC_SIBLINGS:
+        if (!check_levels(c, req))
+            return;
+        do_lget(c, &req->keys[0], true);
+        return;
+    case MC_CONSISTENCY:
+        do_consistency(c, req);
+        return;
+    case MC_RING:
+        do_ring(c);
+        return;
+    case MC_MEMBERS:
+        out_fmt(c, "%s %s:%d %s:%d up phi=0.00 hb=0\r\n", srv->cfg.name, srv->cfg.host,
+                srv->cfg.client_port, srv->cfg.host, srv->cfg.peer_port);
+        out_str(c, "END\r\n");
+        return;
+    case MC_LEAVE:
+        out_str(c, "SERVER_ERROR no other node to hand the data to\r\n");
+        return;
+    default:
+        out_str(c, "ERROR\r\n");
+        return;
+    }
+}
+
+/* ---- the state machine ---- */
+
+static void consume(conn_t *c, size_t n)
+{
+    evbuffer_drain(bufferevent_get_input(c->bev), n);
+    c->srv->stats.bytes_read += n;
+}
+
+/* CS_CMD: one line.  Returns false when more input is needed. */
+static bool step_cmd(conn_t *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t eol_len = 0;
+    struct evbuffer_ptr pos = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
+    if (pos.pos < 0) {
+        if (evbuffer_get_length(in) > CONN_MAX_LINE) {
+            out_str(c, "CLIENT_ERROR line too long\r\n");
+            conn_close_after_write(c);
+        }
+        return false;
+    }
+    size_t len = (size_t)pos.pos, total = len + eol_len;
+    if (len > CONN_MAX_LINE) {
+        out_str(c, "CLIENT_ERROR line too long\r\n");
+        conn_close_after_write(c);
+        return false;
+    }
+    char *line = (char *)evbuffer_pullup(in, (ssize_t)total);
+    if (!line) {
+        conn_close_after_write(c);
+        return false;
+    }
+    mc_request_t req;
+    enum mc_parse_rc rc = mc_parse(line, len, &req, c->srv->keybuf, c->srv->keybuf_cap,
+                                   c->srv->cfg.max_value_bytes);
+    if (rc == MC_ERR_TOO_LARGE) {
+        consume(c, total);
+        out_str(c, mc_parse_error_line(rc));
+        c->swallow = (uint64_t)req.bytes + 2;
+        c->state = CS_SWALLOW;
+        return true;
+    }
+    if (rc != MC_OK) {
+        consume(c, total);
+        out_str(c, mc_parse_error_line(rc));
+        return true;
+    }
+    switch (req.cmd) {
+    case MC_SET: case MC_ADD: case MC_REPLACE: case MC_APPEND: case MC_PREPEND: case MC_CAS:
+        if (!check_levels(c, &req)) {
+            /* the data block follows regardless: swallow it */
+            consume(c, total);
+            c->swallow = (uint64_t)req.bytes + 2;
+            c->state = CS_SWALLOW;
+            return true;
+        }
+        c->req = req;
+        c->klen = req.keys[0].len;
+        memcpy(c->key, req.keys[0].ptr, c->klen);
+        c->req.keys = NULL;
+        consume(c, total);
+        c->state = CS_DATA;
+        return true;
+    default:
+        break;
+    }
+    exec_line(c, &req, total);
+    if (c->state == CS_MGET)
+        return true; /* the line stays until the multi-get finishes */
+    consume(c, total);
+    return c->state != CS_CLOSING;
+}
+
+static bool step_data(conn_t *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t need = (size_t)c->req.bytes + 2;
+    if (evbuffer_get_length(in) < need)
+        return false;
+    uint8_t *data = evbuffer_pullup(in, (ssize_t)need);
+    if (!data) {
+        conn_close_after_write(c);
+        return false;
+    }
+    c->state = CS_CMD;
+    if (data[need - 2] != '\r' || data[need - 1] != '\n') {
+        out_str(c, "CLIENT_ERROR bad data chunk\r\n");
+    } else {
+        exec_write(c, &c->req, c->key, c->klen, data, need - 2);
+    }
+    consume(c, need);
+    return true;
+}
+
+static bool step_swallow(conn_t *c)
+{
+    size_t avail = evbuffer_get_length(bufferevent_get_input(c->bev));
+    size_t n = avail < c->swallow ? avail : (size_t)c->swallow;
+    consume(c, n);
+    c->swallow -= n;
+    if (c->swallow)
+        return false;
+    c->state = CS_CMD;
+    return true;
+}
+
+static bool step_mget(conn_t *c)
+{
+    if (!mget_run(c))
+        return false;
+    free(c->mkeys);
+    c->mkeys = NULL;
+    c->state = CS_CMD;
+    consume(c, c->mline_len);
+    bufferevent_enable(c->bev, EV_READ);
+    return true;
+}
+
+static void conn_process(conn_t *c)
+{
+    while (!c->dead && !c->paused) {
+        bool more;
+        switch (c->state) {
+        case CS_CMD: more = step_cmd(c); break;
+        case CS_DATA: more = step_data(c); break;
+        case CS_SWALLOW: more = step_swallow(c); break;
+        case CS_MGET: more = step_mget(c); break;
+        default: more = false; break;
+        }
+        if (c->state == CS_CLOSING)
+            return;
+        if (out_full(c)) {
+            /* stop reading and executing until the client drains */
+            c->paused = true;
+            bufferevent_disable(c->bev, EV_READ);
+            bufferevent_setwatermark(c->bev, EV_WRITE, CONN_OUT_LOW, 0);
+            return;
+        }
+        if (c->state == CS_MGET)
+            bufferevent_disable(c->bev, EV_READ); /* keep the line where it is */
+        if (!more)
+            return;
+    }
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    conn_process(arg);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    conn_t *c = arg;
+    if (c->state == CS_CLOSING) {
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+            conn_kill(c);
+        return;
+    }
+    if (c->paused) {
+        c->paused = false;
+        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+        if (c->state != CS_MGET)
+            bufferevent_enable(c->bev, EV_READ);
+        conn_process(c);
+    }
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    conn_t *c = arg;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        conn_kill(c);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
+{
+    (void)l;
+    (void)sa;
+    (void)salen;
+    server_t *srv = arg;
+    if (srv->stopping || srv->curr_conns >= srv->cfg.max_connections) {
+        static const char msg[] = "ERROR Too many open connections\r\n";
+        ssize_t w = send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+        evutil_closesocket(fd);
+        srv->stats.rejected_connections++;
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    conn_t *c = calloc(1, sizeof(*c));
+    struct bufferevent *bev = c ? bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
+    if (!bev) {
+        free(c);
+        evutil_closesocket(fd);
+        return;
+    }
+    c->srv = srv;
+    c->bev = bev;
+    c->state = CS_CMD;
+    TAILQ_INSERT_TAIL(&srv->conns, c, link);
+    srv->curr_conns++;
+    srv->stats.total_connections++;
+    bufferevent_setcb(bev, on_read, on_write, on_event, c);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+static void on_listen_error(struct evconnlistener *l, void *arg)
+{
+    (void)l;
+    (void)arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    /* EMFILE and friends: log and keep serving the connections we have */
+    log_warn("accept: %s", evutil_socket_error_to_string(err));
+}
+
+int conn_listen(server_t *srv, char *err, size_t errlen)
+{
+    TAILQ_INIT(&srv->conns);
+    TAILQ_INIT(&srv->dead);
+    srv->keybuf_cap = CONN_MAX_KEYS;
+    srv->keybuf = calloc(srv->keybuf_cap, sizeof(mc_key_t));
+    srv->reaper = event_new(srv->base, -1, 0, reap, srv);
+    if (!srv->keybuf || !srv->reaper) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((uint16_t)srv->cfg.client_port);
+    if (inet_pton(AF_INET, srv->cfg.host, &sin.sin_addr) != 1) {
+        snprintf(err, errlen, "node.host '%s' is not an IPv4 address", srv->cfg.host);
+        return -1;
+    }
+    srv->listener = evconnlistener_new_bind(srv->base, on_accept, srv,
+                                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024,
+                                            (struct sockaddr *)&sin, sizeof(sin));
+    if (!srv->listener) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", srv->cfg.host, srv->cfg.client_port,
+                 strerror(errno));
+        return -1;
+    }
+    evconnlistener_set_error_cb(srv->listener, on_listen_error);
+    return 0;
+}

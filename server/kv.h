@@ -1,0 +1,52 @@
+/*
+ * kv.h - memcached command semantics on a stored object.
+ *
+ * Pure decision logic, shared by the local path and (later) the cluster
+ * coordinator: given the command and the current object (already merged
+ * from the replicas that answered and purged of dead siblings), decide the
+ * reply and whether a new sibling must be written.  The caller then writes
+ * it with the object's vector as causal context (obj_update), so the write
+ * supersedes exactly what was read.
+ */
+#ifndef QKV_KV_H
+#define QKV_KV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../storage/object.h"
+#include "proto.h"
+
+enum kv_result {
+    KV_STORED, KV_NOT_STORED, KV_EXISTS, KV_NOT_FOUND, KV_DELETED, KV_TOUCHED,
+    KV_NUMBER,      /* incr/decr: reply the new value */
+    KV_NON_NUMERIC, /* incr/decr on a value that is not a number */
+    KV_NOMEM,
+};
+
+typedef struct kv_op {
+    enum mc_cmd cmd;
+    uint32_t flags;
+    int64_t expiry;      /* absolute, from kv_expiry() */
+    const uint8_t *data; /* storage commands */
+    size_t len;
+    uint64_t cas;
+    uint64_t delta;
+} kv_op_t;
+
+/* memcached's exptime rule: 0 never; negative already expired; up to 30
+ * days relative to now_s; beyond that an absolute unix time. */
+int64_t kv_expiry(int64_t exptime, int64_t now_s);
+
+/* Decide the command on cur.  When *write is set, *out is a new sibling
+ * (value malloc'ed, owned by the caller until obj_update takes it) to write
+ * with context cur->vc; ts_us is stamped with now_us.  *number carries the
+ * incr/decr result. */
+enum kv_result kv_decide(const kv_op_t *op, const obj_t *cur, int64_t now_us, sibling_t *out,
+                         bool *write, uint64_t *number);
+
+/* Reply line for a result ("STORED\r\n" ...); KV_NUMBER is formatted by the
+ * caller. */
+const char *kv_result_line(enum kv_result r);
+
+#endif

@@ -1,0 +1,320 @@
+/*
+ * node.c - the local replica (see node.h): storage open/close, the item
+ * counters, flush_all, and the crawler.
+ *
+ * Item accounting: an object "counts" when its winner is a live value (not a
+ * tombstone), whatever its expiry; curr_items and bytes move by the
+ * difference between the object before and after every store write, so
+ * they stay exact for what is stored.  Expired and flushed items count
+ * until a read or the crawler reclaims them, as in memcached.  At start-up
+ * one scan of the store sets the counters.
+ *
+ * The crawler (like memcached's LRU crawler) walks the keys a slice at a
+ * time on a timer and reclaims dead siblings, so expired data leaves the
+ * disk even if nobody reads it again.
+ */
+#include "node.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "../common/hash.h"
+#include "../common/log.h"
+
+#define CRAWL_INTERVAL_MS 100
+#define CRAWL_SLICE 1000
+#define META_FLUSH "flush_us"
+
+int64_t node_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+typedef struct acct {
+    bool counted;
+    int64_t bytes;
+} acct_t;
+
+static acct_t acct_of(const obj_t *o, size_t klen)
+{
+    acct_t a = {false, 0};
+    if (o && obj_live(o)) {
+        a.counted = true;
+        a.bytes = (int64_t)(klen + obj_winner(o)->len);
+    }
+    return a;
+}
+
+static void acct_apply(server_t *srv, acct_t before, acct_t after)
+{
+    srv->stats.curr_items += (int)after.counted - (int)before.counted;
+    srv->stats.bytes += after.bytes - before.bytes;
+}
+
+bool node_visible(const obj_t *o)
+{
+    return obj_live(o);
+}
+
+/* Store o for key (or delete the key when o has no siblings left). */
+static int persist(server_t *srv, const void *key, size_t klen, const obj_t *o, acct_t before)
+{
+    int rc = o->nsib ? store_put(srv->store, key, klen, o) : store_del(srv->store, key, klen);
+    if (rc < 0) {
+        srv->stats.store_errors++;
+        return rc;
+    }
+    acct_apply(srv, before, acct_of(o->nsib ? o : NULL, klen));
+    return 0;
+}
+
+int node_read(server_t *srv, const void *key, size_t klen, obj_t *o)
+{
+    int rc = store_get(srv->store, key, klen, o);
+    if (rc <= 0) {
+        if (rc < 0)
+            srv->stats.store_errors++;
+        return rc;
+    }
+    int64_t now_us = node_now_us();
+    acct_t before = acct_of(o, klen);
+    bool was_live = obj_live(o);
+    uint32_t dropped = obj_purge(o, now_us / 1000000, srv->flush_us);
+    if (dropped) {
+        if (was_live && !obj_live(o))
+            srv->stats.reclaimed++;
+        rc = persist(srv, key, klen, o, before);
+        if (rc < 0)
+            return rc;
+        if (o->nsib == 0)
+            return 0;
+    }
+    return 1;
+}
+
+int node_exec(server_t *srv, const kv_op_t *op, const void *key, size_t klen, obj_t *after,
+              enum kv_result *result, uint64_t *number)
+{
+    obj_t cur;
+    obj_init(&cur);
+    int rc = node_read(srv, key, klen, &cur);
+    if (rc < 0)
+        goto out;
+    acct_t before = acct_of(&cur, klen);
+    sibling_t sib;
+    bool write = false;
+    int64_t now_us = node_now_us();
+    *result = kv_decide(op, &cur, now_us, &sib, &write, number);
+    rc = 0;
+    if (!write)
+        goto out;
+    vclock_t ctx;
+    vc_init(&ctx);
+    if ((rc = vc_copy(&ctx, &cur.vc)) < 0) {
+        free(sib.value);
+        goto out;
+    }
+    rc = obj_update(&cur, &ctx, srv->node_id, &sib, now_us);
+    vc_free(&ctx);
+    if (rc < 0) {
+        free(sib.value);
+        goto out;
+    }
+    srv->stats.siblings_pruned += obj_prune_siblings(&cur, (uint32_t)srv->cfg.max_siblings);
+    srv->stats.vv_entries_pruned += vc_prune(&cur.vc, (uint32_t)srv->cfg.max_vv_entries);
+    if ((rc = persist(srv, key, klen, &cur, before)) < 0)
+        goto out;
+    if (!sib.tombstone)
+        srv->stats.total_items++;
+    if (after)
+        rc = obj_copy(after, &cur);
+out:
+    obj_free(&cur);
+    return rc;
+}
+
+int node_flush(server_t *srv, int64_t delay_s)
+{
+    int64_t when = node_now_us() + delay_s * 1000000;
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%lld", (long long)when);
+    int rc = store_raw_put(srv->store, 'm', META_FLUSH, strlen(META_FLUSH), buf, (size_t)n);
+    if (rc < 0) {
+        srv->stats.store_errors++;
+        return rc;
+    }
+    srv->flush_us = when;
+    srv->crawl_cursor_len = 0; /* sweep from the start so the flush is reclaimed soon */
+    return 0;
+}
+
+/* ---- start-up scan and crawler ---- */
+
+typedef struct scan_ctx {
+    server_t *srv;
+    int64_t now_s;
+    size_t seen;
+    size_t limit;
+    /* keys with dead siblings, reclaimed after the iteration */
+    uint8_t (*dead)[MC_KEY_MAX];
+    size_t *dead_len;
+    size_t ndead;
+    uint8_t last[MC_KEY_MAX];
+    size_t last_len;
+} scan_ctx_t;
+
+static int count_cb(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+    scan_ctx_t *sc = arg;
+    (void)key;
+    obj_t o;
+    obj_init(&o);
+    if (obj_decode(val, vlen, &o) == 0) {
+        acct_apply(sc->srv, acct_of(NULL, 0), acct_of(&o, klen));
+    } else {
+        log_warn("store: undecodable record for a key of %zu bytes ignored", klen);
+    }
+    obj_free(&o);
+    return 0;
+}
+
+static int crawl_cb(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+    scan_ctx_t *sc = arg;
+    if (klen > MC_KEY_MAX)
+        return 0;
+    /* the iteration starts at the cursor itself: skip it */
+    if (sc->seen == 0 && klen == sc->last_len && memcmp(key, sc->last, klen) == 0)
+        return 0;
+    obj_t o;
+    obj_init(&o);
+    if (obj_decode(val, vlen, &o) == 0 &&
+        obj_purge(&o, sc->now_s, sc->srv->flush_us) > 0) {
+        memcpy(sc->dead[sc->ndead], key, klen);
+        sc->dead_len[sc->ndead++] = klen;
+    }
+    obj_free(&o);
+    memcpy(sc->last, key, klen);
+    sc->last_len = klen;
+    return ++sc->seen >= sc->limit ? 1 : 0;
+}
+
+static void crawl(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    server_t *srv = arg;
+    uint8_t(*dead)[MC_KEY_MAX] = srv->crawl_keys;
+    size_t *dead_len = srv->crawl_lens;
+    scan_ctx_t sc = {.srv = srv, .now_s = node_now_us() / 1000000, .limit = CRAWL_SLICE,
+                     .dead = dead, .dead_len = dead_len};
+    memcpy(sc.last, srv->crawl_cursor, srv->crawl_cursor_len);
+    sc.last_len = srv->crawl_cursor_len;
+    int rc = store_iterate(srv->store, 'd', srv->crawl_cursor, srv->crawl_cursor_len, crawl_cb,
+                           &sc);
+    if (rc < 0)
+        return;
+    for (size_t i = 0; i < sc.ndead; i++) {
+        obj_t o;
+        obj_init(&o);
+        node_read(srv, dead[i], dead_len[i], &o); /* purges and persists */
+        obj_free(&o);
+    }
+    if (sc.seen < CRAWL_SLICE) { /* reached the end: next pass from the start */
+        srv->crawl_cursor_len = 0;
+        srv->stats.crawler_runs++;
+    } else {
+        memcpy(srv->crawl_cursor, sc.last, sc.last_len);
+        srv->crawl_cursor_len = sc.last_len;
+    }
+}
+
+void node_start_crawler(server_t *srv)
+{
+    struct timeval tv = {0, CRAWL_INTERVAL_MS * 1000};
+    srv->crawl_keys = malloc(sizeof(uint8_t[MC_KEY_MAX]) * CRAWL_SLICE);
+    srv->crawl_lens = malloc(sizeof(size_t) * CRAWL_SLICE);
+    if (!srv->crawl_keys || !srv->crawl_lens) {
+        log_warn("crawler disabled: out of memory");
+        return;
+    }
+    srv->crawler = event_new(srv->base, -1, EV_PERSIST, crawl, srv);
+    if (srv->crawler)
+        event_add(srv->crawler, &tv);
+}
+
+/* mkdir -p */
+static int make_dirs(const char *path)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+        return -1;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0755) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+int node_open(server_t *srv, char *err, size_t errlen)
+{
+    if (make_dirs(srv->cfg.data_dir) < 0) {
+        snprintf(err, errlen, "cannot create data_dir %s: %s", srv->cfg.data_dir, strerror(errno));
+        return -1;
+    }
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/db", srv->cfg.data_dir);
+    store_opts_t so = {.path = path, .sync = srv->cfg.storage_sync,
+                       .cache_bytes = (size_t)srv->cfg.cache_mb << 20};
+    char *msg = NULL;
+    if (store_open(&so, &srv->store, &msg) < 0) {
+        snprintf(err, errlen, "cannot open storage in %s: %s", path, msg ? msg : "error");
+        free(msg);
+        return -1;
+    }
+    srv->node_id = qkv_hash64(srv->cfg.name, strlen(srv->cfg.name));
+    uint8_t *val = NULL;
+    size_t vlen = 0;
+    if (store_raw_get(srv->store, 'm', META_FLUSH, strlen(META_FLUSH), &val, &vlen) == 1) {
+        char buf[32];
+        size_t n = vlen < sizeof(buf) - 1 ? vlen : sizeof(buf) - 1;
+        memcpy(buf, val, n);
+        buf[n] = '\0';
+        srv->flush_us = strtoll(buf, NULL, 10);
+    }
+    free(val);
+    scan_ctx_t sc = {.srv = srv};
+    if (store_iterate(srv->store, 'd', NULL, 0, count_cb, &sc) < 0) {
+        snprintf(err, errlen, "cannot scan storage in %s", path);
+        store_close(srv->store);
+        srv->store = NULL;
+        return -1;
+    }
+    log_info("storage %s open: %lld items, %lld bytes", path, (long long)srv->stats.curr_items,
+             (long long)srv->stats.bytes);
+    return 0;
+}
+
+void node_close(server_t *srv)
+{
+    if (srv->crawler) {
+        event_free(srv->crawler);
+        srv->crawler = NULL;
+    }
+    free(srv->crawl_keys);
+    free(srv->crawl_lens);
+    srv->crawl_keys = NULL;
+    srv->crawl_lens = NULL;
+    store_close(srv->store);
+    srv->store = NULL;
+}

@@ -1,0 +1,87 @@
+/*
+ * peer.h - the inter-node transport: frames (common/frame.h) over
+ * persistent TCP connections, with request ids, per-request deadlines and
+ * reconnect with backoff.
+ *
+ *   transport_request(host:port) ──> link (one outbound TCP conn per peer,
+ *        │                              connect on demand, backoff after a
+ *        │ pending[req_id] + timer      failure: 100 ms doubling to 5 s)
+ *        v
+ *   reply frame or deadline or link failure ──> cb(status, frame) exactly once
+ *
+ *   inbound TCP conns (peer_port) ──> frames ──> on_request(link, frame)
+ *                                                  └─> transport_reply(link, ...)
+ *
+ * A malformed or oversized frame closes that connection only (counted in
+ * bad_frames).  Links are freed at a safe point (a reaper event), never
+ * inside their own callbacks.  A link passed to on_request is valid only
+ * during that callback: reply before returning.
+ *
+ * Fault injection for tests: transport_set_drop(t, true) makes the node
+ * deaf and mute on its peer port (every frame in and out is dropped), as a
+ * network cut would; it is reachable only when the config enables it.
+ */
+#ifndef QKV_PEER_H
+#define QKV_PEER_H
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/frame.h"
+
+typedef struct transport transport_t;
+typedef struct peer_link peer_link_t;
+
+/* Message types carried in frames. */
+enum peer_msg {
+    MSG_PING = 1,        /* direct probe; body: sender name */
+    MSG_GOSSIP_SYN = 2,  /* digests */
+    MSG_GOSSIP_ACK = 3,  /* entries + requests */
+    MSG_GOSSIP_ACK2 = 4, /* entries */
+};
+
+/* Called for every request or one-way frame that arrives. */
+typedef void (*peer_request_fn)(void *arg, peer_link_t *link, const frame_t *f);
+/* Called exactly once per transport_request: status 0 with the reply frame,
+ * or -ETIMEDOUT, -ECONNRESET, -ECONNREFUSED, -ECANCELED (transport closing)
+ * with f NULL.  The frame is released after the callback returns. */
+typedef void (*peer_reply_fn)(void *arg, int status, const frame_t *f);
+
+typedef struct transport_opts {
+    struct event_base *base;
+    const char *host; /* bind address for the peer port */
+    int port;
+    size_t max_frame; /* 0 = FRAME_MAX_DEFAULT */
+    peer_request_fn on_request;
+    void *arg;
+} transport_opts_t;
+
+typedef struct transport_stats {
+    uint64_t frames_in, frames_out, bad_frames, dropped;
+    uint64_t connects, connect_failures, timeouts;
+    uint64_t pending;
+} transport_stats_t;
+
+int transport_open(const transport_opts_t *opts, transport_t **out, char *err, size_t errlen);
+/* Fails every pending request with -ECANCELED, closes every link. */
+void transport_close(transport_t *t);
+
+/* Send a request; cb gets the reply or the failure (never synchronously
+ * inside this call: a failure detected here is reported from the loop).
+ * body/blen: one packed msgpack object (copied). 0 or -ENOMEM. */
+int transport_request(transport_t *t, const char *host, int port, uint8_t type,
+                      const void *body, size_t blen, int timeout_ms, peer_reply_fn cb, void *arg);
+/* Fire and forget. */
+int transport_oneway(transport_t *t, const char *host, int port, uint8_t type, const void *body,
+                     size_t blen);
+/* Answer the request f that arrived on link. */
+int transport_reply(peer_link_t *link, const frame_t *f, uint8_t type, const void *body,
+                    size_t blen);
+
+void transport_set_drop(transport_t *t, bool drop);
+bool transport_dropping(const transport_t *t);
+void transport_get_stats(const transport_t *t, transport_stats_t *out);
+
+#endif

@@ -1,0 +1,634 @@
+/*
+ * object.c - the stored object: version vector + siblings, its msgpack
+ * codec and the dotted-version-vector operations (see object.h).
+ *
+ * Organisation: sibling helpers, life cycle, codec (encode; then decode in
+ * three steps: a bounded pre-scan, msgpack_unpack_next, a typed walk of the
+ * msgpack objects), then the DVV operations (update, sync) and the
+ * housekeeping ones (winner, prune, purge).
+ *
+ * Invariants kept by every function here:
+ *   - o->vc covers the dot of every sibling, and dots are unique;
+ *   - siblings are sorted by dot (node, then counter), so equal objects
+ *     encode to equal bytes; obj_decode sorts input that is not sorted, and
+ *     obj_sync does not rely on the order of its inputs;
+ *   - a sibling with len == 0 has value NULL.
+ * Functions that can fail build the new state aside and commit it only when
+ * nothing else can fail, so on error the object is unchanged.
+ *
+ * Why the pre-scan: msgpack-c allocates an array's element storage when it
+ * reads the array header, before the elements, so a 5-byte input claiming
+ * 2^32 elements asks for ~100 GiB.  scan_structure() walks the bytes once
+ * first, accepts only the msgpack types our format uses, and requires every
+ * pending element to have at least one byte left to live in, so whatever
+ * msgpack-c then allocates is bounded by a small multiple of the input.
+ */
+#include "object.h"
+
+#include <errno.h>
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Bounds on decoded counts: far above what pruning lets exist, far below
+ * what could exhaust memory. */
+#define OBJ_MAX_VC_ENTRIES 65536u
+#define OBJ_MAX_SIBLINGS 65536u
+
+/* ---- sibling helpers ---- */
+
+static int dot_cmp(dot_t a, dot_t b)
+{
+    if (a.node != b.node)
+        return a.node < b.node ? -1 : 1;
+    return a.counter < b.counter ? -1 : a.counter > b.counter;
+}
+
+static int sib_cmp_dot(const void *pa, const void *pb)
+{
+    return dot_cmp(((const sibling_t *)pa)->dot, ((const sibling_t *)pb)->dot);
+}
+
+static int sibp_cmp_dot(const void *pa, const void *pb)
+{
+    return dot_cmp((*(const sibling_t *const *)pa)->dot, (*(const sibling_t *const *)pb)->dot);
+}
+
+/* The order obj_winner maximises: ts_us, then dot. */
+static int sib_cmp_win(const sibling_t *a, const sibling_t *b)
+{
+    if (a->ts_us != b->ts_us)
+        return a->ts_us < b->ts_us ? -1 : 1;
+    return dot_cmp(a->dot, b->dot);
+}
+
+static int sib_qcmp_win(const void *pa, const void *pb) { return sib_cmp_win(pa, pb); }
+
+/* Make room for want siblings; contents are kept. */
+static int sib_reserve(obj_t *o, uint32_t want)
+{
+    if (want <= o->cap)
+        return 0;
+    uint64_t cap = o->cap ? (uint64_t)o->cap * 2 : 2;
+    if (cap < want)
+        cap = want;
+    if (cap > UINT32_MAX)
+        cap = UINT32_MAX;
+    sibling_t *s = realloc(o->sib, (size_t)cap * sizeof(*s));
+    if (s == NULL)
+        return -ENOMEM;
+    o->sib = s;
+    o->cap = (uint32_t)cap;
+    return 0;
+}
+
+/* dst = src with its own copy of the value (NULL when empty). */
+static int sib_dup(sibling_t *dst, const sibling_t *src)
+{
+    *dst = *src;
+    dst->value = NULL;
+    if (src->len == 0)
+        return 0;
+    dst->value = malloc(src->len);
+    if (dst->value == NULL)
+        return -ENOMEM;
+    memcpy(dst->value, src->value, src->len);
+    return 0;
+}
+
+/* ---- life cycle ---- */
+
+void obj_init(obj_t *o)
+{
+    vc_init(&o->vc);
+    o->nsib = 0;
+    o->cap = 0;
+    o->sib = NULL;
+}
+
+void obj_free(obj_t *o)
+{
+    for (uint32_t i = 0; i < o->nsib; i++)
+        free(o->sib[i].value);
+    free(o->sib);
+    vc_free(&o->vc);
+    obj_init(o);
+}
+
+int obj_copy(obj_t *dst, const obj_t *src)
+{
+    if (dst == src)
+        return 0;
+    obj_t tmp;
+    obj_init(&tmp);
+    int rc = vc_copy(&tmp.vc, &src->vc);
+    if (rc < 0)
+        goto err;
+    rc = sib_reserve(&tmp, src->nsib);
+    if (rc < 0)
+        goto err;
+    for (; tmp.nsib < src->nsib; tmp.nsib++) {
+        rc = sib_dup(&tmp.sib[tmp.nsib], &src->sib[tmp.nsib]);
+        if (rc < 0)
+            goto err;
+    }
+    obj_free(dst);
+    *dst = tmp;
+    return 0;
+err:
+    obj_free(&tmp);
+    return rc;
+}
+
+/* ---- encode ---- */
+
+/* What obj_decode would reject, caught before it is written to disk (for
+ * instance a vector pruned with vc_prune() below a sibling's dot): a record
+ * that cannot be read back would make its key unreadable for good. */
+static int check_encodable(const obj_t *o)
+{
+    for (uint32_t i = 0; i < o->vc.n; i++)
+        if (o->vc.e[i].counter == 0 || (i > 0 && o->vc.e[i].node <= o->vc.e[i - 1].node))
+            return -EINVAL;
+    for (uint32_t i = 0; i < o->nsib; i++) {
+        const sibling_t *s = &o->sib[i];
+        if (s->dot.counter == 0 || !vc_covers(&o->vc, s->dot) || s->len > UINT32_MAX ||
+            (s->len > 0 && s->value == NULL))
+            return -EINVAL;
+    }
+    return 0;
+}
+
+int obj_encode(const obj_t *o, uint8_t **out, size_t *outlen)
+{
+    int rc = check_encodable(o);
+    if (rc < 0)
+        return rc;
+    /* Upper bound of the encoding (headers at most 5 bytes, integers at
+     * most 9), so the buffer is allocated once and handed over as is. */
+    size_t est = 1 + 5 + 5 + (size_t)o->vc.n * (1 + 9 + 9 + 9) + 5;
+    for (uint32_t i = 0; i < o->nsib; i++)
+        est += 1 + 9 + 9 + 5 + 9 + 9 + 1 + 5 + o->sib[i].len;
+
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    sb.data = malloc(est);
+    if (sb.data == NULL)
+        return -ENOMEM;
+    sb.alloc = est;
+    sb.data[sb.size++] = OBJ_FORMAT_V1;
+
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    rc |= msgpack_pack_array(&pk, 2);
+    rc |= msgpack_pack_array(&pk, o->vc.n);
+    for (uint32_t i = 0; i < o->vc.n; i++) {
+        const vc_entry_t *e = &o->vc.e[i];
+        rc |= msgpack_pack_array(&pk, 3);
+        rc |= msgpack_pack_uint64(&pk, e->node);
+        rc |= msgpack_pack_uint64(&pk, e->counter);
+        rc |= msgpack_pack_int64(&pk, e->ts_us);
+    }
+    rc |= msgpack_pack_array(&pk, o->nsib);
+    for (uint32_t i = 0; i < o->nsib; i++) {
+        const sibling_t *s = &o->sib[i];
+        rc |= msgpack_pack_array(&pk, 7);
+        rc |= msgpack_pack_uint64(&pk, s->dot.node);
+        rc |= msgpack_pack_uint64(&pk, s->dot.counter);
+        rc |= msgpack_pack_uint32(&pk, s->flags);
+        rc |= msgpack_pack_int64(&pk, s->expiry);
+        rc |= msgpack_pack_int64(&pk, s->ts_us);
+        rc |= s->tombstone ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+        rc |= msgpack_pack_bin(&pk, s->len);
+        if (s->len)
+            rc |= msgpack_pack_bin_body(&pk, s->value, s->len);
+    }
+    if (rc != 0) {
+        msgpack_sbuffer_destroy(&sb);
+        return -ENOMEM; /* only the sbuffer's realloc can fail */
+    }
+    *outlen = sb.size;
+    *out = (uint8_t *)msgpack_sbuffer_release(&sb);
+    return 0;
+}
+
+/* ---- decode ---- */
+
+static uint64_t be_load(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* Containers inside containers in our format: top array > vector or
+ * sibling list > entry > scalars. */
+#define SCAN_MAX_DEPTH 3
+
+/* Walk the msgpack bytes without building anything: only the types of our
+ * format (integers, booleans, bin, arrays), at most SCAN_MAX_DEPTH levels
+ * of nesting (msgpack-c reports deeper input as out-of-memory), exactly one
+ * top-level value, no trailing bytes, and never more pending elements than
+ * bytes left. */
+static int scan_structure(const uint8_t *p, size_t len)
+{
+    size_t left[SCAN_MAX_DEPTH + 1] = {1}; /* elements still due per level */
+    size_t pos = 0, pending = 1;           /* pending = sum of left[] */
+    int depth = 0;
+    while (depth >= 0) {
+        if (left[depth] == 0) {
+            depth--;
+            continue;
+        }
+        if (pos >= len)
+            return -EINVAL;
+        uint8_t t = p[pos++];
+        size_t hdr = 0, body = 0, count = 0;
+        if (t <= 0x7f || t >= 0xe0 || t == 0xc2 || t == 0xc3) {
+            /* fixint, negative fixint, false, true */
+        } else if ((t & 0xf0) == 0x90) {
+            count = t & 0x0f;
+        } else {
+            switch (t) {
+            case 0xcc: case 0xd0: hdr = 1; break;
+            case 0xcd: case 0xd1: hdr = 2; break;
+            case 0xce: case 0xd2: hdr = 4; break;
+            case 0xcf: case 0xd3: hdr = 8; break;
+            case 0xc4: case 0xdc: hdr = 1 + (t == 0xdc); break; /* bin8 / array16 */
+            case 0xc5: hdr = 2; break;
+            case 0xc6: case 0xdd: hdr = 4; break;
+            default: return -EINVAL;
+            }
+            if (len - pos < hdr)
+                return -EINVAL;
+            uint64_t v = be_load(p + pos, (int)hdr);
+            if (t == 0xc4 || t == 0xc5 || t == 0xc6)
+                body = (size_t)v;
+            else if (t == 0xdc || t == 0xdd)
+                count = (size_t)v;
+            pos += hdr;
+        }
+        if (len - pos < body)
+            return -EINVAL;
+        pos += body;
+        left[depth]--;
+        pending--;
+        if (count == 0)
+            continue;
+        if (depth == SCAN_MAX_DEPTH || count > len - pos || pending + count > len - pos)
+            return -EINVAL;
+        left[++depth] = count;
+        pending += count;
+    }
+    return pos == len ? 0 : -EINVAL;
+}
+
+static bool mp_u64(const msgpack_object *m, uint64_t *v)
+{
+    if (m->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return false;
+    *v = m->via.u64;
+    return true;
+}
+
+static bool mp_i64(const msgpack_object *m, int64_t *v)
+{
+    if (m->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *v = m->via.i64;
+        return true;
+    }
+    if (m->type == MSGPACK_OBJECT_POSITIVE_INTEGER && m->via.u64 <= INT64_MAX) {
+        *v = (int64_t)m->via.u64;
+        return true;
+    }
+    return false;
+}
+
+/* The array m with exactly n elements (n == 0: any count), or NULL. */
+static const msgpack_object_array *mp_array(const msgpack_object *m, uint32_t n)
+{
+    if (m->type != MSGPACK_OBJECT_ARRAY || (n && m->via.array.size != n))
+        return NULL;
+    return &m->via.array;
+}
+
+static int decode_vc(const msgpack_object *m, vclock_t *vc)
+{
+    const msgpack_object_array *a = mp_array(m, 0);
+    if (a == NULL || a->size > OBJ_MAX_VC_ENTRIES)
+        return -EINVAL;
+    if (a->size == 0)
+        return 0;
+    vc->e = malloc((size_t)a->size * sizeof(*vc->e));
+    if (vc->e == NULL)
+        return -ENOMEM;
+    vc->cap = a->size;
+    for (uint32_t i = 0; i < a->size; i++) {
+        const msgpack_object_array *t = mp_array(&a->ptr[i], 3);
+        vc_entry_t *e = &vc->e[i];
+        if (t == NULL || !mp_u64(&t->ptr[0], &e->node) || !mp_u64(&t->ptr[1], &e->counter) ||
+            !mp_i64(&t->ptr[2], &e->ts_us))
+            return -EINVAL;
+        /* vclock.c's invariants: sorted unique nodes, no zero counter. */
+        if (e->counter == 0 || (i > 0 && e->node <= vc->e[i - 1].node))
+            return -EINVAL;
+        vc->n = i + 1;
+    }
+    return 0;
+}
+
+static int decode_sib(const msgpack_object *m, const vclock_t *vc, sibling_t *s)
+{
+    const msgpack_object_array *t = mp_array(m, 7);
+    uint64_t flags;
+    if (t == NULL || !mp_u64(&t->ptr[0], &s->dot.node) || !mp_u64(&t->ptr[1], &s->dot.counter) ||
+        !mp_u64(&t->ptr[2], &flags) || flags > UINT32_MAX || !mp_i64(&t->ptr[3], &s->expiry) ||
+        !mp_i64(&t->ptr[4], &s->ts_us) || t->ptr[5].type != MSGPACK_OBJECT_BOOLEAN ||
+        t->ptr[6].type != MSGPACK_OBJECT_BIN)
+        return -EINVAL;
+    if (s->dot.counter == 0 || !vc_covers(vc, s->dot))
+        return -EINVAL;
+    s->flags = (uint32_t)flags;
+    s->tombstone = t->ptr[5].via.boolean;
+    s->len = t->ptr[6].via.bin.size;
+    if (s->len == 0)
+        return 0;
+    s->value = malloc(s->len);
+    if (s->value == NULL)
+        return -ENOMEM;
+    memcpy(s->value, t->ptr[6].via.bin.ptr, s->len);
+    return 0;
+}
+
+int obj_decode(const uint8_t *buf, size_t len, obj_t *o)
+{
+    obj_t tmp;
+    obj_init(&tmp);
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    int rc = -EINVAL;
+
+    if (len < 1 || buf[0] != OBJ_FORMAT_V1 || scan_structure(buf + 1, len - 1) < 0)
+        goto out;
+    size_t off = 0;
+    msgpack_unpack_return ur = msgpack_unpack_next(&up, (const char *)buf + 1, len - 1, &off);
+    if (ur != MSGPACK_UNPACK_SUCCESS || off != len - 1) {
+        rc = ur == MSGPACK_UNPACK_NOMEM_ERROR ? -ENOMEM : -EINVAL;
+        goto out;
+    }
+    const msgpack_object_array *top = mp_array(&up.data, 2);
+    if (top == NULL)
+        goto out;
+    rc = decode_vc(&top->ptr[0], &tmp.vc);
+    if (rc < 0)
+        goto out;
+    const msgpack_object_array *sa = mp_array(&top->ptr[1], 0);
+    rc = -EINVAL;
+    if (sa == NULL || sa->size > OBJ_MAX_SIBLINGS)
+        goto out;
+    rc = sib_reserve(&tmp, sa->size);
+    if (rc < 0)
+        goto out;
+    bool sorted = true;
+    for (uint32_t i = 0; i < sa->size; i++) {
+        sibling_t *s = &tmp.sib[i];
+        memset(s, 0, sizeof(*s));
+        rc = decode_sib(&sa->ptr[i], &tmp.vc, s);
+        tmp.nsib = i + 1; /* s->value is owned by tmp even on failure */
+        if (rc < 0)
+            goto out;
+        if (i > 0 && dot_cmp(tmp.sib[i - 1].dot, s->dot) >= 0)
+            sorted = false;
+    }
+    if (!sorted)
+        qsort(tmp.sib, tmp.nsib, sizeof(*tmp.sib), sib_cmp_dot);
+    for (uint32_t i = 1; i < tmp.nsib; i++) {
+        if (dot_cmp(tmp.sib[i - 1].dot, tmp.sib[i].dot) == 0) {
+            rc = -EINVAL; /* the same write twice */
+            goto out;
+        }
+    }
+    obj_free(o);
+    *o = tmp;
+    obj_init(&tmp);
+    rc = 0;
+out:
+    obj_free(&tmp);
+    msgpack_unpacked_destroy(&up);
+    return rc;
+}
+
+/* ---- DVV operations ---- */
+
+int obj_update(obj_t *o, const vclock_t *ctx, uint64_t node, sibling_t *s, int64_t now_us)
+{
+    uint64_t base = vc_get(&o->vc, node);
+    if (ctx != NULL && vc_get(ctx, node) > base)
+        base = vc_get(ctx, node);
+    if (base == UINT64_MAX)
+        return -EOVERFLOW;
+    if (s->len > 0 && s->value == NULL)
+        return -EINVAL;
+    dot_t dot = {.node = node, .counter = base + 1};
+
+    /* Everything that can fail first, on the side. */
+    if (o->nsib == UINT32_MAX)
+        return -ENOMEM;
+    int rc = sib_reserve(o, o->nsib + 1);
+    if (rc < 0)
+        return rc;
+    vclock_t vc;
+    vc_init(&vc);
+    rc = vc_copy(&vc, &o->vc);
+    if (rc == 0 && ctx != NULL)
+        rc = vc_merge(&vc, ctx);
+    if (rc == 0)
+        rc = vc_set(&vc, node, dot.counter, now_us);
+    if (rc < 0) {
+        vc_free(&vc);
+        return rc;
+    }
+
+    /* Commit: drop what ctx covers, insert the new sibling in dot order. */
+    uint32_t w = 0;
+    for (uint32_t r = 0; r < o->nsib; r++) {
+        if (ctx != NULL && vc_covers(ctx, o->sib[r].dot)) {
+            free(o->sib[r].value);
+            continue;
+        }
+        o->sib[w++] = o->sib[r];
+    }
+    o->nsib = w;
+    uint32_t at = o->nsib;
+    while (at > 0 && dot_cmp(o->sib[at - 1].dot, dot) > 0)
+        at--;
+    memmove(&o->sib[at + 1], &o->sib[at], (size_t)(o->nsib - at) * sizeof(*o->sib));
+    o->sib[at] = *s;
+    o->sib[at].dot = dot;
+    if (o->sib[at].len == 0) {
+        free(o->sib[at].value);
+        o->sib[at].value = NULL;
+    }
+    o->nsib++;
+    vc_free(&o->vc);
+    o->vc = vc;
+    s->dot = dot;
+    s->value = NULL;
+    return 0;
+}
+
+/* Siblings of o as pointers sorted by dot (*out malloc'ed; NULL if none). */
+static int sib_sorted_view(const obj_t *o, const sibling_t ***out)
+{
+    *out = NULL;
+    if (o->nsib == 0)
+        return 0;
+    const sibling_t **v = malloc((size_t)o->nsib * sizeof(*v));
+    if (v == NULL)
+        return -ENOMEM;
+    bool sorted = true;
+    for (uint32_t i = 0; i < o->nsib; i++) {
+        v[i] = &o->sib[i];
+        if (i > 0 && dot_cmp(v[i - 1]->dot, v[i]->dot) >= 0)
+            sorted = false;
+    }
+    if (!sorted)
+        qsort(v, o->nsib, sizeof(*v), sibp_cmp_dot);
+    *out = v;
+    return 0;
+}
+
+int obj_sync(obj_t *dst, const obj_t *src)
+{
+    if (dst == src)
+        return 0;
+    const sibling_t **a = NULL, **b = NULL;
+    sibling_t *out = NULL;
+    bool *keep = NULL, *copied = NULL;
+    uint32_t nout = 0;
+    vclock_t vc;
+    vc_init(&vc);
+    uint64_t cap = (uint64_t)dst->nsib + src->nsib;
+    int rc = -ENOMEM;
+    if (cap > UINT32_MAX)
+        goto out;
+    if ((rc = sib_sorted_view(dst, &a)) < 0 || (rc = sib_sorted_view(src, &b)) < 0)
+        goto out;
+    rc = -ENOMEM;
+    /* One flag array: keep[0..dst->nsib): that dst sibling moved into
+     * out; copied[0..cap): out[k] holds a copy of a src value (freed if we
+     * fail). */
+    if (cap > 0 && ((out = malloc(cap * sizeof(*out))) == NULL ||
+                    (keep = calloc(dst->nsib + cap, sizeof(*keep))) == NULL))
+        goto out;
+    copied = keep != NULL ? keep + dst->nsib : NULL;
+
+    /* Merge the two dot-sorted lists.  A sibling on one side only survives
+     * when the other side has not seen its dot; one on both sides survives
+     * once, as dst's copy. */
+    uint32_t i = 0, j = 0;
+    while (i < dst->nsib || j < src->nsib) {
+        int c = i >= dst->nsib ? 1 : j >= src->nsib ? -1 : dot_cmp(a[i]->dot, b[j]->dot);
+        if (c <= 0) {
+            const sibling_t *s = a[i++];
+            if (c == 0)
+                j++;
+            if (c == 0 || !vc_covers(&src->vc, s->dot)) {
+                out[nout++] = *s;
+                keep[s - dst->sib] = true;
+            }
+        } else {
+            const sibling_t *s = b[j++];
+            if (!vc_covers(&dst->vc, s->dot)) {
+                if ((rc = sib_dup(&out[nout], s)) < 0)
+                    goto out;
+                copied[nout++] = true;
+            }
+        }
+    }
+    if ((rc = vc_copy(&vc, &dst->vc)) < 0 || (rc = vc_merge(&vc, &src->vc)) < 0)
+        goto out;
+
+    /* Commit: nothing below fails. */
+    for (uint32_t k = 0; k < dst->nsib; k++)
+        if (!keep[k])
+            free(dst->sib[k].value);
+    free(dst->sib);
+    dst->sib = out;
+    dst->nsib = nout;
+    dst->cap = (uint32_t)cap;
+    vc_free(&dst->vc);
+    dst->vc = vc;
+    vc_init(&vc);
+    out = NULL;
+    nout = 0;
+    rc = 0;
+out:
+    for (uint32_t k = 0; k < nout; k++)
+        if (copied[k])
+            free(out[k].value);
+    vc_free(&vc);
+    free(out);
+    free(keep);
+    free(a);
+    free(b);
+    return rc;
+}
+
+/* ---- housekeeping ---- */
+
+const sibling_t *obj_winner(const obj_t *o)
+{
+    const sibling_t *w = NULL;
+    for (uint32_t i = 0; i < o->nsib; i++)
+        if (w == NULL || sib_cmp_win(&o->sib[i], w) > 0)
+            w = &o->sib[i];
+    return w;
+}
+
+uint32_t obj_prune_siblings(obj_t *o, uint32_t max)
+{
+    if (max == 0)
+        max = 1; /* the winner always stays */
+    if (o->nsib <= max)
+        return 0;
+    /* Sort by winner order (the winner ends up last), free the oldest,
+     * restore dot order: no allocation, so pruning cannot fail. */
+    uint32_t drop = o->nsib - max;
+    qsort(o->sib, o->nsib, sizeof(*o->sib), sib_qcmp_win);
+    for (uint32_t i = 0; i < drop; i++)
+        free(o->sib[i].value);
+    memmove(o->sib, o->sib + drop, (size_t)max * sizeof(*o->sib));
+    o->nsib = max;
+    qsort(o->sib, o->nsib, sizeof(*o->sib), sib_cmp_dot);
+    return drop;
+}
+
+uint32_t obj_purge(obj_t *o, int64_t now_s, int64_t flush_us)
+{
+    /* now_s in microseconds, saturating instead of overflowing. */
+    int64_t now_us = now_s > INT64_MAX / 1000000   ? INT64_MAX
+                     : now_s < INT64_MIN / 1000000 ? INT64_MIN
+                                                   : now_s * 1000000;
+    bool flushed = flush_us != 0 && now_us >= flush_us;
+    uint32_t w = 0, n = o->nsib;
+    for (uint32_t r = 0; r < n; r++) {
+        const sibling_t *s = &o->sib[r];
+        bool dead = !s->tombstone && ((s->expiry != 0 && s->expiry <= now_s) ||
+                                      (flushed && s->ts_us <= flush_us));
+        if (dead) {
+            free(o->sib[r].value);
+            continue;
+        }
+        o->sib[w++] = o->sib[r];
+    }
+    o->nsib = w;
+    return n - w;
+}
+
+bool obj_live(const obj_t *o)
+{
+    const sibling_t *w = obj_winner(o);
+    return w != NULL && !w->tombstone;
+}

@@ -1,0 +1,96 @@
+/*
+ * object.h - the stored object: a version vector plus its siblings.
+ *
+ * One object per key.  Each sibling is one write no other write has yet
+ * superseded: its value, memcached flags, absolute expiry, the coordinator's
+ * write timestamp, a tombstone flag (deletes are writes) and the dot that
+ * wrote it.  The object's vector covers every dot of its siblings.  This is
+ * the dotted-version-vector scheme of Riak 2.x: a write carries the causal
+ * context its client saw and removes exactly the siblings that context
+ * covers, so concurrent writes stay siblings and nothing acknowledged is
+ * silently dropped.
+ *
+ * Encoding (obj_encode/obj_decode): one format byte OBJ_FORMAT_V1 followed
+ * by a msgpack array
+ *   [ [[node u64, counter u64, ts i64]...],
+ *     [[node u64, counter u64, flags u32, expiry i64, ts i64, tomb bool, value bin]...] ]
+ * Decoding checks every type, length and count and rejects anything else.
+ *
+ * Ownership: an obj_t owns its vector, sibling array and every sibling's
+ * value.  obj_init() gives an empty object; obj_free() releases everything
+ * and leaves it empty (safe to call twice).  Functions return 0 or a
+ * negative errno (-ENOMEM, -EINVAL for corrupt input).
+ */
+#ifndef QKV_OBJECT_H
+#define QKV_OBJECT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/vclock.h"
+
+#define OBJ_FORMAT_V1 0x01
+
+typedef struct sibling {
+    dot_t dot;
+    uint32_t flags;
+    int64_t expiry; /* absolute unix seconds, 0 = never */
+    int64_t ts_us;  /* coordinator write time, microseconds since epoch */
+    bool tombstone;
+    uint8_t *value; /* owned, malloc'ed, may be NULL when len == 0 */
+    size_t len;
+} sibling_t;
+
+typedef struct obj {
+    vclock_t vc;
+    uint32_t nsib;
+    uint32_t cap;
+    sibling_t *sib;
+} obj_t;
+
+void obj_init(obj_t *o);
+void obj_free(obj_t *o);
+/* dst becomes a deep copy of src. */
+int obj_copy(obj_t *dst, const obj_t *src);
+
+/* Encode into a new malloc'ed buffer (*out owned by the caller). */
+int obj_encode(const obj_t *o, uint8_t **out, size_t *outlen);
+/* Decode buf into *o (which must be obj_init'ed; its old content is freed).
+ * -EINVAL on anything malformed: wrong format byte, wrong types, trailing
+ * bytes, a sibling dot the vector does not cover. */
+int obj_decode(const uint8_t *buf, size_t len, obj_t *o);
+
+/* A new write coordinated by node: the new sibling *s (its value ownership
+ * moves into o; s->dot is assigned here) supersedes every sibling whose dot
+ * ctx covers.  The new dot is (node, max(vc[node], ctx[node]) + 1); o->vc
+ * becomes merge(o->vc, ctx) plus the new dot (stamped now_us).  ctx may be
+ * NULL for "no context" (the write becomes a sibling of everything).  On
+ * success *s is left with value NULL; on failure o and *s are unchanged. */
+int obj_update(obj_t *o, const vclock_t *ctx, uint64_t node, sibling_t *s,
+               int64_t now_us);
+
+/* Replica merge (read repair, handoff, anti-entropy): dst becomes the union
+ * of dst and src where a sibling survives if the other side also holds its
+ * dot or has not seen it (its vector does not cover the dot).  Commutative,
+ * associative, idempotent. */
+int obj_sync(obj_t *dst, const obj_t *src);
+
+/* The sibling memcached clients see: greatest ts_us, ties broken by the
+ * greater dot (node, then counter).  Tombstones take part (a newest
+ * tombstone means "not found").  NULL when there are no siblings. */
+const sibling_t *obj_winner(const obj_t *o);
+
+/* Keep at most max siblings, dropping the oldest ts_us first (never the
+ * winner).  Returns how many were dropped. */
+uint32_t obj_prune_siblings(obj_t *o, uint32_t max);
+
+/* Drop siblings that are dead at now_s: expired (expiry != 0 && expiry <=
+ * now_s) or flushed (flush_us != 0, now_s*1e6 >= flush_us and ts_us <=
+ * flush_us).  Tombstones are kept.  Returns how many were dropped. */
+uint32_t obj_purge(obj_t *o, int64_t now_s, int64_t flush_us);
+
+/* True when the object has a live winner (exists, not a tombstone). */
+bool obj_live(const obj_t *o);
+
+#endif

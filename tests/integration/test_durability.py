@@ -1,0 +1,244 @@
+"""quorumkvd keeps what it acknowledged across restarts, stops cleanly on
+signals, and refuses a bad config with a message naming the line."""
+
+import os
+import random
+import re
+import signal
+import subprocess
+
+import pytest
+
+from conftest import QKV_BIN, only_quorumkv, require_daemon
+
+pytestmark = only_quorumkv
+
+
+def write_keys(node, count, seed):
+    rng = random.Random(seed)
+    data = {}
+    with node.conn() as c:
+        for i in range(count):
+            k = "dur-%d-%d" % (seed, i)
+            v = rng.randbytes(rng.randrange(0, 3000))
+            flags = rng.randrange(2**32)
+            assert c.set(k, v, flags=flags) == b"STORED", k
+            data[k] = (flags, v)
+    return data
+
+
+def check_keys(node, data, deleted=()):
+    with node.conn(timeout=10) as c:
+        keys = list(data)
+        for i in range(0, len(keys), 50):
+            batch = keys[i:i + 50]
+            got = {k: (f, v) for k, f, v, _ in c.get_multi(*batch)}
+            missing = [k for k in batch if k not in got and k not in deleted]
+            assert not missing, "acknowledged keys lost after restart: %s" % missing[:10]
+            wrong = [k for k in batch if k in got and k not in deleted and got[k] != data[k]]
+            assert not wrong, "keys with wrong value/flags after restart: %s" % wrong[:10]
+            resurrected = [k for k in batch if k in got and k in deleted]
+            assert not resurrected, "deleted keys came back after restart: %s" % resurrected[:10]
+
+
+@pytest.mark.parametrize("how", ["kill9", "sigterm", "sigint"])
+def test_acknowledged_writes_survive_restart(node_factory, how):
+    node = node_factory()
+    data = write_keys(node, 300, seed=1)
+    if how == "kill9":
+        node.kill9()
+    else:
+        sig = signal.SIGTERM if how == "sigterm" else signal.SIGINT
+        assert node.stop(sig) == 0, "clean shutdown must exit 0"
+    node.start()
+    check_keys(node, data)
+    # and it keeps working on the old data
+    with node.conn() as c:
+        k = next(iter(data))
+        assert c.store("append", k, b"+more") == b"STORED"
+        assert c.get(k) == data[k][1] + b"+more"
+
+
+@pytest.mark.parametrize("how", ["kill9", "sigterm"])
+def test_deletes_and_overwrites_survive_restart(node_factory, how):
+    node = node_factory()
+    data = write_keys(node, 100, seed=2)
+    deleted = set(list(data)[::3])
+    with node.conn() as c:
+        for k in deleted:
+            assert c.cmd("delete %s" % k) == b"DELETED"
+        for k in list(data)[1::3]:
+            assert c.set(k, b"new-" + k.encode(), flags=1) == b"STORED"
+            data[k] = (1, b"new-" + k.encode())
+        c.set("counter", b"10")
+        assert c.cmd("incr counter 32") == b"42"
+    if how == "kill9":
+        node.kill9()
+    else:
+        assert node.stop() == 0
+    node.start()
+    check_keys(node, data, deleted)
+    with node.conn() as c:
+        assert c.get("counter") == b"42"
+
+
+def test_two_restarts_in_a_row(node_factory):
+    node = node_factory()
+    data = write_keys(node, 50, seed=3)
+    node.kill9()
+    node.start()
+    more = write_keys(node, 50, seed=4)
+    assert node.stop() == 0
+    node.start()
+    check_keys(node, {**data, **more})
+
+
+def test_cas_unique_does_not_repeat_across_restart(node_factory):
+    # a client holding a unique from before a restart must not overwrite a
+    # newer value written after it
+    node = node_factory()
+    with node.conn() as c:
+        c.set("ck", b"v1")
+        _, _, u1 = c.gets("ck")
+        assert c.set("ck", b"v2") == b"STORED"
+    node.kill9()
+    node.start()
+    with node.conn() as c:
+        assert c.get("ck") == b"v2"
+        assert c.store("cas", "ck", b"stale", cas=u1) == b"EXISTS"
+        assert c.get("ck") == b"v2"
+
+
+# ---------------------------------------------------------------- command line and config
+
+def run_daemon(args, timeout=10):
+    require_daemon()
+    return subprocess.run([QKV_BIN] + args, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+
+
+def test_version():
+    r = run_daemon(["--version"])
+    assert r.returncode == 0
+    assert re.fullmatch(rb"quorumkvd \S+\n?", r.stdout), r.stdout
+
+
+def test_help():
+    r = run_daemon(["--help"])
+    assert r.returncode == 0
+    assert b"-c" in r.stdout + r.stderr
+
+
+def test_unknown_option_fails():
+    r = run_daemon(["--no-such-option"])
+    assert r.returncode != 0
+    assert r.stderr.strip()
+
+
+def test_missing_config_file_fails(tmp_path):
+    path = str(tmp_path / "nope.ini")
+    r = run_daemon(["-c", path])
+    assert r.returncode != 0
+    assert b"nope.ini" in r.stderr
+
+
+def bad_conf(node_factory, mutate):
+    """Start a node whose conf text is mutate(lines); return (lineno of the
+    mutated line or None, CompletedProcess)."""
+    node = node_factory(start=False)
+    lines = node.conf_text().splitlines()
+    lineno = mutate(lines)
+    with open(node.conf_path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return node, lineno, run_daemon(["-c", node.conf_path])
+
+
+def _assert_names_line(node, lineno, r):
+    assert r.returncode != 0, "daemon accepted a bad config"
+    err = r.stderr.decode("utf-8", "replace")
+    assert re.search(r"conf\.ini:%d\b" % lineno, err), \
+        "stderr should name conf.ini:%d, got: %r" % (lineno, err)
+    assert len(err.strip().splitlines()) == 1, "expected a one-line message, got: %r" % err
+
+
+def _replace(key, value):
+    def mutate(lines):
+        for i, l in enumerate(lines):
+            if l.split("=")[0].strip() == key:
+                lines[i] = "%s = %s" % (key, value)
+                return i + 1
+        raise AssertionError("no %s line" % key)
+    return mutate
+
+
+def _insert_after(section, text):
+    def mutate(lines):
+        i = lines.index("[%s]" % section)
+        lines.insert(i + 1, text)
+        return i + 2
+    return mutate
+
+
+@pytest.mark.parametrize("mutate,why", [
+    (_replace("client_port", "abc"), "port"),
+    (_replace("client_port", "70000"), "port"),
+    (_replace("n", "zero"), "n"),
+    (_insert_after("node", "no_such_key = 1"), "no_such_key"),
+    (_insert_after("cluster", "vnodes = -5"), "vnodes"),
+    (_insert_after("cluster", "request_timeout_ms = soon"), "request_timeout_ms"),
+    (_insert_after("node", "log_level = loud"), "log_level"),
+])
+def test_bad_config_names_the_line(node_factory, mutate, why):
+    node, lineno, r = bad_conf(node_factory, mutate)
+    _assert_names_line(node, lineno, r)
+    assert why.encode() in r.stderr, r.stderr
+
+
+def test_bad_boolean_names_the_line(node_factory):
+    def mutate(lines):
+        lines += ["[storage]", "sync = maybe"]
+        return len(lines)
+    node, lineno, r = bad_conf(node_factory, mutate)
+    _assert_names_line(node, lineno, r)
+
+
+def test_unknown_section_names_the_line(node_factory):
+    def mutate(lines):
+        lines += ["[bogus]", "x = 1"]
+        return len(lines)
+    node, lineno, r = bad_conf(node_factory, mutate)
+    assert r.returncode != 0
+    err = r.stderr.decode("utf-8", "replace")
+    assert re.search(r"conf\.ini:(%d|%d)\b" % (lineno - 1, lineno), err), err
+
+
+def test_missing_node_name(node_factory):
+    def mutate(lines):
+        i = next(i for i, l in enumerate(lines) if l.startswith("name "))
+        del lines[i]
+        return None
+    node, _, r = bad_conf(node_factory, mutate)
+    assert r.returncode != 0
+    assert b"name" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_valid_optional_keys_are_accepted(node_factory):
+    node = node_factory(**{
+        "node.max_value_bytes": 1048576, "node.max_connections": 1000, "node.log_level": "warn",
+        "cluster.vnodes": 16, "cluster.request_timeout_ms": 500, "gossip.interval_ms": 100,
+        "gossip.phi_threshold": 8, "handoff.enabled": "true", "antientropy.enabled": "false",
+        "antientropy.interval_ms": 5000, "storage.sync": "true", "storage.cache_mb": 8,
+    })
+    with node.conn() as c:
+        assert c.set("k", b"v") == b"STORED"
+        assert c.get("k") == b"v"
+    assert node.stop() == 0
+
+
+def test_max_value_bytes_is_honoured(node_factory):
+    node = node_factory(**{"node.max_value_bytes": 1000})
+    with node.conn() as c:
+        assert c.set("ok", b"x" * 1000) == b"STORED"
+        assert c.set("big", b"x" * 1001) == b"SERVER_ERROR object too large for cache"
+        assert c.get("big") is None
+        assert c.cmd("version").startswith(b"VERSION ")
