@@ -33,7 +33,8 @@
 #                1 us histogram; or "memaslap" (memcaslap, see above)
 #   BENCH_OURS [quorumkvd] or "memcached": a second memcached in our slot, to
 #                check the harness itself
-#   QKV_BIN [bin/quorumkvd]   BENCH_KEEP=1 keeps the temp dir (logs, outputs)
+#   QKV_BIN [bin/quorumkvd]   BENCH_KEEP=1 keeps the temp dir (logs, tool
+#                outputs); it is also kept when the bench fails (BENCH_KEEP=0: never)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -85,7 +86,7 @@ cleanup() {
     kill -9 "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
-  if [ "${BENCH_KEEP:-0}" = 1 ] || { [ $rc -ne 0 ] && [ "${BENCH_KEEP:-}" != 0 ]; }; then
+  if [ "${BENCH_KEEP:-0}" = 1 ] || { [ $rc -ne 0 ] && [ $rc -lt 128 ] && [ "${BENCH_KEEP:-}" != 0 ]; }; then
     echo "bench: temp dir kept: $TMP" >&2
   else
     rm -rf "$TMP"
@@ -309,7 +310,7 @@ EOF
       tail -n 15 "$out" | sed 's/\x1b\[[0-9;]*[A-Za-z]//g' >&2
       FAILED_RUNS=$((FAILED_RUNS + 1))
       if [ $slot = ours ] && [ "$TOOL" = memaslap ] && kill -0 "$pid" 2>/dev/null; then
-        echo "   hint: memaslap keys contain raw bytes such as 0x10 and 0x80-0xff; BENCH_TOOL=loadgen uses plain ASCII keys" >&2
+        echo "   hint: memaslap keys contain control bytes (0x10, 0x15...) that quorumkvd rejects with CLIENT_ERROR; BENCH_TOOL=loadgen uses plain ASCII keys" >&2
       fi
     fi
   done

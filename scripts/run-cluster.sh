@@ -17,6 +17,9 @@ for i in 1 2 3; do
   pids+=($!)
 done
 echo "run-cluster: node1 127.0.0.1:11211, node2 :11212, node3 :11213 (pids ${pids[*]}); Ctrl-C stops"
-wait -n "${pids[@]}"
-echo "run-cluster: a node exited; stopping the others"
+# A node that exits (or is killed to try failure handling) leaves the
+# others running; Ctrl-C stops whatever is left.
+while kill -0 "${pids[@]}" 2>/dev/null || pgrep -P $$ quorumkvd >/dev/null; do
+  wait -n 2>/dev/null || sleep 1
+done
 stop

@@ -55,6 +55,7 @@ static const config_key_t config_keys[] = {
     {"antientropy", "interval_ms", K_INT, F(ae_interval_ms), 100, 86400000},
     {"storage", "sync", K_BOOL, F(storage_sync), 0, 0},
     {"storage", "cache_mb", K_INT, F(cache_mb), 1, 65536},
+    {"debug", "fault_injection", K_BOOL, F(fault_injection), 0, 0},
 };
 #define NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
 

@@ -54,6 +54,8 @@ typedef struct config {
     /* [storage] */
     bool storage_sync;
     int cache_mb;
+    /* [debug] */
+    bool fault_injection; /* allow the `debug` client command (tests only) */
 } config_t;
 
 /* Fill *cfg with every default. */

@@ -429,6 +429,26 @@ static void do_stats(conn_t *c, const char *arg)
     U("store_errors", s->store_errors);
     U("siblings_pruned", s->siblings_pruned);
     U("vv_entries_pruned", s->vv_entries_pruned);
+    const cluster_t *cl = &srv->cluster;
+    transport_stats_t ts;
+    transport_get_stats(cl->transport, &ts);
+    I("cluster_members", cl->gossip ? (int64_t)gossip_member_count(cl->gossip) : 0);
+    I("ring_size", cl->ring ? (int64_t)ring_range_count(cl->ring) : 0);
+    I("ring_nodes", cl->ring ? (int64_t)ring_node_count(cl->ring) : 0);
+    U("ring_epoch", cl->ring_epoch);
+    U("ring_rebuilds", cl->stats.ring_rebuilds);
+    U("gossip_rounds", cl->stats.gossip_rounds);
+    U("gossip_bad_messages", cl->stats.gossip_msgs_bad);
+    U("probes_sent", cl->stats.probes_sent);
+    U("probes_failed", cl->stats.probes_failed);
+    U("peer_frames_in", ts.frames_in);
+    U("peer_frames_out", ts.frames_out);
+    U("peer_bad_frames", ts.bad_frames);
+    U("peer_dropped", ts.dropped);
+    U("peer_connects", ts.connects);
+    U("peer_connect_failures", ts.connect_failures);
+    U("peer_timeouts", ts.timeouts);
+    U("peer_pending", ts.pending);
     I("cluster_n", srv->cfg.n);
     I("cluster_r", srv->cfg.r);
     I("cluster_w", srv->cfg.w);
@@ -439,27 +459,56 @@ static void do_stats(conn_t *c, const char *arg)
 
 static void do_ring(conn_t *c)
 {
-    /* Until membership exists the ring holds this node alone. */
-    const char *names[1] = {c->srv->cfg.name};
-    ring_t *ring = NULL;
-    if (ring_build(names, 1, (uint32_t)c->srv->cfg.vnodes, (uint32_t)c->srv->cfg.n, 1, &ring) < 0) {
-        out_str(c, "SERVER_ERROR cannot build ring\r\n");
-        return;
-    }
-    size_t nr = ring_range_count(ring);
+    ring_t *ring = c->srv->cluster.ring;
+    size_t nr = ring ? ring_range_count(ring) : 0;
     for (size_t i = 0; i < nr; i++) {
         uint64_t start, end;
         const uint32_t *list;
         uint32_t len;
         if (ring_range(ring, i, &start, &end, &list, &len) < 0)
             continue;
-        out_fmt(c, "%llu %llu ", (unsigned long long)start, (unsigned long long)end);
-        for (uint32_t j = 0; j < len; j++)
-            out_fmt(c, "%s%s", j ? "," : "", ring_node_name(ring, list[j]));
+        char line[64 + 16 * (GOSSIP_NAME_MAX + 1)];
+        int n = snprintf(line, sizeof(line), "%llu %llu ", (unsigned long long)start,
+                         (unsigned long long)end);
+        for (uint32_t j = 0; j < len && n < (int)sizeof(line); j++)
+            n += snprintf(line + n, sizeof(line) - (size_t)n, "%s%s", j ? "," : "",
+                          ring_node_name(ring, list[j]));
+        out_str(c, line);
         out_str(c, "\r\n");
     }
     out_str(c, "END\r\n");
-    ring_free(ring);
+}
+
+static void do_members(conn_t *c)
+{
+    gossip_t *g = c->srv->cluster.gossip;
+    size_t n = gossip_member_count(g);
+    for (size_t i = 0; i < n; i++) {
+        gossip_member_info_t m;
+        if (gossip_member(g, i, &m) < 0 || m.entry.status == GOSSIP_LEFT)
+            continue;
+        out_fmt(c, "%s %s:%u %s:%u %s phi=%.2f hb=%llu\r\n", m.entry.name, m.entry.host,
+                m.entry.client_port, m.entry.host, m.entry.peer_port, cluster_state_name(&m),
+                m.phi, (unsigned long long)m.entry.version);
+    }
+    out_str(c, "END\r\n");
+}
+
+/* `debug peer_drop on|off`: cut this node off its peers (tests only). */
+static void do_debug(conn_t *c, const mc_request_t *req)
+{
+    if (!c->srv->cfg.fault_injection) {
+        out_str(c, "CLIENT_ERROR fault injection is disabled (debug.fault_injection)\r\n");
+        return;
+    }
+    bool on = !strcmp(req->arg2, "on");
+    if (strcmp(req->arg, "peer_drop") || (!on && strcmp(req->arg2, "off"))) {
+        out_str(c, "CLIENT_ERROR usage: debug peer_drop on|off\r\n");
+        return;
+    }
+    transport_set_drop(c->srv->cluster.transport, on);
+    log_warn("fault injection: peer traffic %s", on ? "dropped" : "restored");
+    out_str(c, "OK\r\n");
 }
 
 static void do_consistency(conn_t *c, const mc_request_t *req)
@@ -542,9 +591,10 @@ static void exec_line(conn_t *c, mc_request_t *req, size_t line_total)
         do_ring(c);
         return;
     case MC_MEMBERS:
-        out_fmt(c, "%s %s:%d %s:%d up phi=0.00 hb=0\r\n", srv->cfg.name, srv->cfg.host,
-                srv->cfg.client_port, srv->cfg.host, srv->cfg.peer_port);
-        out_str(c, "END\r\n");
+        do_members(c);
+        return;
+    case MC_DEBUG:
+        do_debug(c, req);
         return;
     case MC_LEAVE:
         out_str(c, "SERVER_ERROR no other node to hand the data to\r\n");

@@ -1,7 +1,8 @@
 /*
  * main.c - quorumkvd: command line, configuration, start-up and shutdown.
  *
- * Start-up order: config, storage (node_open), client listener, crawler,
+ * Start-up order: config, storage (node_open), client listener, cluster
+ * (peer port, gossip), crawler,
  * signals, then the event loop.  SIGTERM/SIGINT stop the loop; shutdown
  * closes connections, then storage (LevelDB flushes and closes), and frees
  * everything so ASan's leak check stays clean.
@@ -86,6 +87,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "quorumkvd: %s\n", err);
         goto out_conn;
     }
+    if (cluster_open(&srv, &srv.cluster, err, sizeof(err)) < 0) {
+        fprintf(stderr, "quorumkvd: %s\n", err);
+        goto out_conn;
+    }
     node_start_crawler(&srv);
     srv.sig_int = evsignal_new(srv.base, SIGINT, on_signal, &srv);
     srv.sig_term = evsignal_new(srv.base, SIGTERM, on_signal, &srv);
@@ -105,6 +110,7 @@ out_sig:
     if (srv.sig_term)
         event_free(srv.sig_term);
 out_conn:
+    cluster_close(&srv.cluster);
     conn_close_all(&srv);
     node_close(&srv);
 out_base:

@@ -85,7 +85,7 @@ int node_read(server_t *srv, const void *key, size_t klen, obj_t *o)
     int64_t now_us = node_now_us();
     acct_t before = acct_of(o, klen);
     bool was_live = obj_live(o);
-    uint32_t dropped = obj_purge(o, now_us / 1000000, srv->flush_us);
+    uint32_t dropped = obj_purge(o, now_us, srv->flush_us);
     if (dropped) {
         if (was_live && !obj_live(o))
             srv->stats.reclaimed++;
@@ -127,7 +127,7 @@ int node_exec(server_t *srv, const kv_op_t *op, const void *key, size_t klen, ob
         goto out;
     }
     srv->stats.siblings_pruned += obj_prune_siblings(&cur, (uint32_t)srv->cfg.max_siblings);
-    srv->stats.vv_entries_pruned += vc_prune(&cur.vc, (uint32_t)srv->cfg.max_vv_entries);
+    srv->stats.vv_entries_pruned += obj_prune_vc(&cur, (uint32_t)srv->cfg.max_vv_entries);
     if ((rc = persist(srv, key, klen, &cur, before)) < 0)
         goto out;
     if (!sib.tombstone)
@@ -158,7 +158,7 @@ int node_flush(server_t *srv, int64_t delay_s)
 
 typedef struct scan_ctx {
     server_t *srv;
-    int64_t now_s;
+    int64_t now_us;
     size_t seen;
     size_t limit;
     /* keys with dead siblings, reclaimed after the iteration */
@@ -195,7 +195,7 @@ static int crawl_cb(void *arg, const uint8_t *key, size_t klen, const uint8_t *v
     obj_t o;
     obj_init(&o);
     if (obj_decode(val, vlen, &o) == 0 &&
-        obj_purge(&o, sc->now_s, sc->srv->flush_us) > 0) {
+        obj_purge(&o, sc->now_us, sc->srv->flush_us) > 0) {
         memcpy(sc->dead[sc->ndead], key, klen);
         sc->dead_len[sc->ndead++] = klen;
     }
@@ -212,7 +212,7 @@ static void crawl(evutil_socket_t fd, short what, void *arg)
     server_t *srv = arg;
     uint8_t(*dead)[MC_KEY_MAX] = srv->crawl_keys;
     size_t *dead_len = srv->crawl_lens;
-    scan_ctx_t sc = {.srv = srv, .now_s = node_now_us() / 1000000, .limit = CRAWL_SLICE,
+    scan_ctx_t sc = {.srv = srv, .now_us = node_now_us(), .limit = CRAWL_SLICE,
                      .dead = dead, .dead_len = dead_len};
     memcpy(sc.last, srv->crawl_cursor, srv->crawl_cursor_len);
     sc.last_len = srv->crawl_cursor_len;

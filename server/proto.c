@@ -149,7 +149,7 @@ static const struct {
     {"quit", MC_QUIT, false},       {"lget", MC_LGET, false},
     {"siblings", MC_SIBLINGS, false}, {"consistency", MC_CONSISTENCY, false},
     {"ring", MC_RING, false},       {"members", MC_MEMBERS, false},
-    {"leave", MC_LEAVE, false},
+    {"leave", MC_LEAVE, false},       {"debug", MC_DEBUG, false},
 };
 
 /* Take a trailing r=/w= token into req; 1 taken, 0 not an option, -1 bad. */
@@ -350,6 +350,12 @@ enum mc_parse_rc mc_parse(char *line, size_t len, mc_request_t *req, mc_key_t *k
         return n == 0 ? MC_OK : MC_ERR_UNKNOWN;
     case MC_CONSISTENCY:
         return n == 0 ? MC_OK : MC_ERR_LEVEL; /* only r=/w= tokens allowed */
+    case MC_DEBUG:
+        if (n != 2)
+            return MC_ERR_UNKNOWN;
+        req->arg = a[0].p;
+        req->arg2 = a[1].p;
+        return MC_OK;
     case MC_LGET: case MC_SIBLINGS:
         if (n != 1)
             return MC_ERR_UNKNOWN;

@@ -24,7 +24,7 @@ enum mc_cmd {
     MC_SET, MC_ADD, MC_REPLACE, MC_APPEND, MC_PREPEND, MC_CAS,
     MC_DELETE, MC_INCR, MC_DECR, MC_TOUCH,
     MC_FLUSH_ALL, MC_STATS, MC_VERSION, MC_VERBOSITY, MC_QUIT,
-    MC_LGET, MC_SIBLINGS, MC_CONSISTENCY, MC_RING, MC_MEMBERS, MC_LEAVE,
+    MC_LGET, MC_SIBLINGS, MC_CONSISTENCY, MC_RING, MC_MEMBERS, MC_LEAVE, MC_DEBUG,
 };
 
 enum mc_parse_rc {
@@ -64,7 +64,8 @@ typedef struct mc_request {
     bool has_delay;
     bool noreply;
     mc_level_t r, w;  /* MC_LEVEL_DEFAULT unless given */
-    const char *arg;  /* stats subcommand or NULL */
+    const char *arg;  /* stats subcommand, debug switch, or NULL */
+    const char *arg2; /* debug: on|off */
 } mc_request_t;
 
 /* Parse line[0..len) (no "\r\n"; it is modified in place).  keys/maxkeys is

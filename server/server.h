@@ -27,6 +27,7 @@
 #include <sys/queue.h>
 
 #include "../storage/store.h"
+#include "cluster.h"
 #include "config.h"
 #include "proto.h"
 
@@ -60,6 +61,7 @@ typedef struct server {
     int64_t flush_us;       /* items written at or before this are flushed, once now >= it */
     int64_t started;        /* unix seconds */
     server_stats_t stats;
+    cluster_t cluster;      /* transport, gossip, ring */
     struct conn_list conns; /* every open connection */
     int curr_conns;
     struct event *sig_int, *sig_term, *crawler;

@@ -605,12 +605,9 @@ uint32_t obj_prune_siblings(obj_t *o, uint32_t max)
     return drop;
 }
 
-uint32_t obj_purge(obj_t *o, int64_t now_s, int64_t flush_us)
+uint32_t obj_purge(obj_t *o, int64_t now_us, int64_t flush_us)
 {
-    /* now_s in microseconds, saturating instead of overflowing. */
-    int64_t now_us = now_s > INT64_MAX / 1000000   ? INT64_MAX
-                     : now_s < INT64_MIN / 1000000 ? INT64_MIN
-                                                   : now_s * 1000000;
+    int64_t now_s = now_us / 1000000;
     bool flushed = flush_us != 0 && now_us >= flush_us;
     uint32_t w = 0, n = o->nsib;
     for (uint32_t r = 0; r < n; r++) {
@@ -631,4 +628,36 @@ bool obj_live(const obj_t *o)
 {
     const sibling_t *w = obj_winner(o);
     return w != NULL && !w->tombstone;
+}
+
+static bool dot_node_needed(const obj_t *o, uint64_t node)
+{
+    for (uint32_t i = 0; i < o->nsib; i++)
+        if (o->sib[i].dot.node == node)
+            return true;
+    return false;
+}
+
+uint32_t obj_prune_vc(obj_t *o, uint32_t max)
+{
+    uint32_t dropped = 0;
+    while (o->vc.n > max) {
+        /* the oldest entry no sibling's dot depends on */
+        uint32_t victim = UINT32_MAX;
+        for (uint32_t i = 0; i < o->vc.n; i++) {
+            const vc_entry_t *e = &o->vc.e[i];
+            if (dot_node_needed(o, e->node))
+                continue;
+            if (victim == UINT32_MAX || e->ts_us < o->vc.e[victim].ts_us ||
+                (e->ts_us == o->vc.e[victim].ts_us && e->node < o->vc.e[victim].node))
+                victim = i;
+        }
+        if (victim == UINT32_MAX)
+            break;
+        memmove(&o->vc.e[victim], &o->vc.e[victim + 1],
+                (size_t)(o->vc.n - victim - 1) * sizeof(o->vc.e[0]));
+        o->vc.n--;
+        dropped++;
+    }
+    return dropped;
 }

@@ -85,10 +85,19 @@ const sibling_t *obj_winner(const obj_t *o);
  * winner).  Returns how many were dropped. */
 uint32_t obj_prune_siblings(obj_t *o, uint32_t max);
 
-/* Drop siblings that are dead at now_s: expired (expiry != 0 && expiry <=
- * now_s) or flushed (flush_us != 0, now_s*1e6 >= flush_us and ts_us <=
- * flush_us).  Tombstones are kept.  Returns how many were dropped. */
-uint32_t obj_purge(obj_t *o, int64_t now_s, int64_t flush_us);
+/* Drop siblings that are dead at now_us (microseconds since the epoch):
+ * expired (expiry != 0 && expiry <= now_us / 1e6) or flushed (flush_us !=
+ * 0, now_us >= flush_us and ts_us <= flush_us).  Tombstones are kept.
+ * Returns how many were dropped. */
+uint32_t obj_purge(obj_t *o, int64_t now_us, int64_t flush_us);
+
+/* Keep at most max vector entries, dropping the least recently advanced
+ * first, but never an entry that covers a sibling's dot (so the object stays
+ * well formed; it may keep more than max entries when its siblings need
+ * them).  Pruning forgets history: a later write that the dropped entries
+ * would have shown as older may become a sibling instead, never a loss.
+ * Returns how many were dropped. */
+uint32_t obj_prune_vc(obj_t *o, uint32_t max);
 
 /* True when the object has a live winner (exists, not a tombstone). */
 bool obj_live(const obj_t *o);

@@ -23,6 +23,8 @@
 enum { NODE_A = 0xa, NODE_B = 0xb, NODE_C = 0xc };
 
 /* A sibling carrying a malloc'ed copy of str (NULL/empty: no value). */
+#define US INT64_C(1000000)
+
 static sibling_t mk(const char *str, int64_t ts_us)
 {
     sibling_t s = {.ts_us = ts_us};
@@ -826,7 +828,7 @@ static void test_sync_purged_sibling_stays_gone(void **state)
     put(&a, NULL, NODE_B, "forever", 20);
     obj_init(&b);
     assert_int_equal(obj_copy(&b, &a), 0);
-    assert_int_equal(obj_purge(&a, 100, 0), 1);
+    assert_int_equal(obj_purge(&a, 100 * US, 0), 1);
     /* b still holds the expired sibling, but a's vector has seen it */
     assert_int_equal(obj_sync(&a, &b), 0);
     assert_int_equal(a.nsib, 1);
@@ -922,6 +924,42 @@ static void test_prune_siblings(void **state)
     obj_free(&o);
 }
 
+/* Regression: pruning the vector of an object directly (vc_prune) could drop
+ * the entry covering a sibling's dot and leave an undecodable record. */
+static void test_prune_vc_keeps_dot_entries(void **state)
+{
+    (void)state;
+    obj_t o;
+    obj_init(&o);
+    for (uint64_t node = 1; node <= 10; node++)
+        assert_int_equal(vc_set(&o.vc, node, 3, (int64_t)node), 0);
+    /* one write by node 2 (an old entry) under the full context */
+    vclock_t ctx;
+    vc_init(&ctx);
+    assert_int_equal(vc_copy(&ctx, &o.vc), 0);
+    sibling_t s = mk("v", 100);
+    assert_int_equal(obj_update(&o, &ctx, 2, &s, 100), 0);
+    vc_free(&ctx);
+    assert_int_equal(obj_prune_vc(&o, 3), 7);
+    assert_int_equal(o.vc.n, 3);
+    assert_true(vc_covers(&o.vc, o.sib[0].dot));
+    assert_well_formed(&o);
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(obj_encode(&o, &buf, &len), 0);
+    obj_t back;
+    obj_init(&back);
+    assert_int_equal(obj_decode(buf, len, &back), 0);
+    free(buf);
+    obj_free(&back);
+    /* down to the entries the siblings need, never below */
+    assert_int_equal(obj_prune_vc(&o, 0), 2);
+    assert_int_equal(o.vc.n, 1);
+    assert_int_equal(o.vc.e[0].node, 2);
+    assert_int_equal(obj_prune_vc(&o, 0), 0);
+    obj_free(&o);
+}
+
 static void test_purge_expiry(void **state)
 {
     (void)state;
@@ -937,12 +975,12 @@ static void test_purge_expiry(void **state)
     t.tombstone = true;
     t.expiry = 50;
     assert_int_equal(obj_update(&o, NULL, 9, &t, 9), 0);
-    assert_int_equal(obj_purge(&o, 98, 0), 0);
-    assert_int_equal(obj_purge(&o, 100, 0), 2); /* expiry 99 and 100 */
+    assert_int_equal(obj_purge(&o, 98 * US, 0), 0);
+    assert_int_equal(obj_purge(&o, 100 * US, 0), 2); /* expiry 99 and 100 */
     assert_int_equal(o.nsib, 3);
     for (uint32_t i = 0; i < o.nsib; i++)
         assert_true(o.sib[i].tombstone || o.sib[i].expiry == 0 || o.sib[i].expiry == 101);
-    assert_int_equal(obj_purge(&o, 1000, 0), 1);
+    assert_int_equal(obj_purge(&o, 1000 * US, 0), 1);
     assert_int_equal(o.nsib, 2); /* never-expiring value and the tombstone */
     assert_well_formed(&o);
     obj_free(&o);
@@ -960,13 +998,13 @@ static void test_purge_flush(void **state)
     sibling_t t = mk(NULL, 1000000);
     t.tombstone = true;
     assert_int_equal(obj_update(&o, NULL, 0xd, &t, 1000000), 0);
-    assert_int_equal(obj_purge(&o, 4, flush_us), 0); /* the flush is still ahead */
-    assert_int_equal(obj_purge(&o, 5, 0), 0);        /* no flush at all */
-    assert_int_equal(obj_purge(&o, 5, flush_us), 2);
+    assert_int_equal(obj_purge(&o, 4 * US, flush_us), 0); /* the flush is still ahead */
+    assert_int_equal(obj_purge(&o, 5 * US, 0), 0);        /* no flush at all */
+    assert_int_equal(obj_purge(&o, 5 * US, flush_us), 2);
     assert_int_equal(o.nsib, 2);
     assert_true(has_value(&o, "after"));
     assert_true(obj_live(&o));
-    assert_int_equal(obj_purge(&o, INT64_MAX, flush_us), 0); /* no overflow */
+    assert_int_equal(obj_purge(&o, INT64_MAX, flush_us), 0);
     obj_free(&o);
 }
 
@@ -1015,6 +1053,7 @@ int main(void)
         cmocka_unit_test(test_live_and_tombstones),
         cmocka_unit_test(test_prune_siblings),
         cmocka_unit_test(test_purge_expiry),
+        cmocka_unit_test(test_prune_vc_keeps_dot_entries),
         cmocka_unit_test(test_purge_flush),
         cmocka_unit_test(test_copy_is_deep),
     };

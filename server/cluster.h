@@ -1,0 +1,44 @@
+/*
+ * cluster.h - this node's place in the cluster: the peer transport, gossip
+ * rounds and probes (gossip/ is the pure state machine; this file moves its
+ * messages), and the ring rebuilt from the membership view whenever gossip's
+ * epoch moves.
+ */
+#ifndef QKV_CLUSTER_H
+#define QKV_CLUSTER_H
+
+#include <stdbool.h>
+
+#include "../gossip/gossip.h"
+#include "../ring/ring.h"
+#include "peer.h"
+
+struct server;
+
+typedef struct cluster_stats {
+    uint64_t gossip_rounds, gossip_msgs_bad, ring_rebuilds, probes_sent, probes_failed;
+} cluster_stats_t;
+
+typedef struct cluster {
+    struct server *srv;
+    transport_t *transport;
+    gossip_t *gossip;
+    ring_t *ring;           /* current ring, owned; NULL before the first build */
+    uint64_t ring_epoch;    /* gossip epoch the ring was built from */
+    struct event *tick;
+    int64_t generation;     /* our start time, ms */
+    cluster_stats_t stats;
+} cluster_t;
+
+/* Open the peer port, start gossip from the configured seeds.  0 or -1 with
+ * a reason in err. */
+int cluster_open(struct server *srv, cluster_t *cl, char *err, size_t errlen);
+void cluster_close(cluster_t *cl);
+
+/* Rebuild the ring if membership changed since the last build. */
+void cluster_refresh_ring(cluster_t *cl);
+
+/* Text of a member's state for `members`: up, down, joining, leaving. */
+const char *cluster_state_name(const gossip_member_info_t *m);
+
+#endif
