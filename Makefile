@@ -41,6 +41,7 @@ TEST_MODS_test_gossip := gossip ring common
 TEST_MODS_test_proto  := server common
 TEST_MODS_test_config := server common
 TEST_MODS_test_kv     := server storage common
+TEST_MODS_test_frame  := common
 
 # Fuzz targets (libFuzzer, clang): tests/fuzz/fuzz_<name>.c plus the sources
 # in FUZZ_SRC_<name>.  `make test` replays each on its seed corpus and a few
@@ -49,6 +50,7 @@ FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_SRC_fuzz_proto  := server/proto.c
 FUZZ_SRC_fuzz_object := storage/object.c common/vclock.c common/hash.c
+FUZZ_SRC_fuzz_frame  := common/frame.c
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -116,7 +118,7 @@ unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 integration: all
-	cd tests/integration && QKV_BIN=$(CURDIR)/$(DAEMON) /usr/bin/python3 -m pytest -q -ra $(PYTEST_ARGS)
+	cd tests && QKV_BIN=$(CURDIR)/$(DAEMON) /usr/bin/python3 -m pytest -q -ra -p no:cacheprovider $(PYTEST_ARGS) integration $(wildcard tests/cluster/test_*.py:tests/%=%)
 
 clean:
 	rm -rf build build-asan build-fuzz bin lib

@@ -94,8 +94,11 @@ typedef enum gossip_status {
  * What gossip says about one member: the unit of ACK and ACK2 payloads.
  * name: 1..GOSSIP_NAME_MAX printable ASCII bytes (0x21..0x7e), NUL-terminated
  * in the array.  host: IPv4 dotted text, NUL-terminated.  Ports are non-zero.
- * generation > 0.  status is a gossip_status_t value (stored as uint32_t so
- * a decoder can fill it with any number and have it rejected, not UB).
+ * generation > 0, and must grow across restarts of the same name (use
+ * max(start time, last generation + 1) if the clock may step back: a lower
+ * generation is stale everywhere).  status is a gossip_status_t value
+ * (stored as uint32_t so a decoder can fill it with any number and have it
+ * rejected, not UB).
  */
 typedef struct gossip_member {
     char name[GOSSIP_NAME_MAX + 1];
@@ -159,7 +162,9 @@ typedef struct gossip_round {
 
 /* ACK: the answer to a SYN.  Filled by gossip_on_syn() (malloc()ed arrays,
  * caller frees with gossip_ack_free()), or by the caller's decoder for
- * gossip_on_ack(). */
+ * gossip_on_ack().  Size bound for decoders: every array of every message
+ * (SYN digests, ACK entries and requests, ACK2 entries) holds at most
+ * GOSSIP_MAX_MEMBERS items; more is rejected as malformed. */
 typedef struct gossip_ack {
     gossip_member_t *entries; /* entries the SYN sender is behind on */
     size_t nentries;

@@ -358,9 +358,25 @@ int cluster_open(server_t *srv, cluster_t *cl, char *err, size_t errlen)
     memset(cl, 0, sizeof(*cl));
     cl->srv = srv;
     const config_t *cfg = &srv->cfg;
+    /* generation: wall-clock start time, but always above the last one this
+     * node used (a clock stepped back must not make us older than our old
+     * self, whose entries the others would then prefer). */
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     cl->generation = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    uint8_t *val = NULL;
+    size_t vlen = 0;
+    if (store_raw_get(srv->store, 'm', "generation", 10, &val, &vlen) == 1 && vlen == 8) {
+        int64_t last = 0;
+        memcpy(&last, val, 8);
+        if (last >= cl->generation)
+            cl->generation = last + 1;
+    }
+    free(val);
+    if (store_raw_put(srv->store, 'm', "generation", 10, &cl->generation, 8) < 0) {
+        snprintf(err, errlen, "cannot record the node generation in storage");
+        return -1;
+    }
 
     gossip_member_t self = {.client_port = (uint16_t)cfg->client_port,
                             .peer_port = (uint16_t)cfg->peer_port,

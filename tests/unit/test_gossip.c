@@ -653,14 +653,15 @@ static int cmp_arrival(const void *a, const void *b)
 
 /*
  * One member's heartbeats (sent every 200 ms) arrive directly, with no relay
- * to smooth them, for 60 s: with `stalls` false each is 0..1000 ms late
- * (uniform); with `stalls` true they are on time (0..20 ms) except that
- * about every 4 s a stall of 600..1000 ms holds back every heartbeat sent
- * during it, so the detector, used to regular beats, sees sudden ~1 s
- * gaps.  Probes are answered within 0..400 ms when answer_probes is set.
- * Returns how many times the member was judged down.
+ * to smooth them, for 60 s: with stall_max 0 each is 0..1000 ms late
+ * (uniform); otherwise they are on time (0..20 ms) except that about every
+ * 4 s a stall of stall_min..stall_max ms holds back every heartbeat sent
+ * during it, so the detector, used to regular beats, sees sudden gaps.
+ * Probes are answered within 0..400 ms when answer_probes is set.  Returns
+ * how many times the member was judged down.
  */
-static int run_direct_jitter(bool stalls, bool answer_probes, uint64_t seed,
+static int run_direct_jitter(int64_t stall_min, int64_t stall_max,
+                             bool answer_probes, uint64_t seed,
                              unsigned *probes, double *max_phi)
 {
     enum { N = 300 };
@@ -678,13 +679,13 @@ static int run_direct_jitter(bool stalls, bool answer_probes, uint64_t seed,
         int64_t sent = 200 * (int64_t)(k + 1);
 
         hb[k].version = (uint64_t)k + 1;
-        if (!stalls) {
+        if (stall_max == 0) {
             hb[k].at = sent + sim_rand_upto(&rng, 1000);
             continue;
         }
         if (sent >= stall_to && sim_rand_upto(&rng, 19) == 0) {
             stall_from = sent;
-            stall_to = sent + 600 + sim_rand_upto(&rng, 400);
+            stall_to = sent + stall_min + sim_rand_upto(&rng, stall_max - stall_min);
         }
         hb[k].at = (sent >= stall_from && sent < stall_to ? stall_to : sent) +
                    sim_rand_upto(&rng, 20);
@@ -725,28 +726,608 @@ static int run_direct_jitter(bool stalls, bool answer_probes, uint64_t seed,
 
 static void test_jittery_heartbeats_answering_probes_never_down(void **state)
 {
-    unsigned probes, total[2] = {0, 0}, seed;
-    double max_phi, worst[2] = {0, 0};
-    int downs = 0, mode;
+    static const int64_t modes[3][2] = {{0, 0}, {600, 1000}, {1000, 2500}};
+    unsigned probes, total[3] = {0, 0, 0}, seed;
+    double max_phi, worst[3] = {0, 0, 0};
+    int downs[3] = {0, 0, 0}, mode;
 
     (void)state;
-    for (mode = 0; mode < 2; mode++) {
+    for (mode = 0; mode < 3; mode++) {
         for (seed = 1; seed <= 10; seed++) {
-            assert_int_equal(run_direct_jitter(mode, true, seed, &probes, &max_phi), 0);
+            assert_int_equal(run_direct_jitter(modes[mode][0], modes[mode][1], true,
+                                               seed, &probes, &max_phi), 0);
             total[mode] += probes;
             if (max_phi > worst[mode])
                 worst[mode] = max_phi;
+            downs[mode] += run_direct_jitter(modes[mode][0], modes[mode][1], false,
+                                             seed, &probes, &max_phi);
         }
     }
-    for (seed = 1; seed <= 10; seed++)
-        downs += run_direct_jitter(true, false, seed, &probes, &max_phi);
-    printf("   direct heartbeats, 10 x 60 s each, probes answered: never down.\n"
-           "     uniformly 0-1000 ms late: %u suspicions, max phi %.1f\n"
-           "     regular with 0.6-1 s stalls: %u suspicions, max phi %.1f\n"
-           "     the same stalls, probes ignored: down %d times\n",
-           total[0], worst[0], total[1], worst[1], downs);
-    assert_true(total[1] > 0);
-    assert_true(downs > 0);
+    printf("   direct heartbeats, no relay, 10 x 60 s each; probes answered "
+           "(0-400 ms): never down\n");
+    printf("     0-1000 ms late:         %3u suspicions, max phi %5.1f; probes "
+           "ignored: down %d times\n", total[0], worst[0], downs[0]);
+    printf("     0.6-1 s stalls:         %3u suspicions, max phi %5.1f; probes "
+           "ignored: down %d times\n", total[1], worst[1], downs[1]);
+    printf("     1-2.5 s stalls:         %3u suspicions, max phi %5.1f; probes "
+           "ignored: down %d times\n", total[2], worst[2], downs[2]);
+    assert_int_equal(downs[0], 0); /* ~1 s jitter never convicts at all */
+    assert_true(total[2] > 0 && downs[2] > 0); /* the probes are what save it */
+}
+
+static void test_sim_partition_heals(void **state)
+{
+    struct sim *s = sim_new(5, 99, 0);
+    struct subject_arg down = {4, false, 0, -1};
+    int64_t t;
+    int i;
+
+    (void)state;
+    converge(s);
+    s->nodes[4].group = 1; /* node5 cut off both ways */
+    t = sim_run_until(s, s->now + 10000, pred_all_see, &down);
+    assert_true(t >= 0);
+    sim_run_for(s, 20000);
+    for (i = 0; i < 4; i++) { /* node5 judges everyone else down too */
+        gossip_member_info_t info;
+
+        assert_true(sees(s, 4, i, &info));
+        assert_false(info.alive);
+    }
+    s->nodes[4].group = 0;
+    t = s->now;
+    assert_true(sim_run_until(s, t + 10000, pred_converged, NULL) >= 0);
+    printf("   node5 partitioned 20 s, then healed: all alive everywhere after "
+           "%lld ms\n", (long long)(s->now - t));
+    assert_true(s->now - t <= 3000);
+    sim_free(s);
+}
+
+static void test_sim_leave_propagates_tombstone_not_resurrected(void **state)
+{
+    const int64_t ttl = 10000;
+    struct sim *s = sim_new(5, 5, ttl);
+    struct subject_arg leaving = {2, true, 0, GOSSIP_LEAVING};
+    struct subject_arg left = {2, false, 0, GOSSIP_LEFT};
+    uint64_t epoch0;
+    gossip_member_t stale;
+    gossip_member_info_t info;
+    int64_t t, t_left;
+    int i;
+
+    (void)state;
+    converge(s);
+    epoch0 = gossip_epoch(s->nodes[0].g);
+    stale = info_of(s->nodes[0].g, "node3").entry; /* an UP entry, soon stale */
+    assert_int_equal(gossip_set_status(s->nodes[2].g, GOSSIP_LEAVING, s->now), 0);
+    t = s->now;
+    assert_true(sim_run_until(s, t + 5000, pred_all_see, &leaving) >= 0);
+    printf("   LEAVING seen everywhere after %lld ms;", (long long)(s->now - t));
+    assert_true(gossip_epoch(s->nodes[0].g) > epoch0);
+
+    assert_int_equal(gossip_set_status(s->nodes[2].g, GOSSIP_LEFT, s->now), 0);
+    t = s->now;
+    assert_true(sim_run_until(s, t + 5000, pred_all_see, &left) >= 0);
+    printf(" LEFT after %lld ms\n", (long long)(s->now - t));
+    t_left = s->now;
+    sim_run_for(s, 1000);
+    sim_kill(s, 2); /* the process exits once its LEFT has spread */
+
+    /* Stale gossip (the old UP entry) does not resurrect the tombstone. */
+    assert_int_equal(gossip_on_ack2(s->nodes[0].g, &stale, 1, s->now), 0);
+    info = info_of(s->nodes[0].g, "node3");
+    assert_int_equal(info.entry.status, GOSSIP_LEFT);
+    assert_false(info.alive);
+    sim_run_for(s, ttl / 2);
+    assert_true(pred_all_see(s, &left));
+
+    /* After the TTL the tombstone goes from every view and stays gone,
+     * though the nodes expire it at slightly different times. */
+    sim_run_for(s, t_left + ttl + 2000 - s->now);
+    for (i = 0; i < 5; i++)
+        if (i != 2)
+            assert_false(gossip_lookup(s->nodes[i].g, "node3", NULL));
+    assert_int_equal(gossip_on_ack2(s->nodes[0].g, &stale, 1, s->now), 0);
+    sim_run_for(s, ttl / 2);
+    for (i = 0; i < 5; i++) {
+        if (i == 2)
+            continue;
+        assert_false(gossip_lookup(s->nodes[i].g, "node3", NULL));
+        assert_int_equal(gossip_member_count(s->nodes[i].g), 4);
+    }
+
+    /* The same name rejoining with a new generation is a new member. */
+    sim_start(s, 2, s->now + 1000000);
+    assert_true(sim_run_until(s, s->now + 10000, pred_converged, NULL) >= 0);
+    info = info_of(s->nodes[0].g, "node3");
+    assert_int_equal(info.entry.status, GOSSIP_UP);
+    sim_free(s);
+}
+
+/* ---- hand-driven tests ------------------------------------------------ */
+
+static void test_stale_entries_never_override(void **state)
+{
+    gossip_t *g = new_node("a", 1, 500, NULL, 0);
+    gossip_member_t x = entry("x", 2, 100, 5, GOSSIP_UP);
+    gossip_member_t self_newer = entry("a", 9, 900, 77, GOSSIP_LEFT);
+    gossip_digest_t d[2];
+    gossip_ack_t ack;
+    gossip_member_info_t info;
+
+    (void)state;
+    apply1(g, x, 10);
+    apply1(g, entry("x", 2, 99, 1000, GOSSIP_LEFT), 20);  /* older generation */
+    apply1(g, entry("x", 2, 100, 4, GOSSIP_LEAVING), 30); /* older version */
+    info = info_of(g, "x");
+    assert_int_equal(info.entry.generation, 100);
+    assert_int_equal(info.entry.version, 5);
+    assert_int_equal(info.entry.status, GOSSIP_UP);
+
+    apply1(g, entry("x", 2, 100, 6, GOSSIP_LEAVING), 40); /* newer: wins */
+    info = info_of(g, "x");
+    assert_int_equal(info.entry.version, 6);
+    assert_int_equal(info.entry.status, GOSSIP_LEAVING);
+
+    /* A newer generation supersedes entirely, even a lower version. */
+    apply1(g, entry("x", 3, 101, 0, GOSSIP_JOINING), 50);
+    info = info_of(g, "x");
+    assert_int_equal(info.entry.generation, 101);
+    assert_int_equal(info.entry.version, 0);
+    assert_string_equal(info.entry.host, "10.0.0.3");
+    assert_true(info.alive);
+
+    /* Nobody else changes our own entry. */
+    apply1(g, self_newer, 60);
+    info = info_of(g, "a");
+    assert_true(info.is_self);
+    assert_int_equal(info.entry.generation, 500);
+    assert_int_equal(info.entry.status, GOSSIP_UP);
+
+    /* SYN: an older digest gets our entry; a newer one is requested with
+     * what we have; a member the digests lack is sent. */
+    memset(d, 0, sizeof(d));
+    snprintf(d[0].name, sizeof(d[0].name), "x");
+    d[0].generation = 100;
+    d[0].version = 1000;
+    snprintf(d[1].name, sizeof(d[1].name), "y");
+    d[1].generation = 7;
+    d[1].version = 1;
+    assert_int_equal(gossip_on_syn(g, d, 2, 70, &ack), 0);
+    assert_int_equal(ack.nentries, 2); /* x (gen 101 > 100) and a (lacking) */
+    assert_int_equal(ack.nrequests, 1);
+    assert_string_equal(ack.requests[0].name, "y");
+    assert_int_equal(ack.requests[0].generation, 0);
+    gossip_ack_free(&ack);
+
+    d[0].generation = 102;
+    d[0].version = 0;
+    assert_int_equal(gossip_on_syn(g, d, 1, 80, &ack), 0);
+    assert_int_equal(ack.nrequests, 1);
+    assert_string_equal(ack.requests[0].name, "x");
+    assert_int_equal(ack.requests[0].generation, 101);
+    assert_int_equal(ack.requests[0].version, 0);
+    assert_int_equal(ack.nentries, 1); /* only a */
+    assert_string_equal(ack.entries[0].name, "a");
+    gossip_ack_free(&ack);
+    gossip_free(g);
+}
+
+static void test_syn_ack_ack2_round(void **state)
+{
+    gossip_addr_t seed = {"10.0.0.1", 7000};
+    gossip_t *a = new_node("a", 1, 10, &seed, 1);
+    gossip_t *b = new_node("b", 2, 20, &seed, 1);
+    gossip_round_t r;
+    gossip_ack_t ack;
+    gossip_ack2_t ack2;
+
+    (void)state;
+    /* a is the seed: alone, it has nobody to talk to (itself excluded). */
+    assert_int_equal(gossip_tick(a, 0, &r), 0);
+    assert_int_equal(r.ntargets, 0);
+    assert_int_equal(r.nsyn, 1);
+    gossip_round_free(&r);
+    /* b knows only the seed's address: it targets it, name unknown. */
+    assert_int_equal(gossip_tick(b, 0, &r), 0);
+    assert_int_equal(r.ntargets, 1);
+    assert_string_equal(r.targets[0].addr.host, "10.0.0.1");
+    assert_int_equal(r.targets[0].addr.port, 7000);
+    assert_string_equal(r.targets[0].name, "");
+    assert_int_equal(gossip_on_syn(a, r.syn, r.nsyn, 5, &ack), 0);
+    assert_int_equal(ack.nentries, 1);  /* a itself */
+    assert_int_equal(ack.nrequests, 1); /* b */
+    gossip_round_free(&r);
+    assert_int_equal(gossip_on_ack(b, &ack, 10, &ack2), 0);
+    assert_int_equal(ack2.nentries, 1);
+    assert_string_equal(ack2.entries[0].name, "b");
+    assert_int_equal(gossip_on_ack2(a, ack2.entries, ack2.nentries, 15), 0);
+    gossip_ack_free(&ack);
+    gossip_ack2_free(&ack2);
+    assert_int_equal(gossip_member_count(a), 2);
+    assert_int_equal(gossip_member_count(b), 2);
+    assert_true(info_of(a, "b").alive);
+    assert_true(info_of(b, "a").alive);
+    /* Now b's partner is a member; the seed is the same address, so it is
+     * not sent twice. */
+    assert_int_equal(gossip_tick(b, 200, &r), 0);
+    assert_int_equal(r.ntargets, 1);
+    assert_string_equal(r.targets[0].name, "a");
+    gossip_round_free(&r);
+    gossip_free(a);
+    gossip_free(b);
+}
+
+static void test_probe_cycle(void **state)
+{
+    gossip_t *g = new_node("a", 1, 10, NULL, 0);
+    gossip_round_t r;
+    gossip_member_info_t info;
+    uint64_t epoch;
+    int64_t t;
+
+    (void)state;
+    apply1(g, entry("b", 2, 20, 1, GOSSIP_UP), 0);
+    /* First sight: confirmed by a probe on the next tick. */
+    assert_int_equal(gossip_tick(g, 0, &r), 0);
+    assert_true(in_probes(&r, "b"));
+    assert_string_equal(r.probes[0].addr.host, "10.0.0.2");
+    gossip_round_free(&r);
+    assert_true(info_of(g, "b").probing);
+    assert_int_equal(gossip_on_probe_ack(g, "b", 3), 1);
+    assert_false(info_of(g, "b").probing);
+
+    /* Heartbeats every 200 ms, then silence: suspected, then probed. */
+    for (t = 200; t <= 2000; t += 200)
+        apply1(g, entry("b", 2, 20, 1 + (uint64_t)t, GOSSIP_UP), t);
+    for (t = 2200;; t += 200) {
+        assert_int_equal(gossip_tick(g, t, &r), 0);
+        if (r.nprobes > 0)
+            break;
+        gossip_round_free(&r);
+        assert_true(t < 4000);
+    }
+    printf("   steady 200 ms heartbeats, then silence: probed %lld ms after the "
+           "last one (phi %.1f)\n", (long long)(t - 2000), gossip_phi(g, "b", t));
+    assert_true(in_probes(&r, "b"));
+    gossip_round_free(&r);
+    /* The answer clears the suspicion. */
+    assert_int_equal(gossip_on_probe_ack(g, "b", t + 50), 1);
+    info = info_of(g, "b");
+    assert_true(info.alive);
+    assert_false(info.probing);
+    assert_true(gossip_phi(g, "b", t + 50) < 1);
+
+    /* Suspected again; no answer within 500 ms: down on a later tick. */
+    epoch = gossip_epoch(g);
+    for (t += 200;; t += 200) {
+        assert_int_equal(gossip_tick(g, t, &r), 0);
+        gossip_round_free(&r);
+        if (!info_of(g, "b").alive)
+            break;
+        assert_true(t < 10000);
+    }
+    assert_int_equal(gossip_epoch(g), epoch + 1);
+    /* Down members are not probed but are still gossiped to, sometimes. */
+    assert_int_equal(gossip_tick(g, t + 200, &r), 0);
+    assert_int_equal(r.nprobes, 0);
+    gossip_round_free(&r);
+    /* A newer heartbeat by gossip makes it alive again. */
+    apply1(g, entry("b", 2, 20, 99999, GOSSIP_UP), t + 300);
+    assert_true(info_of(g, "b").alive);
+    assert_int_equal(gossip_epoch(g), epoch + 2);
+
+    /* A heartbeat arriving during the probe also clears it. */
+    for (t += 400;; t += 200) {
+        assert_int_equal(gossip_tick(g, t, &r), 0);
+        if (r.nprobes > 0)
+            break;
+        gossip_round_free(&r);
+    }
+    gossip_round_free(&r);
+    apply1(g, entry("b", 2, 20, 100000, GOSSIP_UP), t + 100);
+    assert_false(info_of(g, "b").probing);
+    assert_int_equal(gossip_tick(g, t + 600, &r), 0);
+    gossip_round_free(&r);
+    assert_true(info_of(g, "b").alive);
+
+    /* Probe answers from unknown, self or bad names. */
+    assert_int_equal(gossip_on_probe_ack(g, "zz", t), 0);
+    assert_int_equal(gossip_on_probe_ack(g, "a", t), 0);
+    assert_int_equal(gossip_on_probe_ack(g, NULL, t), -EINVAL);
+    assert_int_equal(gossip_on_probe_ack(g, "", t), -EINVAL);
+    gossip_free(g);
+}
+
+static void test_views_epoch_status(void **state)
+{
+    gossip_t *g = new_node("self", 1, 10, NULL, 0);
+    gossip_member_info_t info;
+    uint64_t e;
+
+    (void)state;
+    assert_int_equal(gossip_epoch(g), 1);
+    assert_int_equal(gossip_member_count(g), 1);
+    assert_int_equal(gossip_member(g, 0, &info), 0);
+    assert_true(info.is_self);
+    assert_true(info.alive);
+    assert_string_equal(info.entry.name, "self");
+    assert_true(info.phi == 0);
+    assert_int_equal(gossip_member(g, 1, &info), -EINVAL);
+    assert_int_equal(gossip_member(g, 0, NULL), -EINVAL);
+    assert_false(gossip_lookup(g, "nobody", &info));
+    assert_false(gossip_lookup(g, NULL, &info));
+    assert_true(gossip_phi(g, "nobody", 0) < 0);
+    assert_true(gossip_phi(g, "self", 0) == 0);
+
+    /* Members are listed by name; the epoch moves on every addition. */
+    apply1(g, entry("zeta", 3, 5, 1, GOSSIP_UP), 0);
+    apply1(g, entry("alpha", 2, 5, 1, GOSSIP_JOINING), 0);
+    assert_int_equal(gossip_epoch(g), 3);
+    assert_int_equal(gossip_member(g, 0, &info), 0);
+    assert_string_equal(info.entry.name, "alpha");
+    assert_int_equal(gossip_member(g, 2, &info), 0);
+    assert_string_equal(info.entry.name, "zeta");
+    /* A heartbeat alone does not move it; a status change does. */
+    apply1(g, entry("zeta", 3, 5, 2, GOSSIP_UP), 100);
+    assert_int_equal(gossip_epoch(g), 3);
+    apply1(g, entry("alpha", 2, 5, 2, GOSSIP_UP), 100);
+    assert_int_equal(gossip_epoch(g), 4);
+
+    /* Owner actions bump the version; the same status again is a no-op. */
+    e = gossip_epoch(g);
+    info = info_of(g, "self");
+    assert_int_equal(gossip_set_status(g, GOSSIP_LEAVING, 200), 0);
+    assert_int_equal(info_of(g, "self").entry.version, info.entry.version + 1);
+    assert_int_equal(info_of(g, "self").entry.status, GOSSIP_LEAVING);
+    assert_int_equal(gossip_epoch(g), e + 1);
+    assert_int_equal(gossip_set_status(g, GOSSIP_LEAVING, 200), 0);
+    assert_int_equal(gossip_epoch(g), e + 1);
+    assert_int_equal(gossip_set_status(g, (gossip_status_t)4, 200), -EINVAL);
+    gossip_free(g);
+}
+
+/* Applies bad entry `bad` together with a good one; nothing may change. */
+static void reject_with_good(gossip_t *g, gossip_member_t bad)
+{
+    gossip_member_t two[2];
+    gossip_ack_t ack;
+    gossip_ack2_t ack2;
+    uint64_t epoch = gossip_epoch(g);
+    size_t count = gossip_member_count(g);
+
+    two[0] = entry("good", 4, 7, 1, GOSSIP_UP);
+    two[1] = bad;
+    assert_int_equal(gossip_on_ack2(g, two, 2, 1), -EINVAL);
+    memset(&ack, 0, sizeof(ack));
+    ack.entries = two;
+    ack.nentries = 2;
+    assert_int_equal(gossip_on_ack(g, &ack, 1, &ack2), -EINVAL);
+    assert_null(ack2.entries);
+    assert_int_equal(ack2.nentries, 0);
+    assert_false(gossip_lookup(g, "good", NULL));
+    assert_int_equal(gossip_member_count(g), count);
+    assert_int_equal(gossip_epoch(g), epoch);
+}
+
+static void test_malformed_rejected(void **state)
+{
+    gossip_t *g = new_node("a", 1, 10, NULL, 0);
+    gossip_member_t e, *many;
+    gossip_digest_t d[2], *dmany;
+    gossip_ack_t ack;
+    gossip_ack2_t ack2;
+    size_t i;
+
+    (void)state;
+    e = entry("x", 2, 1, 1, GOSSIP_UP);
+    e.name[0] = '\0';
+    reject_with_good(g, e); /* empty name */
+    e = entry("x y", 2, 1, 1, GOSSIP_UP);
+    reject_with_good(g, e); /* space in name */
+    e = entry("x\001", 2, 1, 1, GOSSIP_UP);
+    reject_with_good(g, e); /* control byte */
+    e = entry("x", 2, 1, 1, GOSSIP_UP);
+    memset(e.name, 'n', sizeof(e.name)); /* 64 bytes, no NUL */
+    reject_with_good(g, e);
+    e = entry("x", 2, 1, 1, GOSSIP_UP);
+    memset(e.host, '1', sizeof(e.host)); /* no NUL */
+    reject_with_good(g, e);
+    snprintf(e.host, sizeof(e.host), "example.com");
+    reject_with_good(g, e);
+    snprintf(e.host, sizeof(e.host), "256.1.1.1");
+    reject_with_good(g, e);
+    snprintf(e.host, sizeof(e.host), "%s", "");
+    reject_with_good(g, e);
+    e = entry("x", 2, 1, 1, GOSSIP_UP);
+    e.peer_port = 0;
+    reject_with_good(g, e);
+    e = entry("x", 2, 1, 1, GOSSIP_UP);
+    e.client_port = 0;
+    reject_with_good(g, e);
+    e = entry("x", 2, 1, 1, GOSSIP_UP);
+    e.status = 4;
+    reject_with_good(g, e);
+    e = entry("x", 2, 0, 1, GOSSIP_UP);
+    reject_with_good(g, e); /* generation 0 */
+    e = entry("x", 2, -5, 1, GOSSIP_UP);
+    reject_with_good(g, e);
+    e = entry("good", 2, 9, 1, GOSSIP_UP);
+    reject_with_good(g, e); /* the same name twice */
+    assert_int_equal(gossip_on_ack2(g, NULL, 1, 1), -EINVAL);
+    assert_int_equal(gossip_on_ack2(g, NULL, 0, 1), 0);
+
+    /* Bad digests, in a SYN or as ACK requests. */
+    memset(d, 0, sizeof(d));
+    snprintf(d[0].name, sizeof(d[0].name), "x");
+    snprintf(d[1].name, sizeof(d[1].name), "x");
+    assert_int_equal(gossip_on_syn(g, d, 2, 1, &ack), -EINVAL);
+    assert_null(ack.entries);
+    snprintf(d[1].name, sizeof(d[1].name), "y");
+    d[1].generation = -1;
+    assert_int_equal(gossip_on_syn(g, d, 2, 1, &ack), -EINVAL);
+    d[1].generation = 1;
+    memset(d[1].name, 'q', sizeof(d[1].name));
+    assert_int_equal(gossip_on_syn(g, d, 2, 1, &ack), -EINVAL);
+    assert_int_equal(gossip_on_syn(g, NULL, 3, 1, &ack), -EINVAL);
+    memset(&ack, 0, sizeof(ack));
+    ack.requests = d;
+    ack.nrequests = 2;
+    e = entry("good", 4, 7, 1, GOSSIP_UP);
+    ack.entries = &e;
+    ack.nentries = 1;
+    assert_int_equal(gossip_on_ack(g, &ack, 1, &ack2), -EINVAL);
+    assert_false(gossip_lookup(g, "good", NULL)); /* entries not applied */
+    assert_int_equal(gossip_on_ack(g, NULL, 1, &ack2), -EINVAL);
+
+    /* Too many items in one message. */
+    dmany = calloc(GOSSIP_MAX_MEMBERS + 1, sizeof(*dmany));
+    assert_non_null(dmany);
+    for (i = 0; i <= GOSSIP_MAX_MEMBERS; i++) {
+        snprintf(dmany[i].name, sizeof(dmany[i].name), "n%zu", i);
+        dmany[i].generation = 1;
+    }
+    assert_int_equal(gossip_on_syn(g, dmany, GOSSIP_MAX_MEMBERS + 1, 1, &ack), -EINVAL);
+    assert_int_equal(gossip_on_syn(g, dmany, GOSSIP_MAX_MEMBERS, 1, &ack), 0);
+    assert_int_equal(ack.nrequests, GOSSIP_MAX_MEMBERS);
+    gossip_ack_free(&ack);
+    free(dmany);
+
+    /* Membership is capped at GOSSIP_MAX_MEMBERS, self included. */
+    many = calloc(GOSSIP_MAX_MEMBERS + 1, sizeof(*many));
+    assert_non_null(many);
+    for (i = 0; i <= GOSSIP_MAX_MEMBERS; i++) {
+        char name[16];
+
+        snprintf(name, sizeof(name), "m%zu", i);
+        many[i] = entry(name, 2, 3, 1, GOSSIP_UP);
+    }
+    assert_int_equal(gossip_on_ack2(g, many, GOSSIP_MAX_MEMBERS + 1, 1), -EINVAL);
+    assert_int_equal(gossip_on_ack2(g, many, GOSSIP_MAX_MEMBERS, 1), -EINVAL);
+    assert_int_equal(gossip_member_count(g), 1);
+    assert_int_equal(gossip_on_ack2(g, many, GOSSIP_MAX_MEMBERS - 1, 1), 0);
+    assert_int_equal(gossip_member_count(g), GOSSIP_MAX_MEMBERS);
+    /* Full: a batch updating a known member and adding one is refused
+     * whole. */
+    many[0].version = 2;
+    many[0].status = GOSSIP_LEAVING;
+    assert_int_equal(gossip_on_ack2(g, &many[GOSSIP_MAX_MEMBERS - 1], 1, 1), -EINVAL);
+    memcpy(&many[1], &many[GOSSIP_MAX_MEMBERS - 1], sizeof(many[1]));
+    assert_int_equal(gossip_on_ack2(g, many, 2, 1), -EINVAL);
+    assert_int_equal(info_of(g, "m0").entry.status, GOSSIP_UP);
+    assert_int_equal(gossip_on_ack2(g, many, 1, 1), 0); /* updates still fine */
+    assert_int_equal(info_of(g, "m0").entry.status, GOSSIP_LEAVING);
+    free(many);
+    gossip_free(g);
+}
+
+static void test_new_rejects_bad_config(void **state)
+{
+    gossip_member_t self = entry("a", 1, 10, 0, GOSSIP_UP);
+    gossip_addr_t seeds[2] = {{"10.0.0.9", 7000}, {"bad host", 7000}};
+    gossip_config_t cfg;
+    gossip_t *g = (gossip_t *)&self; /* sentinel: untouched on failure */
+
+    (void)state;
+    memset(&cfg, 0, sizeof(cfg));
+    assert_int_equal(gossip_new(NULL, &cfg, &g), -EINVAL);
+    assert_int_equal(gossip_new(&self, NULL, &g), -EINVAL);
+    assert_int_equal(gossip_new(&self, &cfg, NULL), -EINVAL);
+    cfg.interval_ms = -1;
+    assert_int_equal(gossip_new(&self, &cfg, &g), -EINVAL);
+    cfg.interval_ms = 0;
+    cfg.phi_threshold = NAN;
+    assert_int_equal(gossip_new(&self, &cfg, &g), -EINVAL);
+    cfg.phi_threshold = 0;
+    cfg.seeds = seeds;
+    cfg.nseeds = 2;
+    assert_int_equal(gossip_new(&self, &cfg, &g), -EINVAL);
+    cfg.nseeds = GOSSIP_MAX_SEEDS + 1;
+    assert_int_equal(gossip_new(&self, &cfg, &g), -EINVAL);
+    cfg.seeds = NULL;
+    cfg.nseeds = 1;
+    assert_int_equal(gossip_new(&self, &cfg, &g), -EINVAL);
+    cfg.nseeds = 0;
+    self.status = 9;
+    assert_int_equal(gossip_new(&self, &cfg, &g), -EINVAL);
+    assert_ptr_equal(g, (gossip_t *)&self);
+    self.status = GOSSIP_JOINING;
+    cfg.seeds = seeds;
+    cfg.nseeds = 1;
+    assert_int_equal(gossip_new(&self, &cfg, &g), 0); /* defaults apply */
+    gossip_free(g);
+    gossip_free(NULL);
+    gossip_round_free(NULL);
+    gossip_ack_free(NULL);
+    gossip_ack2_free(NULL);
+}
+
+static void test_phi_formula(void **state)
+{
+    double prev = -1, t;
+    double akka;
+
+    (void)state;
+    /* At the mean, 1 - F = 1/2. */
+    assert_true(fabs(gossip_phi_normal(200, 200, 50) - log10(2.0)) < 1e-12);
+    /* Akka's expression where it does not underflow. */
+    for (t = 0; t <= 600; t += 25) {
+        double y = (t - 200) / 50, e = exp(-y * (1.5976 + 0.070566 * y * y));
+        double phi = gossip_phi_normal(t, 200, 50);
+
+        akka = t > 200 ? -log10(e / (1.0 + e)) : -log10(1.0 - 1.0 / (1.0 + e));
+        assert_true(fabs(phi - akka) < 1e-9 * (1 + akka));
+        assert_true(phi >= 0 && phi > prev);
+        prev = phi;
+    }
+    /* Far past the mean Akka's form is infinite; ours stays finite. */
+    assert_true(isfinite(gossip_phi_normal(1e6, 200, 50)));
+    assert_true(gossip_phi_normal(1e6, 200, 50) > 1e6);
+    assert_true(isfinite(gossip_phi_normal(-1e6, 200, 50)));
+    assert_true(gossip_phi_normal(-1e6, 200, 50) >= 0);
+}
+
+static void test_fd_window(void **state)
+{
+    gossip_fd_t *fd = NULL;
+    int64_t t;
+    int i;
+
+    (void)state;
+    assert_int_equal(gossip_fd_new(0, 100, 2000, &fd), -EINVAL);
+    assert_int_equal(gossip_fd_new(10, 0, 2000, &fd), -EINVAL);
+    assert_int_equal(gossip_fd_new(10, 100, 0, &fd), -EINVAL);
+    assert_int_equal(gossip_fd_new(10, 100, 20000000, &fd), -EINVAL);
+    assert_int_equal(gossip_fd_new(GOSSIP_FD_WINDOW, 100, 2000, &fd), 0);
+
+    /* Bootstrap: one sample of 400 ms, so a fresh member survives about a
+     * second of silence before it is suspected. */
+    gossip_fd_reset(fd, 400, 1000);
+    assert_int_equal(gossip_fd_last(fd), 1000);
+    assert_true(fabs(gossip_fd_phi(fd, 1400) - log10(2.0)) < 1e-12);
+    assert_true(gossip_fd_phi(fd, 1800) < 8);
+    assert_true(gossip_fd_phi(fd, 2000) > 8);
+
+    /* A full window of 200 ms intervals, then of 400 ms: the old ones
+     * slide out, and the mean is exactly 400. */
+    for (t = 1000, i = 0; i < 1000; i++)
+        gossip_fd_heartbeat(fd, t += 200);
+    assert_true(fabs(gossip_fd_phi(fd, t + 200) - log10(2.0)) < 1e-12);
+    for (i = 0; i < 1000; i++)
+        gossip_fd_heartbeat(fd, t += 400);
+    assert_true(fabs(gossip_fd_phi(fd, t + 400) - log10(2.0)) < 1e-12);
+
+    /* Zero and over-long intervals are not samples. */
+    gossip_fd_heartbeat(fd, t);
+    gossip_fd_heartbeat(fd, t += 60000);
+    assert_int_equal(gossip_fd_last(fd), t);
+    assert_true(fabs(gossip_fd_phi(fd, t + 400) - log10(2.0)) < 1e-12);
+    /* Time running back is harmless. */
+    gossip_fd_heartbeat(fd, t - 10);
+    assert_int_equal(gossip_fd_last(fd), t);
+    assert_true(gossip_fd_phi(fd, t - 100) < 1);
+    gossip_fd_free(fd);
+    gossip_fd_free(NULL);
 }
 
 int main(void)

@@ -469,12 +469,12 @@ static void test_expiry(void **state)
     obj_t o;
     obj_init(&o);
     put(&o, "v", 0, kv_expiry(-1, NOW_S), NOW_US - 10);
-    obj_purge(&o, NOW_S, 0);
+    obj_purge(&o, NOW_US, 0);
     assert_false(obj_live(&o));
     put(&o, "v", 0, kv_expiry(10, NOW_S), NOW_US - 10);
-    obj_purge(&o, NOW_S + 9, 0);
+    obj_purge(&o, (NOW_S + 9) * 1000000, 0);
     assert_true(obj_live(&o));
-    obj_purge(&o, NOW_S + 10, 0);
+    obj_purge(&o, (NOW_S + 10) * 1000000, 0);
     assert_false(obj_live(&o));
     obj_free(&o);
 }

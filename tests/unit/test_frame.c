@@ -1,0 +1,173 @@
+/* test_frame.c - the inter-node frame codec (common/frame.h): round trips,
+ * partial input, oversized and malformed frames, and the msgpack
+ * pre-validator that keeps hostile length fields from allocating. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../common/frame.h"
+
+static void pack_body(msgpack_sbuffer *sb)
+{
+    msgpack_packer pk;
+    msgpack_sbuffer_init(sb);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_str(&pk, 5);
+    msgpack_pack_str_body(&pk, "node1", 5);
+    msgpack_pack_int64(&pk, -7);
+    msgpack_pack_bin(&pk, 3);
+    msgpack_pack_bin_body(&pk, "\0\r\n", 3);
+}
+
+static void test_round_trip(void **state)
+{
+    (void)state;
+    msgpack_sbuffer body, out;
+    pack_body(&body);
+    msgpack_sbuffer_init(&out);
+    assert_int_equal(frame_build(&out, 2, FRAME_REQUEST, 0xfeedfacecafeULL, 1500, body.data,
+                                 body.size), 0);
+    frame_t f;
+    size_t used = 0;
+    assert_int_equal(frame_parse((uint8_t *)out.data, out.size, 1 << 20, &f, &used), 1);
+    assert_int_equal(used, out.size);
+    assert_int_equal(f.type, 2);
+    assert_int_equal(f.kind, FRAME_REQUEST);
+    assert_true(f.req_id == 0xfeedfacecafeULL);
+    assert_int_equal(f.ttl_ms, 1500);
+    const msgpack_object *it;
+    uint32_t n;
+    char name[16];
+    int64_t v;
+    const uint8_t *bin;
+    size_t blen;
+    assert_true(mp_array(&f.body, 3, 3, &it, &n));
+    assert_true(mp_str(&it[0], name, sizeof(name)));
+    assert_string_equal(name, "node1");
+    assert_true(mp_i64(&it[1], &v));
+    assert_int_equal(v, -7);
+    assert_true(mp_bin(&it[2], &bin, &blen, 3));
+    assert_memory_equal(bin, "\0\r\n", 3);
+    /* typed readers refuse the wrong types and ranges */
+    uint64_t u;
+    assert_false(mp_u64(&it[1], &u));
+    assert_false(mp_str(&it[1], name, sizeof(name)));
+    assert_false(mp_str(&it[0], name, 5)); /* needs 6 bytes with the NUL */
+    assert_false(mp_bin(&it[2], &bin, &blen, 2));
+    assert_false(mp_array(&f.body, 4, 4, &it, &n));
+    frame_release(&f);
+    msgpack_sbuffer_destroy(&body);
+    msgpack_sbuffer_destroy(&out);
+}
+
+static void test_partial_input_needs_more(void **state)
+{
+    (void)state;
+    msgpack_sbuffer body, out;
+    pack_body(&body);
+    msgpack_sbuffer_init(&out);
+    assert_int_equal(frame_build(&out, 3, FRAME_RESPONSE, 1, 0, body.data, body.size), 0);
+    for (size_t cut = 0; cut < out.size; cut++) {
+        frame_t f;
+        size_t used = 0;
+        assert_int_equal(frame_parse((uint8_t *)out.data, cut, 1 << 20, &f, &used), 0);
+        assert_null(f.zone);
+    }
+    /* two frames back to back: the first is consumed exactly */
+    size_t one = out.size;
+    msgpack_sbuffer_write(&out, out.data, one);
+    frame_t f;
+    size_t used = 0;
+    assert_int_equal(frame_parse((uint8_t *)out.data, out.size, 1 << 20, &f, &used), 1);
+    assert_int_equal(used, one);
+    frame_release(&f);
+    msgpack_sbuffer_destroy(&body);
+    msgpack_sbuffer_destroy(&out);
+}
+
+static void test_oversized_rejected_before_reading(void **state)
+{
+    (void)state;
+    uint8_t hdr[4] = {0xff, 0xff, 0xff, 0xff};
+    frame_t f;
+    size_t used = 0;
+    assert_int_equal(frame_parse(hdr, 4, 1 << 20, &f, &used), -EMSGSIZE);
+    uint8_t zero[4] = {0, 0, 0, 0};
+    assert_int_equal(frame_parse(zero, 4, 1 << 20, &f, &used), -EPROTO);
+}
+
+static size_t with_header(uint8_t *buf, const uint8_t *payload, size_t n)
+{
+    buf[0] = (uint8_t)(n >> 24);
+    buf[1] = (uint8_t)(n >> 16);
+    buf[2] = (uint8_t)(n >> 8);
+    buf[3] = (uint8_t)n;
+    memcpy(buf + 4, payload, n);
+    return n + 4;
+}
+
+static void test_malformed_envelopes(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *what;
+        uint8_t bytes[16];
+        size_t len;
+    } cases[] = {
+        {"not an array", {0x01}, 1},
+        {"array of 5", {0x95, 1, 2, 0, 1, 0}, 6},
+        {"version 2", {0x96, 2, 2, 0, 1, 0, 0xc0}, 7},
+        {"type 0", {0x96, 1, 0, 0, 1, 0, 0xc0}, 7},
+        {"kind 3", {0x96, 1, 2, 3, 1, 0, 0xc0}, 7},
+        {"negative req id", {0x96, 1, 2, 0, 0xff, 0, 0xc0}, 7},
+        {"trailing byte", {0x96, 1, 2, 0, 1, 0, 0xc0, 0xc0}, 8},
+        {"truncated body", {0x96, 1, 2, 0, 1, 0, 0x92, 1}, 8},
+        {"reserved 0xc1", {0x96, 1, 2, 0, 1, 0, 0xc1}, 7},
+        /* an array claiming 2^32-1 elements in 5 bytes must not allocate */
+        {"huge array count", {0x96, 1, 2, 0, 1, 0, 0xdd, 0xff, 0xff, 0xff, 0xff}, 11},
+        {"huge map count", {0x96, 1, 2, 0, 1, 0, 0xdf, 0x7f, 0xff, 0xff, 0xff}, 11},
+        {"huge bin length", {0x96, 1, 2, 0, 1, 0, 0xc6, 0xff, 0xff, 0xff, 0xff}, 11},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint8_t buf[64];
+        size_t n = with_header(buf, cases[i].bytes, cases[i].len);
+        frame_t f;
+        size_t used = 0;
+        int rc = frame_parse(buf, n, 1 << 20, &f, &used);
+        if (rc != -EPROTO)
+            fail_msg("%s: got %d", cases[i].what, rc);
+        assert_null(f.zone);
+    }
+}
+
+static void test_validate(void **state)
+{
+    (void)state;
+    assert_true(mp_validate((const uint8_t *)"\x93\x01\x02\x03", 4));
+    assert_true(mp_validate((const uint8_t *)"\xc0", 1));
+    assert_false(mp_validate((const uint8_t *)"", 0));
+    assert_false(mp_validate((const uint8_t *)"\x93\x01\x02", 3));
+    assert_false(mp_validate((const uint8_t *)"\x01\x02", 2)); /* two objects */
+    assert_false(mp_validate((const uint8_t *)"\xa5hi", 3));   /* str past the end */
+    assert_true(mp_validate((const uint8_t *)"\x81\xa1k\xa1v", 5));
+    assert_false(mp_validate((const uint8_t *)"\x81\xa1k", 3)); /* map without value */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_partial_input_needs_more),
+        cmocka_unit_test(test_oversized_rejected_before_reading),
+        cmocka_unit_test(test_malformed_envelopes),
+        cmocka_unit_test(test_validate),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
