@@ -56,7 +56,12 @@ FUZZ_BIN := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/fuzz_*.
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
+# The sanitizer build keeps its binary apart so a plain build never runs it.
+ifeq ($(SANITIZE),address)
+DAEMON   := $(BUILD)/bin/quorumkvd
+else
 DAEMON   := bin/quorumkvd
+endif
 
 .PHONY: all test check unit integration run bench deps clean fuzz fuzz-smoke
 all: $(DAEMON)
@@ -73,7 +78,7 @@ endef
 $(foreach m,$(MODULES),$(eval $(call MODULE_RULE,$(m))))
 
 $(DAEMON): $(BUILD)/server/main.o $(CORE_LIBS)
-	@mkdir -p bin
+	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 .SECONDEXPANSION:

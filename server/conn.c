@@ -257,19 +257,23 @@ static void do_mget(conn_t *c, size_t line_total)
 {
     c->mkeys_i = 0;
     c->mkeys_n = c->req.nkeys;
-    c->mkeys = c->req.keys; /* scratch for now; copied if we must pause */
-    if (mget_run(c))
+    c->mkeys = c->req.keys; /* the server's scratch: copied below if we pause */
+    if (mget_run(c)) {
+        c->mkeys = NULL;
         return;
+    }
     /* Paused mid-command: keep the keys (they point into the line, which
      * stays at the head of the input buffer while reading is off). */
     size_t left = c->mkeys_n - c->mkeys_i;
     mc_key_t *keys = malloc(left * sizeof(*keys));
     if (!keys) {
+        c->mkeys = NULL;
         out_str(c, "SERVER_ERROR out of memory\r\n");
         conn_close_after_write(c);
         return;
     }
     memcpy(keys, c->mkeys + c->mkeys_i, left * sizeof(*keys));
+    c->mkeys = NULL;
     c->mkeys = keys;
     c->mkeys_n = left;
     c->mkeys_i = 0;
