@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,12 +62,78 @@ static const config_key_t config_keys[] = {
 
 typedef struct parse_ctx {
     config_t *cfg;
-    const char *path;
-    char *err;
+    FILE *f;
+    char *err;     /* the first error's message, without "path:line: " */
     size_t errlen;
+    int line;      /* lines read so far: the line inih is working on */
+    int err_line;  /* where the first error was found */
     bool seen[NKEYS];
     bool failed;
 } parse_ctx_t;
+
+static void fail_at(parse_ctx_t *pc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail_at(parse_ctx_t *pc, const char *fmt, ...)
+{
+    if (pc->failed)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pc->err, pc->errlen, fmt, ap);
+    va_end(ap);
+    pc->failed = true;
+    pc->err_line = pc->line;
+}
+
+static bool known_section(const char *name, size_t len)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strlen(config_keys[i].section) == len && !memcmp(config_keys[i].section, name, len))
+            return true;
+    return false;
+}
+
+/* inih's line reader: we read the lines ourselves so that every message can
+ * name its line, an over-long line is an error rather than two half lines,
+ * leading blanks never turn a key into a continuation of the previous
+ * value, and an unknown [section] is reported even when it holds no key. */
+static char *read_line(char *str, int num, void *stream)
+{
+    parse_ctx_t *pc = stream;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, pc->f);
+    if (n < 0) {
+        free(line);
+        return NULL;
+    }
+    pc->line++;
+    size_t len = (size_t)n;
+    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        len--;
+    char *p = line;
+    while (len && (*p == ' ' || *p == '\t')) {
+        p++;
+        len--;
+    }
+    if (len + 2 > (size_t)num) {
+        fail_at(pc, "line longer than %d bytes", num - 2);
+        free(line);
+        return NULL; /* stop here: inih sees the end of the file */
+    }
+    if (len && *p == '[') {
+        char *close = memchr(p, ']', len);
+        if (close && !known_section(p + 1, (size_t)(close - p - 1))) {
+            fail_at(pc, "unknown section [%.*s]", (int)(close - p - 1), p + 1);
+            free(line);
+            return NULL;
+        }
+    }
+    memcpy(str, p, len);
+    str[len] = '\n';
+    str[len + 1] = '\0';
+    free(line);
+    return str;
+}
 
 void config_defaults(config_t *cfg)
 {
@@ -224,8 +291,7 @@ static int set_value(parse_ctx_t *pc, const config_key_t *k, const char *v, char
     return -1;
 }
 
-/* inih calls this per key; returning 0 makes ini_parse_file() return the
- * line number, which config_load() puts in front of the message kept here. */
+/* inih calls this per key, right after read_line() read its line. */
 static int on_entry(void *user, const char *section, const char *name, const char *value)
 {
     parse_ctx_t *pc = user;
@@ -239,27 +305,24 @@ static int on_entry(void *user, const char *section, const char *name, const cha
         if (strcmp(k->section, section) || strcmp(k->name, name))
             continue;
         if (pc->seen[i]) {
-            snprintf(pc->err, pc->errlen, "duplicate key %s.%s", section, name);
-            pc->failed = true;
+            fail_at(pc, "duplicate key %s.%s", section, name);
             return 0;
         }
         pc->seen[i] = true;
         if (set_value(pc, k, value, why, sizeof(why))) {
-            snprintf(pc->err, pc->errlen, "bad value for %s.%s: %s", section, name, why);
-            pc->failed = true;
+            fail_at(pc, "bad value for %s.%s: %s", section, name, why);
             return 0;
         }
         return 1;
     }
-    snprintf(pc->err, pc->errlen, "unknown key %s%s%s", section, *section ? "." : "", name);
-    pc->failed = true;
+    fail_at(pc, "unknown key %s%s%s", section, *section ? "." : "", name);
     return 0;
 }
 
 int config_load(config_t *cfg, const char *path, char *err, size_t errlen)
 {
     config_defaults(cfg);
-    parse_ctx_t pc = {.cfg = cfg, .path = path, .err = err, .errlen = errlen};
+    parse_ctx_t pc = {.cfg = cfg};
     FILE *f = fopen(path, "r");
     if (!f) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
@@ -268,10 +331,13 @@ int config_load(config_t *cfg, const char *path, char *err, size_t errlen)
     char why[1024] = "";
     pc.err = why;
     pc.errlen = sizeof(why);
-    int rc = ini_parse_file(f, on_entry, &pc);
+    pc.f = f;
+    int rc = ini_parse_stream(read_line, &pc, on_entry, &pc);
     fclose(f);
-    if (pc.failed) {
-        snprintf(err, errlen, "%s:%d: %s", path, rc, why);
+    /* inih returns the line of the first error it saw (a syntax error, or
+     * our handler refusing a key); ours may have come first or later */
+    if (pc.failed && (rc <= 0 || rc >= pc.err_line)) {
+        snprintf(err, errlen, "%s:%d: %s", path, pc.err_line, why);
         return -1;
     }
     if (rc != 0) {

@@ -141,7 +141,10 @@ out:
 
 int node_flush(server_t *srv, int64_t delay_s)
 {
-    int64_t when = node_now_us() + delay_s * 1000000;
+    /* memcached's exptime rule: up to 30 days relative, beyond an absolute
+     * unix time (the parser bounds delay_s to 32 bits) */
+    int64_t now_us = node_now_us();
+    int64_t when = delay_s > 60 * 60 * 24 * 30 ? delay_s * 1000000 : now_us + delay_s * 1000000;
     char buf[32];
     int n = snprintf(buf, sizeof(buf), "%lld", (long long)when);
     int rc = store_raw_put(srv->store, 'm', META_FLUSH, strlen(META_FLUSH), buf, (size_t)n);

@@ -24,7 +24,8 @@ int node_read(server_t *srv, const void *key, size_t klen, obj_t *o);
 int node_exec(server_t *srv, const kv_op_t *op, const void *key, size_t klen, obj_t *after,
               enum kv_result *result, uint64_t *number);
 
-/* flush_all: items written up to (now + delay) are gone from then on. */
+/* flush_all: items written up to (now + delay) are gone from then on; a
+ * delay over 30 days is an absolute unix time, as in memcached. */
 int node_flush(server_t *srv, int64_t delay_s);
 
 /* True when o's winner is a live value at this moment. */

@@ -161,6 +161,17 @@ static int take_option(const tok_t *t, mc_request_t *req)
     return mc_parse_level(t->p + 2, t->len - 2, dst) ? -1 : 1;
 }
 
+/* Copy a short word into req->argbuf[i]; false when it does not fit. */
+static bool take_arg(mc_request_t *req, int i, const tok_t *t, const char **dst)
+{
+    if (t->len >= sizeof(req->argbuf[i]))
+        return false;
+    memcpy(req->argbuf[i], t->p, t->len);
+    req->argbuf[i][t->len] = '\0';
+    *dst = req->argbuf[i];
+    return true;
+}
+
 static enum mc_parse_rc one_key(const tok_t *t, mc_request_t *req, mc_key_t *keys,
                                 size_t maxkeys)
 {
@@ -241,7 +252,9 @@ enum mc_parse_rc mc_parse(char *line, size_t len, mc_request_t *req, mc_key_t *k
          * the end. */
         size_t nk = 0;
         char *q = first.p + first.len + 1;
-        /* Collect tokens into keys[] directly (they are NUL-separated now). */
+        /* Collect tokens into keys[] directly (they are NUL-separated now);
+         * r=/w= tokens are options wherever they stand and never count as
+         * keys. */
         bool gat = req->cmd == MC_GAT || req->cmd == MC_GATS;
         bool have_exp = false;
         for (size_t i = 0; i < nargs; i++) {
@@ -249,37 +262,27 @@ enum mc_parse_rc mc_parse(char *line, size_t len, mc_request_t *req, mc_key_t *k
                 q++;
             tok_t t = {q, strnlen(q, (size_t)(end - q))};
             q += t.len + 1;
+            int o = take_option(&t, req);
+            if (o < 0)
+                return MC_ERR_LEVEL;
+            if (o > 0)
+                continue;
             if (gat && !have_exp) {
                 if (!parse_i64(&t, &req->exptime))
                     return MC_ERR_EXPTIME;
                 have_exp = true;
                 continue;
             }
+            if (!valid_key(&t))
+                return MC_ERR_FORMAT;
             if (nk == maxkeys)
                 return MC_ERR_FORMAT;
             keys[nk].ptr = t.p;
             keys[nk].len = t.len;
             nk++;
         }
-        if (gat && !have_exp)
+        if ((gat && !have_exp) || nk == 0)
             return MC_ERR_UNKNOWN;
-        /* trailing options */
-        while (nk > 0) {
-            tok_t t = {(char *)keys[nk - 1].ptr, keys[nk - 1].len};
-            int o = take_option(&t, req);
-            if (o < 0)
-                return MC_ERR_LEVEL;
-            if (o == 0)
-                break;
-            nk--;
-        }
-        if (nk == 0)
-            return MC_ERR_UNKNOWN;
-        for (size_t i = 0; i < nk; i++) {
-            tok_t t = {(char *)keys[i].ptr, keys[i].len};
-            if (!valid_key(&t))
-                return MC_ERR_FORMAT;
-        }
         req->nkeys = nk;
         return MC_OK;
     }
@@ -332,7 +335,7 @@ enum mc_parse_rc mc_parse(char *line, size_t len, mc_request_t *req, mc_key_t *k
         if (n > 1)
             return MC_ERR_UNKNOWN;
         if (n == 1) {
-            if (!parse_i64(&a[0], &req->delay) || req->delay < 0)
+            if (!parse_i64(&a[0], &req->delay) || req->delay < 0 || req->delay > UINT32_MAX)
                 return MC_ERR_FORMAT;
             req->has_delay = true;
         }
@@ -344,7 +347,8 @@ enum mc_parse_rc mc_parse(char *line, size_t len, mc_request_t *req, mc_key_t *k
     case MC_STATS:
         if (n > 1)
             return MC_ERR_UNKNOWN;
-        req->arg = n == 1 ? a[0].p : NULL;
+        if (n == 1 && !take_arg(req, 0, &a[0], &req->arg))
+            return MC_ERR_UNKNOWN; /* no stats sub-command is that long */
         return MC_OK;
     case MC_VERSION: case MC_QUIT: case MC_RING: case MC_MEMBERS: case MC_LEAVE:
         return n == 0 ? MC_OK : MC_ERR_UNKNOWN;
@@ -353,9 +357,9 @@ enum mc_parse_rc mc_parse(char *line, size_t len, mc_request_t *req, mc_key_t *k
     case MC_DEBUG:
         if (n != 2)
             return MC_ERR_UNKNOWN;
-        req->arg = a[0].p;
-        req->arg2 = a[1].p;
-        return MC_OK;
+        return take_arg(req, 0, &a[0], &req->arg) && take_arg(req, 1, &a[1], &req->arg2)
+                   ? MC_OK
+                   : MC_ERR_UNKNOWN;
     case MC_LGET: case MC_SIBLINGS:
         if (n != 1)
             return MC_ERR_UNKNOWN;

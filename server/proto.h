@@ -60,12 +60,13 @@ typedef struct mc_request {
     int64_t bytes;    /* storage commands: length of the data block */
     uint64_t cas;     /* cas unique */
     uint64_t delta;   /* incr/decr */
-    int64_t delay;    /* flush_all */
+    int64_t delay;    /* flush_all (0..UINT32_MAX, memcached exptime rules), verbosity */
     bool has_delay;
     bool noreply;
     mc_level_t r, w;  /* MC_LEVEL_DEFAULT unless given */
-    const char *arg;  /* stats subcommand, debug switch, or NULL */
+    const char *arg;  /* stats subcommand, debug switch, or NULL; points to argbuf */
     const char *arg2; /* debug: on|off */
+    char argbuf[2][32]; /* NUL-terminated copies of those words */
 } mc_request_t;
 
 /* Parse line[0..len) (no "\r\n"; it is modified in place).  keys/maxkeys is

@@ -141,6 +141,25 @@ def test_fourth_node_joins(cluster, timing):
 # 5: the fault switch
 # --------------------------------------------------------------------------
 
+def peer_drop(node, on):
+    """Flip node's fault switch.  The trailing space keeps this test about
+    the cut itself: the parser bug that makes the plain form fail (the last
+    token of a line is not NUL-terminated, so "on\r\n..." != "on") has its
+    own regression test below."""
+    reply = node.cmd("debug peer_drop %s " % ("on" if on else "off"))
+    assert reply == "OK", "debug peer_drop %s answered %r" % ("on" if on else "off", reply)
+
+
+@pytest.mark.timeout(30)
+def test_debug_peer_drop_last_token_not_terminated(cluster):
+    """Regression: "debug peer_drop on" (as documented, no trailing space)
+    answered "CLIENT_ERROR usage: debug peer_drop on|off" because mc_parse()
+    leaves the line's last token without a NUL and conn.c strcmp()s it."""
+    node = cluster.node()
+    node.launch().wait_ready()
+    assert node.cmd("debug peer_drop on") == "OK"
+    assert node.cmd("debug peer_drop off") == "OK"
+
 @pytest.mark.timeout(60)
 def test_peer_drop_cuts_and_restores(cluster, timing):
     nodes, t0 = cluster.start(3)
@@ -152,7 +171,7 @@ def test_peer_drop_cuts_and_restores(cluster, timing):
     assert cut.cmd("debug something on").startswith("CLIENT_ERROR"), "bad subcommand accepted"
     assert all_full_view(nodes), "a rejected debug command changed something:\n" + describe(nodes)
 
-    assert cut.cmd("debug peer_drop on") == "OK"
+    peer_drop(cut, True)
     t_on = time.monotonic()
     t_down = time_until(lambda: all_see(others, cut.name, "down"), t_on, DETECT_LIMIT,
                         "every other node to mark %s down" % cut.name, lambda: describe(nodes))
@@ -167,7 +186,7 @@ def test_peer_drop_cuts_and_restores(cluster, timing):
             assert sees(o, p.name, "up"), describe(nodes)
     assert int(cut.stats()["peer_dropped"]) > 0, "peer_dropped did not count the cut traffic"
 
-    assert cut.cmd("debug peer_drop off") == "OK"
+    peer_drop(cut, False)
     t_off = time.monotonic()
     t_up = time_until(lambda: all_full_view(nodes), t_off, CONVERGE_LIMIT,
                       "%s up again everywhere after peer_drop off" % cut.name, lambda: describe(nodes))
@@ -180,9 +199,10 @@ def test_peer_drop_cuts_and_restores(cluster, timing):
 def test_peer_drop_refused_without_fault_injection(cluster):
     node = cluster.node(fault_injection=False)   # no [debug] section: the default
     node.launch().wait_ready()
-    for arg in ("on", "off"):
-        reply = node.cmd("debug peer_drop %s" % arg)
-        assert reply.startswith("CLIENT_ERROR "), "debug peer_drop %s answered %r" % (arg, reply)
+    for line in ("debug peer_drop on", "debug peer_drop off", "debug peer_drop on ",
+                 "debug peer_drop off "):
+        reply = node.cmd(line)
+        assert reply.startswith("CLIENT_ERROR "), "%r answered %r" % (line, reply)
     assert node.cmd("version").startswith("VERSION ")
     assert int(node.stats()["peer_dropped"]) == 0
     assert full_view(node, [node]), describe([node])
