@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "../common/log.h"
+#include "coord.h"
 #include "server.h"
 
 static int64_t mono_ms(void)
@@ -270,7 +271,7 @@ static void on_request(void *arg, peer_link_t *link, const frame_t *f)
     switch (f->type) {
     case MSG_PING:
         pack_str(&pk, cl->srv->cfg.name);
-        transport_reply(link, f, MSG_PING, sb.data, sb.size);
+        transport_reply(link, f->req_id, MSG_PING, sb.data, sb.size);
         break;
     case MSG_GOSSIP_SYN: {
         gossip_digest_t *d = NULL;
@@ -290,7 +291,7 @@ static void on_request(void *arg, peer_link_t *link, const frame_t *f)
         msgpack_pack_array(&pk, ack.nrequests);
         for (size_t i = 0; i < ack.nrequests; i++)
             pack_digest(&pk, &ack.requests[i]);
-        transport_reply(link, f, MSG_GOSSIP_ACK, sb.data, sb.size);
+        transport_reply(link, f->req_id, MSG_GOSSIP_ACK, sb.data, sb.size);
         gossip_ack_free(&ack);
         break;
     }
@@ -304,7 +305,7 @@ static void on_request(void *arg, peer_link_t *link, const frame_t *f)
         break;
     }
     default:
-        cl->stats.gossip_msgs_bad++;
+        coord_on_request(cl->srv, link, f);
         break;
     }
     msgpack_sbuffer_destroy(&sb);
@@ -340,6 +341,30 @@ void cluster_refresh_ring(cluster_t *cl)
         log_warn("cluster: cannot build the ring of %zu members", n);
         goto out;
     }
+    cluster_node_t *nodes = calloc(n ? n : 1, sizeof(*nodes));
+    bool *down = calloc(n ? n : 1, sizeof(*down));
+    if (!nodes || !down) {
+        free(nodes);
+        free(down);
+        ring_free(ring);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t idx = ring_node_index(ring, names[i]);
+        cluster_node_t *cn = &nodes[idx];
+        snprintf(cn->name, sizeof(cn->name), "%s", infos[i].entry.name);
+        snprintf(cn->host, sizeof(cn->host), "%s", infos[i].entry.host);
+        cn->peer_port = infos[i].entry.peer_port;
+        cn->alive = infos[i].alive || infos[i].is_self;
+        cn->is_self = infos[i].is_self;
+        down[idx] = !cn->alive;
+        if (cn->is_self)
+            cl->self_idx = idx;
+    }
+    free(cl->nodes);
+    free(cl->down);
+    cl->nodes = nodes;
+    cl->down = down;
     if (!cl->ring || ring_node_count(cl->ring) != n)
         log_info("cluster: ring epoch %llu with %zu nodes", (unsigned long long)epoch, n);
     ring_free(cl->ring);
@@ -428,4 +453,18 @@ void cluster_close(cluster_t *cl)
     cl->gossip = NULL;
     ring_free(cl->ring);
     cl->ring = NULL;
+    free(cl->nodes);
+    free(cl->down);
+    cl->nodes = NULL;
+    cl->down = NULL;
+}
+
+size_t cluster_live_peers(const cluster_t *cl, uint32_t *out, size_t cap)
+{
+    size_t k = 0;
+    size_t n = cl->ring ? ring_node_count(cl->ring) : 0;
+    for (size_t i = 0; i < n && k < cap; i++)
+        if (cl->nodes[i].alive && !cl->nodes[i].is_self)
+            out[k++] = (uint32_t)i;
+    return k;
 }

@@ -19,12 +19,24 @@ typedef struct cluster_stats {
     uint64_t gossip_rounds, gossip_msgs_bad, ring_rebuilds, probes_sent, probes_failed;
 } cluster_stats_t;
 
+/* What the coordinator needs of a ring node, refreshed with the ring. */
+typedef struct cluster_node {
+    char name[GOSSIP_NAME_MAX + 1];
+    char host[GOSSIP_HOST_MAX + 1];
+    int peer_port;
+    bool alive;
+    bool is_self;
+} cluster_node_t;
+
 typedef struct cluster {
     struct server *srv;
     transport_t *transport;
     gossip_t *gossip;
     ring_t *ring;           /* current ring, owned; NULL before the first build */
     uint64_t ring_epoch;    /* gossip epoch the ring was built from */
+    cluster_node_t *nodes;  /* per ring node index */
+    bool *down;             /* per ring node index: !alive, for ring_preflist_healthy */
+    uint32_t self_idx;      /* our ring index */
     struct event *tick;
     int64_t generation;     /* our start time, ms */
     cluster_stats_t stats;
@@ -37,6 +49,10 @@ void cluster_close(cluster_t *cl);
 
 /* Rebuild the ring if membership changed since the last build. */
 void cluster_refresh_ring(cluster_t *cl);
+
+/* All live members other than us (for flush_all): fills out[] with ring
+ * node indexes, returns how many. */
+size_t cluster_live_peers(const cluster_t *cl, uint32_t *out, size_t cap);
 
 /* Text of a member's state for `members`: up, down, joining, leaving. */
 const char *cluster_state_name(const gossip_member_info_t *m);

@@ -52,6 +52,9 @@ static const config_key_t config_keys[] = {
     {"gossip", "interval_ms", K_INT, F(gossip_interval_ms), 10, 60000},
     {"gossip", "phi_threshold", K_DOUBLE, F(phi_threshold), 0.5, 100},
     {"handoff", "enabled", K_BOOL, F(handoff_enabled), 0, 0},
+    {"handoff", "max_hints_per_node", K_INT, F(max_hints_per_node), 1, 100000000},
+    {"handoff", "rate_per_s", K_INT, F(hint_rate_per_s), 1, 1000000},
+    {"handoff", "hint_ttl_s", K_INT, F(hint_ttl_s), 1, 30 * 86400},
     {"antientropy", "enabled", K_BOOL, F(ae_enabled), 0, 0},
     {"antientropy", "interval_ms", K_INT, F(ae_interval_ms), 100, 86400000},
     {"storage", "sync", K_BOOL, F(storage_sync), 0, 0},
@@ -154,6 +157,9 @@ void config_defaults(config_t *cfg)
     cfg->gossip_interval_ms = 200;
     cfg->phi_threshold = 8.0;
     cfg->handoff_enabled = true;
+    cfg->max_hints_per_node = 1000000;
+    cfg->hint_rate_per_s = 5000;
+    cfg->hint_ttl_s = 10800;
     cfg->ae_enabled = true;
     cfg->ae_interval_ms = 10000;
     cfg->storage_sync = false;

@@ -48,6 +48,9 @@ typedef struct config {
     double phi_threshold;
     /* [handoff] */
     bool handoff_enabled;
+    int max_hints_per_node;
+    int hint_rate_per_s;
+    int hint_ttl_s;
     /* [antientropy] */
     bool ae_enabled;
     int ae_interval_ms;

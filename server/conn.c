@@ -2,9 +2,17 @@
  * conn.c - client connections: accept, the text-protocol state machine,
  * replies, backpressure, and closing at a safe point.
  *
- *   bufferevent input ──> CS_CMD ──(storage cmd)──> CS_DATA ──> execute
- *                           │   └─(too large)─────> CS_SWALLOW ─┘
- *                           └─(get/gat)─> CS_MGET (one key at a time, may pause)
+ *   bufferevent input ──> CS_CMD ──(storage cmd)──> CS_DATA ──> coord_write ─> CS_WAIT
+ *                           │   └─(too large)─────> CS_SWALLOW                  │
+ *                           ├─(delete, incr...)──────────────> coord_write ─────┤
+ *                           └─(get/gat)─> CS_MGET: windows of MGET_WINDOW keys  │
+ *                                          in flight at once, replies in order  │
+ *             CS_CMD <── the coordinator's callback writes the reply ───────────┘
+ *
+ * While a command waits for its replicas the connection reads nothing more
+ * (replies must come in order, and input must not pile up); the callback
+ * resumes it.  A callback that arrives after the connection died finds its
+ * ticket detached and only frees it.
  *
  * Every line is bounded (CONN_MAX_LINE) before it is parsed; a data block
  * is bounded by node.max_value_bytes.  Lines are parsed in place in the
@@ -36,6 +44,8 @@
 #include "../common/log.h"
 #include "../common/version.h"
 #include "../ring/ring.h"
+#include "coord.h"
+#include "handoff.h"
 #include "kv.h"
 #include "node.h"
 #include "server.h"
@@ -44,8 +54,22 @@
 #define CONN_MAX_KEYS (CONN_MAX_LINE / 2)
 #define CONN_OUT_HIGH (1024 * 1024)
 #define CONN_OUT_LOW (256 * 1024)
+#define MGET_WINDOW 32
 
-enum conn_state { CS_CMD, CS_DATA, CS_SWALLOW, CS_MGET, CS_CLOSING };
+enum conn_state { CS_CMD, CS_DATA, CS_SWALLOW, CS_MGET, CS_WAIT, CS_CLOSING };
+
+struct conn;
+
+/* A coordinator callback's handle on its connection. */
+typedef struct ticket {
+    struct conn *c; /* NULL once the connection died */
+    int slot;       /* multi-get window slot, or -1 */
+} ticket_t;
+
+typedef struct mget_slot {
+    bool done;
+    coord_result_t res;
+} mget_slot_t;
 
 typedef struct conn {
     TAILQ_ENTRY(conn) link;
@@ -60,7 +84,15 @@ typedef struct conn {
     uint64_t swallow; /* CS_SWALLOW: bytes still to discard */
     /* CS_MGET: the keys point into the line, still at the head of input */
     mc_key_t *mkeys;
-    size_t mkeys_n, mkeys_i, mline_len;
+    mc_key_t mkeys_inline[4];
+    size_t mkeys_n, mkeys_next, mline_len;
+    size_t win_first, win_n;  /* the window of keys in flight */
+    int inflight;
+    bool starting;            /* inside the loop that starts a window */
+    mget_slot_t slots[MGET_WINDOW];
+    ticket_t *tickets[MGET_WINDOW + 1]; /* in flight; [MGET_WINDOW] for single ops */
+    int mget_r, mget_w;
+    bool in_process;          /* conn_process is on the stack */
     mc_level_t dflt_r, dflt_w; /* `consistency` for this connection */
 } conn_t;
 
@@ -77,7 +109,10 @@ static void reap(evutil_socket_t fd, short what, void *arg)
     while ((c = TAILQ_FIRST(&srv->dead))) {
         TAILQ_REMOVE(&srv->dead, c, link);
         bufferevent_free(c->bev);
-        free(c->mkeys);
+        if (c->mkeys != c->mkeys_inline)
+            free(c->mkeys);
+        for (int i = 0; i < MGET_WINDOW; i++)
+            obj_free(&c->slots[i].res.obj);
         free(c);
     }
 }
@@ -87,6 +122,11 @@ static void conn_kill(conn_t *c)
     if (c->dead)
         return;
     c->dead = true;
+    for (int i = 0; i <= MGET_WINDOW; i++) /* callbacks still to come find no connection */
+        if (c->tickets[i]) {
+            c->tickets[i]->c = NULL;
+            c->tickets[i] = NULL;
+        }
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     TAILQ_REMOVE(&c->srv->conns, c, link);
     TAILQ_INSERT_TAIL(&c->srv->dead, c, link);
@@ -208,76 +248,167 @@ static void count_get(server_t *srv, enum mc_cmd cmd, bool hit)
         srv->stats.get_misses++;
 }
 
-/* One key of get/gets/gat/gats. */
-static void mget_one(conn_t *c, const mc_key_t *k)
+static ticket_t *ticket_new(conn_t *c, int slot)
 {
-    server_t *srv = c->srv;
-    obj_t o;
-    obj_init(&o);
-    bool gat = c->req.cmd == MC_GAT || c->req.cmd == MC_GATS;
-    bool with_cas = c->req.cmd == MC_GETS || c->req.cmd == MC_GATS;
-    int rc;
-    if (gat) {
-        kv_op_t op = {.cmd = c->req.cmd,
-                      .expiry = kv_expiry(c->req.exptime, node_now_us() / 1000000)};
-        enum kv_result res;
-        uint64_t num;
-        rc = node_exec(srv, &op, k->ptr, k->len, &o, &res, &num);
-        if (rc == 0 && res != KV_TOUCHED)
-            rc = 0, obj_free(&o);
-        else if (rc == 0)
-            rc = 1;
-    } else {
-        rc = node_read(srv, k->ptr, k->len, &o);
-    }
-    if (rc < 0) {
-        count_get(srv, c->req.cmd, false);
-    } else if (rc == 1 && node_visible(&o)) {
-        count_get(srv, c->req.cmd, true);
-        out_value(c, k->ptr, k->len, obj_winner(&o), with_cas, vc_digest(&o.vc));
-    } else {
-        count_get(srv, c->req.cmd, false);
-    }
-    obj_free(&o);
+    ticket_t *t = malloc(sizeof(*t));
+    if (!t)
+        return NULL;
+    t->c = c;
+    t->slot = slot;
+    c->tickets[slot < 0 ? MGET_WINDOW : slot] = t;
+    return t;
 }
 
-/* Run (or resume) a multi-key read; false when paused for backpressure. */
-static bool mget_run(conn_t *c)
+/* The connection behind a finished ticket (NULL if it died); frees it. */
+static conn_t *ticket_take(ticket_t *t)
 {
-    while (c->mkeys_i < c->mkeys_n) {
-        mget_one(c, &c->mkeys[c->mkeys_i++]);
-        if (c->mkeys_i < c->mkeys_n && out_full(c))
-            return false;
+    conn_t *c = t->c;
+    if (c)
+        c->tickets[t->slot < 0 ? MGET_WINDOW : t->slot] = NULL;
+    free(t);
+    return c;
+}
+
+static void out_quorum_error(conn_t *c, const coord_result_t *res)
+{
+    if (res->status == COORD_QUORUM)
+        out_fmt(c, "SERVER_ERROR quorum not reached: %d of %d\r\n", res->got, res->needed);
+    else
+        out_storage_error(c);
+}
+
+/* A command that waited is answered: go on with the next one. */
+static void conn_resume(conn_t *c)
+{
+    if (c->in_process)
+        return; /* answered synchronously: conn_process's loop goes on */
+    if (c->state == CS_CMD && !c->paused)
+        bufferevent_enable(c->bev, EV_READ);
+    conn_process(c);
+}
+
+static void on_mget_done(void *arg, coord_result_t *res)
+{
+    ticket_t *t = arg;
+    int slot = t->slot;
+    conn_t *c = ticket_take(t);
+    if (!c)
+        return;
+    mget_slot_t *s = &c->slots[slot];
+    s->done = true;
+    s->res = *res;
+    obj_init(&res->obj); /* taken */
+    c->inflight--;
+    if (c->inflight == 0 && !c->starting)
+        conn_resume(c);
+}
+
+static void mget_start_key(conn_t *c, int slot, const mc_key_t *k)
+{
+    server_t *srv = c->srv;
+    mget_slot_t *s = &c->slots[slot];
+    obj_free(&s->res.obj);
+    memset(s, 0, sizeof(*s));
+    obj_init(&s->res.obj);
+    ticket_t *t = ticket_new(c, slot);
+    c->inflight++;
+    if (!t) {
+        s->done = true;
+        s->res.status = -ENOMEM;
+        c->inflight--;
+        return;
     }
-    out_str(c, "END\r\n");
+    if (c->req.cmd == MC_GAT || c->req.cmd == MC_GATS) {
+        kv_op_t op = {.cmd = c->req.cmd,
+                      .expiry = kv_expiry(c->req.exptime, node_now_us() / 1000000)};
+        coord_write(srv, &op, k->ptr, k->len, c->mget_r, c->mget_w, on_mget_done, t);
+    } else {
+        coord_get(srv, k->ptr, k->len, c->mget_r, on_mget_done, t);
+    }
+}
+
+/* Write out a finished window; false when a key failed (reply ended). */
+static bool mget_output(conn_t *c)
+{
+    bool gat = c->req.cmd == MC_GAT || c->req.cmd == MC_GATS;
+    bool with_cas = c->req.cmd == MC_GETS || c->req.cmd == MC_GATS;
+    for (size_t i = 0; i < c->win_n; i++) {
+        mget_slot_t *s = &c->slots[i];
+        const mc_key_t *k = &c->mkeys[c->win_first + i];
+        if (s->res.status != COORD_OK) {
+            out_quorum_error(c, &s->res);
+            return false;
+        }
+        bool hit = gat ? s->res.result == KV_TOUCHED && s->res.found && node_visible(&s->res.obj)
+                       : s->res.found && node_visible(&s->res.obj);
+        count_get(c->srv, c->req.cmd, hit);
+        if (hit)
+            out_value(c, k->ptr, k->len, obj_winner(&s->res.obj), with_cas,
+                      vc_digest(&s->res.obj.vc));
+        obj_free(&s->res.obj);
+    }
     return true;
+}
+
+/* Drive a multi-key read: start a window, wait, output, next window.
+ * Returns true when the command is finished. */
+static bool mget_drive(conn_t *c)
+{
+    for (;;) {
+        if (c->win_n > 0) {
+            if (c->inflight > 0)
+                return false; /* answers still to come */
+            bool ok = mget_output(c);
+            c->win_n = 0;
+            if (!ok)
+                return true;
+            if (c->mkeys_next < c->mkeys_n && out_full(c))
+                return false; /* conn_process pauses; the write callback resumes */
+        }
+        if (c->mkeys_next == c->mkeys_n) {
+            out_str(c, "END\r\n");
+            return true;
+        }
+        c->win_first = c->mkeys_next;
+        c->win_n = c->mkeys_n - c->mkeys_next;
+        if (c->win_n > MGET_WINDOW)
+            c->win_n = MGET_WINDOW;
+        c->mkeys_next += c->win_n;
+        c->starting = true;
+        for (size_t i = 0; i < c->win_n; i++)
+            mget_start_key(c, (int)i, &c->mkeys[c->win_first + i]);
+        c->starting = false;
+    }
+}
+
+/* Resolve the request's levels (or the connection's defaults). */
+static void levels(conn_t *c, const mc_request_t *req, int *r, int *w)
+{
+    const config_t *cfg = &c->srv->cfg;
+    *r = mc_level_resolve(req->r.kind ? req->r : c->dflt_r, cfg->n, cfg->r);
+    *w = mc_level_resolve(req->w.kind ? req->w : c->dflt_w, cfg->n, cfg->w);
 }
 
 static void do_mget(conn_t *c, size_t line_total)
 {
-    c->mkeys_i = 0;
-    c->mkeys_n = c->req.nkeys;
-    c->mkeys = c->req.keys; /* the server's scratch: copied below if we pause */
-    if (mget_run(c)) {
-        c->mkeys = NULL;
-        return;
-    }
-    /* Paused mid-command: keep the keys (they point into the line, which
-     * stays at the head of the input buffer while reading is off). */
-    size_t left = c->mkeys_n - c->mkeys_i;
-    mc_key_t *keys = malloc(left * sizeof(*keys));
-    if (!keys) {
-        c->mkeys = NULL;
+    /* the keys point into the line, which stays at the head of the input
+     * buffer (reading is off) until the command is done; the pointer array
+     * itself is the server's scratch, so keep a copy */
+    size_t n = c->req.nkeys;
+    c->mkeys = n <= 4 ? c->mkeys_inline : malloc(n * sizeof(*c->mkeys));
+    if (!c->mkeys) {
         out_str(c, "SERVER_ERROR out of memory\r\n");
         conn_close_after_write(c);
         return;
     }
-    memcpy(keys, c->mkeys + c->mkeys_i, left * sizeof(*keys));
-    c->mkeys = NULL;
-    c->mkeys = keys;
-    c->mkeys_n = left;
-    c->mkeys_i = 0;
+    memcpy(c->mkeys, c->req.keys, n * sizeof(*c->mkeys));
+    c->req.keys = NULL;
+    c->mkeys_n = n;
+    c->mkeys_next = 0;
+    c->win_n = 0;
+    c->inflight = 0;
     c->mline_len = line_total;
+    levels(c, &c->req, &c->mget_r, &c->mget_w);
     c->state = CS_MGET;
 }
 
@@ -316,25 +447,68 @@ static void count_result(server_t *srv, enum mc_cmd cmd, enum kv_result res)
     }
 }
 
+static void on_write_done(void *arg, coord_result_t *res)
+{
+    ticket_t *t = arg;
+    conn_t *c = ticket_take(t);
+    if (!c)
+        return;
+    bool noreply = c->req.noreply;
+    if (res->status != COORD_OK) {
+        if (!noreply)
+            out_quorum_error(c, res);
+    } else if (c->req.cmd == MC_FLUSH_ALL) {
+        if (!noreply)
+            out_str(c, "OK\r\n");
+    } else {
+        count_result(c->srv, c->req.cmd, res->result);
+        reply_result(c, res->result, res->number);
+    }
+    c->state = CS_CMD;
+    conn_resume(c);
+}
+
+/* Start a changing command; the connection waits in CS_WAIT for it. */
 static void exec_write(conn_t *c, const mc_request_t *req, const void *key, size_t klen,
                        const uint8_t *data, size_t len)
 {
     kv_op_t op = {.cmd = req->cmd, .flags = req->flags, .data = data, .len = len,
                   .cas = req->cas, .delta = req->delta};
     op.expiry = kv_expiry(req->exptime, node_now_us() / 1000000);
-    enum kv_result res;
-    uint64_t number = 0;
-    int rc = node_exec(c->srv, &op, key, klen, NULL, &res, &number);
-    if (rc < 0) {
+    int r, w;
+    levels(c, req, &r, &w);
+    c->req = *req;
+    c->req.keys = NULL;
+    ticket_t *t = ticket_new(c, -1);
+    if (!t) {
         if (!req->noreply)
-            out_storage_error(c);
+            out_str(c, "SERVER_ERROR out of memory\r\n");
         return;
     }
-    count_result(c->srv, req->cmd, res);
-    reply_result(c, res, number);
+    c->state = CS_WAIT;
+    coord_write(c->srv, &op, key, klen, r, w, on_write_done, t);
 }
 
-static void do_lget(conn_t *c, const mc_key_t *k, bool siblings_only)
+static void on_siblings_done(void *arg, coord_result_t *res)
+{
+    ticket_t *t = arg;
+    conn_t *c = ticket_take(t);
+    if (!c)
+        return;
+    if (res->status != COORD_OK) {
+        out_quorum_error(c, res);
+    } else {
+        uint64_t token = vc_digest(&res->obj.vc);
+        for (uint32_t i = 0; res->found && i < res->obj.nsib; i++)
+            if (!res->obj.sib[i].tombstone)
+                out_value(c, c->key, c->klen, &res->obj.sib[i], true, token);
+        out_str(c, "END\r\n");
+    }
+    c->state = CS_CMD;
+    conn_resume(c);
+}
+
+static void do_lget(conn_t *c, const mc_key_t *k)
 {
     obj_t o;
     obj_init(&o);
@@ -351,11 +525,6 @@ static void do_lget(conn_t *c, const mc_key_t *k, bool siblings_only)
         snprintf(vv, sizeof(vv), "[...]");
     for (uint32_t i = 0; rc == 1 && i < o.nsib; i++) {
         const sibling_t *s = &o.sib[i];
-        if (siblings_only) {
-            if (!s->tombstone)
-                out_value(c, k->ptr, k->len, s, true, token);
-            continue;
-        }
         out_fmt(c, "SIBLING %s %lld %s\r\n", vv, (long long)s->ts_us,
                 s->tombstone ? "deleted" : "live");
         sibling_t shown = *s;
@@ -453,6 +622,18 @@ static void do_stats(conn_t *c, const char *arg)
     U("peer_connect_failures", ts.connect_failures);
     U("peer_timeouts", ts.timeouts);
     U("peer_pending", ts.pending);
+    handoff_stats_t hs;
+    handoff_get_stats(srv, &hs);
+    U("coord_reads", srv->coord.reads);
+    U("coord_writes", srv->coord.writes);
+    U("coord_forwarded", srv->coord.forwarded);
+    U("quorum_failures", srv->coord.quorum_failures);
+    U("read_repairs", srv->coord.read_repairs);
+    U("replica_errors", srv->coord.replica_errors);
+    U("hints_stored", hs.stored);
+    U("hints_delivered", hs.delivered);
+    I("hints_pending", hs.pending);
+    U("hints_dropped", hs.dropped);
     I("cluster_n", srv->cfg.n);
     I("cluster_r", srv->cfg.r);
     I("cluster_w", srv->cfg.w);
@@ -556,16 +737,19 @@ static void exec_line(conn_t *c, mc_request_t *req, size_t line_total)
             return;
         exec_write(c, req, req->keys[0].ptr, req->keys[0].len, NULL, 0);
         return;
-    case MC_FLUSH_ALL:
+    case MC_FLUSH_ALL: {
         srv->stats.cmd_flush++;
-        if (node_flush(srv, req->has_delay ? req->delay : 0) < 0) {
-            if (!req->noreply)
-                out_storage_error(c);
+        ticket_t *t = ticket_new(c, -1);
+        if (!t) {
+            out_str(c, "SERVER_ERROR out of memory\r\n");
             return;
         }
-        if (!req->noreply)
-            out_str(c, "OK\r\n");
+        c->req = *req;
+        c->req.keys = NULL;
+        c->state = CS_WAIT;
+        coord_flush(srv, req->has_delay ? req->delay : 0, on_write_done, t);
         return;
+    }
     case MC_STATS:
         do_stats(c, req->arg);
         return;
@@ -581,13 +765,24 @@ static void exec_line(conn_t *c, mc_request_t *req, size_t line_total)
         conn_close_after_write(c);
         return;
     case MC_LGET:
-        do_lget(c, &req->keys[0], false);
+        do_lget(c, &req->keys[0]);
         return;
-    case MC_SIBLINGS:
+    case MC_SIBLINGS: {
         if (!check_levels(c, req))
             return;
-        do_lget(c, &req->keys[0], true);
+        int r, w;
+        levels(c, req, &r, &w);
+        ticket_t *t = ticket_new(c, -1);
+        if (!t) {
+            out_str(c, "SERVER_ERROR out of memory\r\n");
+            return;
+        }
+        c->klen = req->keys[0].len;
+        memcpy(c->key, req->keys[0].ptr, c->klen);
+        c->state = CS_WAIT;
+        coord_get(srv, c->key, c->klen, r, on_siblings_done, t);
         return;
+    }
     case MC_CONSISTENCY:
         do_consistency(c, req);
         return;
@@ -679,7 +874,7 @@ static bool step_cmd(conn_t *c)
     if (c->state == CS_MGET)
         return true; /* the line stays until the multi-get finishes */
     consume(c, total);
-    return c->state != CS_CLOSING;
+    return c->state == CS_CMD; /* CS_WAIT: a callback resumes us */
 }
 
 static bool step_data(conn_t *c)
@@ -697,10 +892,10 @@ static bool step_data(conn_t *c)
     if (data[need - 2] != '\r' || data[need - 1] != '\n') {
         out_str(c, "CLIENT_ERROR bad data chunk\r\n");
     } else {
-        exec_write(c, &c->req, c->key, c->klen, data, need - 2);
+        exec_write(c, &c->req, c->key, c->klen, data, need - 2); /* copies the data */
     }
     consume(c, need);
-    return true;
+    return c->state == CS_CMD;
 }
 
 static bool step_swallow(conn_t *c)
@@ -717,17 +912,28 @@ static bool step_swallow(conn_t *c)
 
 static bool step_mget(conn_t *c)
 {
-    if (!mget_run(c))
+    if (!mget_drive(c))
         return false;
-    free(c->mkeys);
+    if (c->mkeys != c->mkeys_inline)
+        free(c->mkeys);
     c->mkeys = NULL;
     c->state = CS_CMD;
     consume(c, c->mline_len);
-    bufferevent_enable(c->bev, EV_READ);
+    if (!c->paused)
+        bufferevent_enable(c->bev, EV_READ);
     return true;
 }
 
+static void conn_process_loop(conn_t *c);
+
 static void conn_process(conn_t *c)
+{
+    c->in_process = true;
+    conn_process_loop(c);
+    c->in_process = false;
+}
+
+static void conn_process_loop(conn_t *c)
 {
     while (!c->dead && !c->paused) {
         bool more;
@@ -747,8 +953,8 @@ static void conn_process(conn_t *c)
             bufferevent_setwatermark(c->bev, EV_WRITE, CONN_OUT_LOW, 0);
             return;
         }
-        if (c->state == CS_MGET)
-            bufferevent_disable(c->bev, EV_READ); /* keep the line where it is */
+        if (c->state == CS_MGET || c->state == CS_WAIT)
+            bufferevent_disable(c->bev, EV_READ); /* one command at a time */
         if (!more)
             return;
     }
@@ -771,7 +977,7 @@ static void on_write(struct bufferevent *bev, void *arg)
     if (c->paused) {
         c->paused = false;
         bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-        if (c->state != CS_MGET)
+        if (c->state != CS_MGET && c->state != CS_WAIT)
             bufferevent_enable(c->bev, EV_READ);
         conn_process(c);
     }

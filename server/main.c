@@ -17,6 +17,7 @@
 
 #include "../common/log.h"
 #include "../common/version.h"
+#include "handoff.h"
 #include "node.h"
 #include "server.h"
 
@@ -87,7 +88,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "quorumkvd: %s\n", err);
         goto out_conn;
     }
-    if (cluster_open(&srv, &srv.cluster, err, sizeof(err)) < 0) {
+    if (cluster_open(&srv, &srv.cluster, err, sizeof(err)) < 0 ||
+        handoff_open(&srv, err, sizeof(err)) < 0) {
         fprintf(stderr, "quorumkvd: %s\n", err);
         goto out_conn;
     }
@@ -110,8 +112,11 @@ out_sig:
     if (srv.sig_term)
         event_free(srv.sig_term);
 out_conn:
-    cluster_close(&srv.cluster);
+    /* clients first (their pending requests detach), then the transport
+     * (cancels what is in flight), then hints and storage */
     conn_close_all(&srv);
+    cluster_close(&srv.cluster);
+    handoff_close(&srv);
     node_close(&srv);
 out_base:
     event_base_free(srv.base);

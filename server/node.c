@@ -62,15 +62,20 @@ bool node_visible(const obj_t *o)
     return obj_live(o);
 }
 
-/* Store o for key (or delete the key when o has no siblings left). */
+/* Store o for key.  An object whose siblings are all gone keeps its
+ * version vector on disk: this node coordinates writes with counters taken
+ * from it, and a counter used again after forgetting it would make the new
+ * write look already seen (and be dropped) on replicas that remember the
+ * old one. */
 static int persist(server_t *srv, const void *key, size_t klen, const obj_t *o, acct_t before)
 {
-    int rc = o->nsib ? store_put(srv->store, key, klen, o) : store_del(srv->store, key, klen);
+    int rc = (o->nsib || o->vc.n) ? store_put(srv->store, key, klen, o)
+                                  : store_del(srv->store, key, klen);
     if (rc < 0) {
         srv->stats.store_errors++;
         return rc;
     }
-    acct_apply(srv, before, acct_of(o->nsib ? o : NULL, klen));
+    acct_apply(srv, before, acct_of(o, klen));
     return 0;
 }
 
@@ -92,10 +97,27 @@ int node_read(server_t *srv, const void *key, size_t klen, obj_t *o)
         rc = persist(srv, key, klen, o, before);
         if (rc < 0)
             return rc;
-        if (o->nsib == 0)
-            return 0;
     }
     return 1;
+}
+
+int node_merge(server_t *srv, const void *key, size_t klen, const obj_t *in)
+{
+    obj_t cur;
+    obj_init(&cur);
+    int rc = node_read(srv, key, klen, &cur);
+    if (rc < 0)
+        goto out;
+    acct_t before = acct_of(&cur, klen);
+    if ((rc = obj_sync(&cur, in)) < 0)
+        goto out;
+    obj_purge(&cur, node_now_us(), srv->flush_us);
+    srv->stats.siblings_pruned += obj_prune_siblings(&cur, (uint32_t)srv->cfg.max_siblings);
+    srv->stats.vv_entries_pruned += obj_prune_vc(&cur, (uint32_t)srv->cfg.max_vv_entries);
+    rc = persist(srv, key, klen, &cur, before);
+out:
+    obj_free(&cur);
+    return rc;
 }
 
 int node_exec(server_t *srv, const kv_op_t *op, const void *key, size_t klen, obj_t *after,
@@ -139,12 +161,16 @@ out:
     return rc;
 }
 
-int node_flush(server_t *srv, int64_t delay_s)
+int64_t node_flush_time(int64_t delay_s)
 {
     /* memcached's exptime rule: up to 30 days relative, beyond an absolute
      * unix time (the parser bounds delay_s to 32 bits) */
     int64_t now_us = node_now_us();
-    int64_t when = delay_s > 60 * 60 * 24 * 30 ? delay_s * 1000000 : now_us + delay_s * 1000000;
+    return delay_s > 60 * 60 * 24 * 30 ? delay_s * 1000000 : now_us + delay_s * 1000000;
+}
+
+int node_flush_at(server_t *srv, int64_t when)
+{
     char buf[32];
     int n = snprintf(buf, sizeof(buf), "%lld", (long long)when);
     int rc = store_raw_put(srv->store, 'm', META_FLUSH, strlen(META_FLUSH), buf, (size_t)n);

@@ -24,9 +24,15 @@ int node_read(server_t *srv, const void *key, size_t klen, obj_t *o);
 int node_exec(server_t *srv, const kv_op_t *op, const void *key, size_t klen, obj_t *after,
               enum kv_result *result, uint64_t *number);
 
-/* flush_all: items written up to (now + delay) are gone from then on; a
- * delay over 30 days is an absolute unix time, as in memcached. */
-int node_flush(server_t *srv, int64_t delay_s);
+/* Merge an object from another replica (or a coordinator's write) into the
+ * local one (obj_sync) and persist it.  0 or a negative errno. */
+int node_merge(server_t *srv, const void *key, size_t klen, const obj_t *in);
+
+/* flush_all [delay]: the flush time in microseconds: now + delay, or for a
+ * delay over 30 days that absolute unix time, as in memcached. */
+int64_t node_flush_time(int64_t delay_s);
+/* Items written up to when_us are gone once the clock reaches it. */
+int node_flush_at(server_t *srv, int64_t when_us);
 
 /* True when o's winner is a live value at this moment. */
 bool node_visible(const obj_t *o);

@@ -54,6 +54,7 @@ typedef struct dest {
 
 struct peer_link {
     transport_t *t;
+    int refs; /* holds by handlers answering later; freed when dead and 0 */
     struct bufferevent *bev;
     dest_t *dest; /* outbound links only */
     bool dead;
@@ -75,6 +76,7 @@ struct transport {
     struct event *reaper;
     msgpack_sbuffer sb;
     bool drop;
+    bool closing; /* transport_close is running: refuse new requests */
     transport_stats_t stats;
 };
 
@@ -168,7 +170,11 @@ static void reap(evutil_socket_t fd, short what, void *arg)
     (void)what;
     transport_t *t = arg;
     peer_link_t *l;
-    while ((l = LIST_FIRST(&t->dead))) {
+    peer_link_t *n;
+    for (l = LIST_FIRST(&t->dead); l; l = n) {
+        n = LIST_NEXT(l, next);
+        if (l->refs > 0)
+            continue; /* freed by the last transport_link_release */
         LIST_REMOVE(l, next);
         bufferevent_free(l->bev);
         free(l);
@@ -378,6 +384,8 @@ static int link_send(peer_link_t *l, uint8_t type, uint8_t kind, uint64_t id, ui
 int transport_request(transport_t *t, const char *host, int port, uint8_t type,
                       const void *body, size_t blen, int timeout_ms, peer_reply_fn cb, void *arg)
 {
+    if (t->closing)
+        return -ECANCELED;
     dest_t *d = dest_get(t, host, port);
     if (!d)
         return pending_new_failed(t, -EINVAL, cb, arg);
@@ -402,6 +410,8 @@ int transport_request(transport_t *t, const char *host, int port, uint8_t type,
 int transport_oneway(transport_t *t, const char *host, int port, uint8_t type, const void *body,
                      size_t blen)
 {
+    if (t->closing)
+        return -ECANCELED;
     dest_t *d = dest_get(t, host, port);
     int status = -EINVAL;
     peer_link_t *l = d ? dest_link(t, d, &status) : NULL;
@@ -410,11 +420,22 @@ int transport_oneway(transport_t *t, const char *host, int port, uint8_t type, c
     return link_send(l, type, FRAME_ONEWAY, 0, 0, body, blen);
 }
 
-int transport_reply(peer_link_t *l, const frame_t *f, uint8_t type, const void *body, size_t blen)
+int transport_reply(peer_link_t *l, uint64_t req_id, uint8_t type, const void *body, size_t blen)
 {
-    if (l->dead || f->kind != FRAME_REQUEST)
-        return -EINVAL;
-    return link_send(l, type, FRAME_RESPONSE, f->req_id, 0, body, blen);
+    if (l->dead)
+        return -EPIPE;
+    return link_send(l, type, FRAME_RESPONSE, req_id, 0, body, blen);
+}
+
+void transport_link_hold(peer_link_t *l) { l->refs++; }
+
+void transport_link_release(peer_link_t *l)
+{
+    if (--l->refs == 0 && l->dead) {
+        LIST_REMOVE(l, next);
+        bufferevent_free(l->bev);
+        free(l);
+    }
 }
 
 void transport_set_drop(transport_t *t, bool drop)
@@ -472,6 +493,7 @@ void transport_close(transport_t *t)
 {
     if (!t)
         return;
+    t->closing = true;
     if (t->listener)
         evconnlistener_free(t->listener);
     peer_link_t *l;

@@ -15,7 +15,8 @@
  * A malformed or oversized frame closes that connection only (counted in
  * bad_frames).  Links are freed at a safe point (a reaper event), never
  * inside their own callbacks.  A link passed to on_request is valid only
- * during that callback: reply before returning.
+ * during that callback, unless the handler takes a reference
+ * (transport_link_hold) to answer later; transport_link_release drops it.
  *
  * Fault injection for tests: transport_set_drop(t, true) makes the node
  * deaf and mute on its peer port (every frame in and out is dropped), as a
@@ -40,6 +41,10 @@ enum peer_msg {
     MSG_GOSSIP_SYN = 2,  /* digests */
     MSG_GOSSIP_ACK = 3,  /* entries + requests */
     MSG_GOSSIP_ACK2 = 4, /* entries */
+    MSG_REPLICA_GET = 5, /* read a key's local object (or hint) */
+    MSG_REPLICA_PUT = 6, /* merge an object into the local replica (or a hint) */
+    MSG_COORD_WRITE = 7, /* run a write on a coordinating replica */
+    MSG_FLUSH = 8,       /* flush_all time */
 };
 
 /* Called for every request or one-way frame that arrives. */
@@ -70,15 +75,21 @@ void transport_close(transport_t *t);
 
 /* Send a request; cb gets the reply or the failure (never synchronously
  * inside this call: a failure detected here is reported from the loop).
- * body/blen: one packed msgpack object (copied). 0 or -ENOMEM. */
+ * body/blen: one packed msgpack object (copied).  0; or -ENOMEM, or
+ * -ECANCELED while the transport is closing, and then cb is never called. */
 int transport_request(transport_t *t, const char *host, int port, uint8_t type,
                       const void *body, size_t blen, int timeout_ms, peer_reply_fn cb, void *arg);
 /* Fire and forget. */
 int transport_oneway(transport_t *t, const char *host, int port, uint8_t type, const void *body,
                      size_t blen);
-/* Answer the request f that arrived on link. */
-int transport_reply(peer_link_t *link, const frame_t *f, uint8_t type, const void *body,
+/* Answer request req_id that arrived on link (kind FRAME_REQUEST).
+ * -EPIPE when the link has died meanwhile (the answer is dropped). */
+int transport_reply(peer_link_t *link, uint64_t req_id, uint8_t type, const void *body,
                     size_t blen);
+/* Keep link's memory valid after the on_request callback returns; every
+ * hold needs one release. */
+void transport_link_hold(peer_link_t *link);
+void transport_link_release(peer_link_t *link);
 
 void transport_set_drop(transport_t *t, bool drop);
 bool transport_dropping(const transport_t *t);

@@ -62,6 +62,10 @@ typedef struct server {
     int64_t started;        /* unix seconds */
     server_stats_t stats;
     cluster_t cluster;      /* transport, gossip, ring */
+    struct handoff *handoff; /* hints for replicas that are down (handoff.c) */
+    struct coord_stats {
+        uint64_t reads, writes, forwarded, quorum_failures, read_repairs, replica_errors;
+    } coord;
     struct conn_list conns; /* every open connection */
     int curr_conns;
     struct event *sig_int, *sig_term, *crawler;

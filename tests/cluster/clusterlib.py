@@ -5,12 +5,12 @@ and the tests in this folder; holds no pytest hooks.
 """
 
 import os
+import random
 import signal
 import socket
 import subprocess
 import time
 
-import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 QKV_BIN = os.path.abspath(os.environ.get("QKV_BIN") or os.path.join(HERE, "..", "..", "bin", "quorumkvd"))
@@ -25,15 +25,49 @@ POLL = 0.02                  # seconds between polls
 # Ports, polling
 # --------------------------------------------------------------------------
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_handed_out = set()
+
+
 def free_ports(count):
-    """count distinct TCP ports that were free on 127.0.0.1 a moment ago."""
+    """count distinct TCP ports that were free on 127.0.0.1 a moment ago.
+
+    They are chosen outside the kernel's ephemeral range, so no outgoing
+    connection (of these daemons, of this harness or of anything else on the
+    machine) can take one between now and the daemon's bind(); an ephemeral
+    port from bind(0) was seen taken that way ("Address already in use").
+    A port is handed out at most once per session."""
+    lo, hi = _ephemeral_range()
+    pool = range(10000, lo) if lo - 10000 >= 1000 else range(hi + 1, 65536)
+    rng = random.SystemRandom()
     socks = []
     try:
-        for _ in range(count):
+        for _ in range(50 * count):
+            if len(socks) == count:
+                break
+            port = rng.choice(pool)
+            if port in _handed_out:
+                continue
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
+            try:
+                s.bind(("127.0.0.1", port))   # no SO_REUSEADDR: TIME_WAIT counts as taken
+            except OSError:
+                s.close()
+                continue
             socks.append(s)
-        return [s.getsockname()[1] for s in socks]
+        if len(socks) < count:
+            raise AssertionError("could not find %d free TCP ports in %s" % (count, pool))
+        ports = [s.getsockname()[1] for s in socks]
+        _handed_out.update(ports)
+        return ports
     finally:
         for s in socks:
             s.close()
@@ -140,7 +174,7 @@ class ClusterNode:
 
     host = "127.0.0.1"
 
-    def __init__(self, workdir, name, seeds=None, fault_injection=True, settings=None):
+    def __init__(self, workdir, name, seed=None, fault_injection=True, settings=None):
         self.workdir = str(workdir)
         os.makedirs(self.workdir, exist_ok=True)
         self.name = name
@@ -148,7 +182,7 @@ class ClusterNode:
         self.data_dir = os.path.join(self.workdir, "data")
         self.conf_path = os.path.join(self.workdir, "node.ini")
         self.log_path = os.path.join(self.workdir, "node.log")
-        self.seeds = seeds            # list of peer ports; None: itself
+        self.seed = seed              # the ClusterNode to seed through; None: itself
         self.fault_injection = fault_injection
         self.settings = dict(settings or {})
         self.proc = None
@@ -157,7 +191,7 @@ class ClusterNode:
     # ---- config ----
 
     def conf_text(self):
-        seeds = self.seeds if self.seeds else [self.peer_port]
+        seeds = [self.seed.peer_port if self.seed else self.peer_port]
         sections = {
             "node": {"name": self.name, "host": self.host, "client_port": self.client_port,
                      "peer_port": self.peer_port, "data_dir": self.data_dir, "log_level": "info"},
@@ -236,6 +270,17 @@ class ClusterNode:
             self._logf.close()
             self._logf = None
 
+    def bind_failed(self):
+        """The last run exited because a port was taken."""
+        if self.alive():
+            return False
+        try:
+            with open(self.log_path, "rb") as f:
+                last = f.read().rsplit(b"==== start", 1)[-1]
+        except OSError:
+            return False
+        return b"Address already in use" in last
+
     def log_tail(self, n=40):
         try:
             with open(self.log_path, "rb") as f:
@@ -300,21 +345,32 @@ class ClusterFactory:
 
     def node(self, name=None, seed_first=True, **kw):
         name = name or "n%d" % (len(self.nodes) + 1)
-        seeds = [self.nodes[0].peer_port] if (seed_first and self.nodes) else None
-        n = ClusterNode(self.tmp_path / name, name, seeds=seeds, **kw)
+        seed = self.nodes[0] if (seed_first and self.nodes) else None
+        n = ClusterNode(self.tmp_path / name, name, seed=seed, **kw)
         self.nodes.append(n)
         return n
 
     def start(self, count, **kw):
         """Create and launch count nodes (n1 first), wait until each accepts
-        client connections; returns (nodes, monotonic time of the last launch)."""
+        client connections; returns (nodes, monotonic time of the last launch).
+        If a node could not bind its ports (taken since they were chosen),
+        the whole batch is killed and relaunched on new ports (twice at most)."""
         made = [self.node(**kw) for _ in range(count)]
-        for n in made:
-            n.launch()
-        t_launched = time.monotonic()
-        for n in made:
-            n.wait_ready()
-        return made, t_launched
+        for attempt in range(3):
+            for n in made:
+                n.launch()
+            t_launched = time.monotonic()
+            try:
+                for n in made:
+                    n.wait_ready()
+                return made, t_launched
+            except AssertionError:
+                if attempt == 2 or not any(n.bind_failed() for n in made):
+                    raise
+                for n in made:
+                    n.kill9()
+                    n.client_port, n.peer_port = free_ports(2)
+        raise AssertionError("unreachable")
 
     def cleanup(self, failed):
         for n in self.nodes:

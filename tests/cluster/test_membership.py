@@ -142,23 +142,25 @@ def test_fourth_node_joins(cluster, timing):
 # --------------------------------------------------------------------------
 
 def peer_drop(node, on):
-    """Flip node's fault switch.  The trailing space keeps this test about
-    the cut itself: the parser bug that makes the plain form fail (the last
-    token of a line is not NUL-terminated, so "on\r\n..." != "on") has its
-    own regression test below."""
-    reply = node.cmd("debug peer_drop %s " % ("on" if on else "off"))
-    assert reply == "OK", "debug peer_drop %s answered %r" % ("on" if on else "off", reply)
+    """Flip node's fault switch (documented form, no trailing space)."""
+    line = "debug peer_drop %s" % ("on" if on else "off")
+    reply = node.cmd(line)
+    assert reply == "OK", "%r answered %r" % (line, reply)
 
 
 @pytest.mark.timeout(30)
 def test_debug_peer_drop_last_token_not_terminated(cluster):
     """Regression: "debug peer_drop on" (as documented, no trailing space)
-    answered "CLIENT_ERROR usage: debug peer_drop on|off" because mc_parse()
-    leaves the line's last token without a NUL and conn.c strcmp()s it."""
+    answered "CLIENT_ERROR usage: debug peer_drop on|off": mc_parse() left
+    the line's last token without a NUL and conn.c strcmp()ed it (fixed in
+    05d62ad).  With a trailing space it must work too."""
     node = cluster.node()
     node.launch().wait_ready()
     assert node.cmd("debug peer_drop on") == "OK"
     assert node.cmd("debug peer_drop off") == "OK"
+    assert node.cmd("debug peer_drop on ") == "OK"
+    assert node.cmd("debug peer_drop off ") == "OK"
+
 
 @pytest.mark.timeout(60)
 def test_peer_drop_cuts_and_restores(cluster, timing):

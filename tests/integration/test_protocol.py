@@ -318,14 +318,17 @@ def test_exptime_30_days_is_relative_above_is_absolute(conn, key):
 
 def test_relative_exptime_touch_and_gat(conn, key):
     plain, touched, gat_k, forever = key(), key(), key(), key()
+    later = key()
     for k in (plain, touched, gat_k, forever):
         assert conn.set(k, b"v-" + k.encode(), exptime=1) == b"STORED"
+    assert conn.set(later, b"later", exptime=4) == b"STORED"
     assert conn.cmd("touch %s 100" % touched) == b"TOUCHED"
     assert conn.cmd("touch %s 0" % forever) == b"TOUCHED"
     assert conn.get_multi(gat_k, verb="gat 100") == [(gat_k, 0, b"v-" + gat_k.encode(), None)]
     assert conn.get(plain) == b"v-" + plain.encode()
     # memcached's clock ticks once a second: expiry "1" happens within ~2 s
     wait_for(lambda: conn.get(plain) is None, timeout=5, interval=0.1, what="1-second item to expire")
+    assert conn.get(later) == b"later", "a 4-second item expired together with a 1-second one"
     assert conn.get(touched) == b"v-" + touched.encode()
     assert conn.get(gat_k) == b"v-" + gat_k.encode()
     assert conn.get(forever) == b"v-" + forever.encode()

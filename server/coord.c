@@ -1,0 +1,916 @@
+/*
+ * coord.c - quorum reads and writes, read repair, sloppy quorum (see
+ * coord.h), and the replica side of their messages.
+ *
+ *   client cmd ──> coord_get / coord_write            (on any node C)
+ *                    │ plan: the key's preference list, down owners
+ *                    │ replaced by substitutes (hint_for = owner), owners
+ *                    │ with no substitute left to a hint kept here
+ *                    v
+ *   read:   REPLICA_GET ──> every target (own replica by direct call)
+ *           R replies ──> merge (obj_sync) ──> done
+ *           all replied ──> REPLICA_PUT(merged) to every stale replica
+ *
+ *   write:  C is an owner?  no ──> COORD_WRITE to the first live owner A,
+ *           which runs the rest and answers C
+ *           read phase: own replica only (set), or R replicas (add, cas,
+ *             incr, append, delete, touch...: their answer depends on it)
+ *           kv_decide ──> obj_update with our dot ──> REPLICA_PUT to every
+ *           target (own by direct call) ──> W acks ──> done
+ *
+ * An op lives until its callback ran and every request it sent has
+ * answered (each holds a reference); the transport guarantees each request
+ * answers once, at the latest at its deadline (cluster.request_timeout_ms).
+ */
+#include "coord.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/log.h"
+#include "handoff.h"
+#include "node.h"
+#include "server.h"
+
+#define MAXT ((int)RING_MAX_N)
+
+typedef struct target {
+    uint32_t node;     /* ring index */
+    uint32_t hint_for; /* RING_NODE_NONE, or the down owner this node stands in for */
+} target_t;
+
+typedef struct plan {
+    target_t t[MAXT];
+    int n;
+    uint32_t orphans[MAXT]; /* down owners nobody stands in for: we keep their hint */
+    int norphans;
+} plan_t;
+
+enum rstate { R_PENDING = 0, R_FOUND, R_MISSING, R_FAILED };
+
+typedef struct op {
+    server_t *srv;
+    int refs;
+    uint8_t key[MC_KEY_MAX];
+    size_t klen;
+    plan_t plan;
+    coord_done_fn done;
+    void *arg;
+    bool done_called;
+    /* read phase */
+    int r, rgot, rfail;
+    uint8_t rstate[MAXT];
+    obj_t rep[MAXT];
+    obj_t merged;
+    bool read_repair;
+    /* write */
+    bool is_write;
+    bool writing; /* in the write phase */
+    kv_op_t kop;
+    uint8_t *data;
+    int w, wgot, wfail;
+    enum kv_result result;
+    uint64_t number;
+    obj_t newobj;
+    /* a write run for another node's COORD_WRITE: answer on this link */
+    peer_link_t *link;
+    uint64_t req_id;
+} op_t;
+
+typedef struct req {
+    op_t *op;
+    int i; /* target index */
+} req_t;
+
+static const char *node_name(server_t *srv, uint32_t idx)
+{
+    return srv->cluster.nodes[idx].name;
+}
+
+/* ---- plans ---- */
+
+static int plan_build(server_t *srv, const void *key, size_t klen, plan_t *p)
+{
+    cluster_t *cl = &srv->cluster;
+    memset(p, 0, sizeof(*p));
+    if (!cl->ring)
+        return -EAGAIN;
+    const uint32_t *owners;
+    uint32_t no = ring_preflist(cl->ring, key, klen, &owners);
+    if (!srv->cfg.handoff_enabled) {
+        for (uint32_t i = 0; i < no; i++)
+            if (!cl->down[owners[i]])
+                p->t[p->n++] = (target_t){owners[i], RING_NODE_NONE};
+        return 0;
+    }
+    ring_replica_t rr[MAXT];
+    int k = ring_preflist_healthy(cl->ring, key, klen, cl->down, rr, MAXT);
+    if (k < 0)
+        return k;
+    for (int i = 0; i < k; i++)
+        p->t[p->n++] = (target_t){rr[i].node, rr[i].hint_for};
+    for (uint32_t i = 0; i < no; i++) {
+        if (!cl->down[owners[i]])
+            continue;
+        bool covered = false;
+        for (int j = 0; j < k; j++)
+            covered |= rr[j].hint_for == owners[i];
+        if (!covered)
+            p->orphans[p->norphans++] = owners[i];
+    }
+    return 0;
+}
+
+/* Index in the plan of our own replica (as an owner), or -1. */
+static int plan_self(const server_t *srv, const plan_t *p)
+{
+    for (int i = 0; i < p->n; i++)
+        if (p->t[i].node == srv->cluster.self_idx && p->t[i].hint_for == RING_NODE_NONE)
+            return i;
+    return -1;
+}
+
+/* ---- op lifecycle ---- */
+
+static op_t *op_new(server_t *srv, const void *key, size_t klen, coord_done_fn done, void *arg)
+{
+    op_t *op = calloc(1, sizeof(*op));
+    if (!op)
+        return NULL;
+    op->srv = srv;
+    op->refs = 1;
+    memcpy(op->key, key, klen);
+    op->klen = klen;
+    op->done = done;
+    op->arg = arg;
+    for (int i = 0; i < MAXT; i++)
+        obj_init(&op->rep[i]);
+    obj_init(&op->merged);
+    obj_init(&op->newobj);
+    return op;
+}
+
+static void op_unref(op_t *op)
+{
+    if (--op->refs > 0)
+        return;
+    for (int i = 0; i < MAXT; i++)
+        obj_free(&op->rep[i]);
+    obj_free(&op->merged);
+    obj_free(&op->newobj);
+    free(op->data);
+    if (op->link)
+        transport_link_release(op->link);
+    free(op);
+}
+
+/* Report once.  obj (may be NULL) is moved into the result. */
+static void op_finish(op_t *op, int status, int got, int needed, obj_t *obj)
+{
+    if (op->done_called)
+        return;
+    op->done_called = true;
+    coord_result_t res = {.status = status, .got = got, .needed = needed,
+                          .result = op->result, .number = op->number};
+    obj_init(&res.obj);
+    if (obj) {
+        res.obj = *obj;
+        obj_init(obj);
+        res.found = res.obj.nsib > 0 || res.obj.vc.n > 0;
+    }
+    if (status == COORD_QUORUM)
+        op->srv->coord.quorum_failures++;
+    op->done(op->arg, &res);
+    obj_free(&res.obj);
+}
+
+/* ---- message bodies ---- */
+
+static void pack_bin(msgpack_packer *pk, const void *p, size_t n)
+{
+    msgpack_pack_bin(pk, n);
+    msgpack_pack_bin_body(pk, p, n);
+}
+
+static void pack_str(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+static void pack_obj(msgpack_packer *pk, const obj_t *o)
+{
+    uint8_t *enc = NULL;
+    size_t len = 0;
+    if (o && obj_encode(o, &enc, &len) == 0) {
+        pack_bin(pk, enc, len);
+        free(enc);
+    } else {
+        msgpack_pack_nil(pk);
+    }
+}
+
+static bool unpack_obj(const msgpack_object *m, obj_t *o)
+{
+    const uint8_t *p;
+    size_t len;
+    return mp_bin(m, &p, &len, SIZE_MAX) && obj_decode(p, len, o) == 0;
+}
+
+static bool unpack_key(const msgpack_object *m, uint8_t *key, size_t *klen)
+{
+    const uint8_t *p;
+    size_t len;
+    if (!mp_bin(m, &p, &len, MC_KEY_MAX) || len == 0)
+        return false;
+    memcpy(key, p, len);
+    *klen = len;
+    return true;
+}
+
+/* Send type with body sb to target i of op; the reply (or the failure)
+ * goes to cb, exactly once, from the loop.  -ENOMEM when nothing was sent
+ * (the caller counts that target as failed). */
+static int op_send(op_t *op, int i, uint8_t type, msgpack_sbuffer *sb, peer_reply_fn cb)
+{
+    server_t *srv = op->srv;
+    const cluster_node_t *n = &srv->cluster.nodes[op->plan.t[i].node];
+    req_t *rq = malloc(sizeof(*rq));
+    if (!rq)
+        return -ENOMEM;
+    rq->op = op;
+    rq->i = i;
+    op->refs++;
+    if (transport_request(srv->cluster.transport, n->host, n->peer_port, type, sb->data, sb->size,
+                          srv->cfg.request_timeout_ms, cb, rq) < 0) {
+        free(rq);
+        op->refs--;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* ---- read phase ---- */
+
+static void write_phase(op_t *op);
+
+static bool differs(const obj_t *a, const obj_t *b)
+{
+    if (a->nsib != b->nsib || vc_compare(&a->vc, &b->vc) != VC_EQUAL)
+        return true;
+    for (uint32_t i = 0; i < a->nsib; i++)
+        if (a->sib[i].dot.node != b->sib[i].dot.node || a->sib[i].dot.counter != b->sib[i].dot.counter)
+            return true;
+    return false;
+}
+
+static void ignore_reply(void *arg, int status, const frame_t *f)
+{
+    (void)status;
+    (void)f;
+    req_t *rq = arg;
+    if (!rq)
+        return;
+    op_unref(rq->op);
+    free(rq);
+}
+
+/* Every replica answered the read: send the merged object to the stale. */
+static void read_repair(op_t *op)
+{
+    server_t *srv = op->srv;
+    bool have = op->merged.nsib > 0 || op->merged.vc.n > 0;
+    if (!have)
+        return;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    for (int i = 0; i < op->plan.n; i++) {
+        if (op->rstate[i] != R_FOUND && op->rstate[i] != R_MISSING)
+            continue;
+        if (op->rstate[i] == R_FOUND && !differs(&op->rep[i], &op->merged))
+            continue;
+        srv->coord.read_repairs++;
+        const target_t *t = &op->plan.t[i];
+        if (t->node == srv->cluster.self_idx) {
+            if (t->hint_for == RING_NODE_NONE)
+                node_merge(srv, op->key, op->klen, &op->merged);
+            else
+                handoff_store(srv, node_name(srv, t->hint_for), op->key, op->klen, &op->merged);
+            continue;
+        }
+        msgpack_packer pk;
+        sb.size = 0;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 3);
+        pack_bin(&pk, op->key, op->klen);
+        pack_str(&pk, t->hint_for == RING_NODE_NONE ? "" : node_name(srv, t->hint_for));
+        pack_obj(&pk, &op->merged);
+        op_send(op, i, MSG_REPLICA_PUT, &sb, ignore_reply);
+    }
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* Count one read answer and move the op on when that decides something. */
+static void read_progress(op_t *op)
+{
+    int pending = op->plan.n - op->rgot - op->rfail;
+    if (!op->is_write) {
+        if (op->rgot >= op->r && !op->done_called) {
+            if (pending == 0) { /* nothing more to wait for: repair, then hand over */
+                if (op->read_repair)
+                    read_repair(op);
+                op_finish(op, COORD_OK, op->rgot, op->r, &op->merged);
+                return;
+            }
+            obj_t copy;
+            obj_init(&copy);
+            if (obj_copy(&copy, &op->merged) < 0) {
+                op_finish(op, -ENOMEM, 0, 0, NULL);
+                return;
+            }
+            op_finish(op, COORD_OK, op->rgot, op->r, &copy);
+            obj_free(&copy);
+        } else if (pending == 0 && !op->done_called) {
+            op_finish(op, COORD_QUORUM, op->rgot, op->r, NULL);
+        } else if (pending == 0 && op->read_repair) {
+            read_repair(op);
+        }
+        return;
+    }
+    if (op->writing)
+        return; /* late answers of the read phase of a write */
+    if (op->rgot >= op->r) {
+        op->writing = true;
+        write_phase(op);
+    } else if (pending == 0) {
+        op_finish(op, COORD_QUORUM, op->rgot, op->r, NULL);
+    }
+}
+
+/* o: the answer when status is 1 (moved out); may be NULL otherwise. */
+static void read_answer(op_t *op, int i, int status, obj_t *o)
+{
+    if (status < 0) {
+        op->rstate[i] = R_FAILED;
+        op->rfail++;
+    } else {
+        op->rstate[i] = status == 1 ? R_FOUND : R_MISSING;
+        op->rgot++;
+        if (status == 1) {
+            obj_purge(o, node_now_us(), op->srv->flush_us);
+            if (obj_sync(&op->merged, o) < 0) {
+                op->rstate[i] = R_FAILED;
+                op->rgot--;
+                op->rfail++;
+            }
+            obj_free(&op->rep[i]);
+            op->rep[i] = *o; /* kept for read repair's comparison */
+            obj_init(o);
+        }
+    }
+    read_progress(op);
+}
+
+static void on_get_reply(void *arg, int status, const frame_t *f)
+{
+    req_t *rq = arg;
+    if (!rq)
+        return;
+    op_t *op = rq->op;
+    obj_t o;
+    obj_init(&o);
+    int st = -EIO;
+    const msgpack_object *it;
+    uint32_t n;
+    int64_t code;
+    if (status == 0 && f && mp_array(&f->body, 2, 2, &it, &n) && mp_i64(&it[0], &code)) {
+        if (code == 1)
+            st = 0; /* missing */
+        else if (code == 0 && unpack_obj(&it[1], &o))
+            st = 1;
+        else
+            op->srv->coord.replica_errors++;
+    }
+    read_answer(op, rq->i, st, &o);
+    obj_free(&o);
+    free(rq);
+    op_unref(op);
+}
+
+/* Our own replica (or hint) of the key: 1 found, 0 missing, <0 error. */
+static int local_get(server_t *srv, const target_t *t, const void *key, size_t klen, obj_t *o)
+{
+    if (t->hint_for == RING_NODE_NONE)
+        return node_read(srv, key, klen, o);
+    return handoff_get(srv, node_name(srv, t->hint_for), key, klen, o);
+}
+
+static void read_start(op_t *op, bool local_only)
+{
+    server_t *srv = op->srv;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    op->refs++; /* the loop below may finish the op through synchronous answers */
+    if (local_only) /* the others are not asked: settled before any answer counts */
+        for (int i = 0; i < op->plan.n; i++)
+            if (op->plan.t[i].node != srv->cluster.self_idx) {
+                op->rstate[i] = R_FAILED;
+                op->rfail++;
+            }
+    for (int i = 0; i < op->plan.n; i++) {
+        const target_t *t = &op->plan.t[i];
+        if (t->node == srv->cluster.self_idx) {
+            obj_t o;
+            obj_init(&o);
+            int rc = local_get(srv, t, op->key, op->klen, &o);
+            read_answer(op, i, rc, &o);
+            obj_free(&o);
+            continue;
+        }
+        if (local_only)
+            continue;
+        msgpack_packer pk;
+        sb.size = 0;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 2);
+        pack_bin(&pk, op->key, op->klen);
+        pack_str(&pk, t->hint_for == RING_NODE_NONE ? "" : node_name(srv, t->hint_for));
+        if (op_send(op, i, MSG_REPLICA_GET, &sb, on_get_reply) < 0)
+            read_answer(op, i, -ENOMEM, NULL);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    if (op->plan.n == 0)
+        read_progress(op);
+    op_unref(op);
+}
+
+void coord_get(server_t *srv, const void *key, size_t klen, int r, coord_done_fn done, void *arg)
+{
+    op_t *op = op_new(srv, key, klen, done, arg);
+    if (!op) {
+        coord_result_t res = {.status = -ENOMEM};
+        done(arg, &res);
+        return;
+    }
+    srv->coord.reads++;
+    op->r = r;
+    op->read_repair = true;
+    if (plan_build(srv, key, klen, &op->plan) < 0)
+        op->plan.n = 0;
+    read_start(op, false);
+    op_unref(op);
+}
+
+/* ---- write phase ---- */
+
+static void write_progress(op_t *op)
+{
+    int pending = op->plan.n - op->wgot - op->wfail;
+    if (op->done_called)
+        return;
+    if (op->wgot >= op->w) {
+        obj_t copy;
+        obj_init(&copy);
+        bool want = op->kop.cmd == MC_GAT || op->kop.cmd == MC_GATS;
+        if (want && obj_copy(&copy, &op->newobj) < 0) {
+            op_finish(op, -ENOMEM, 0, 0, NULL);
+            return;
+        }
+        op_finish(op, COORD_OK, op->wgot, op->w, want ? &copy : NULL);
+        obj_free(&copy);
+    } else if (pending == 0) {
+        op_finish(op, COORD_QUORUM, op->wgot, op->w, NULL);
+    }
+}
+
+static void write_answer(op_t *op, int i, bool ok)
+{
+    (void)i;
+    if (ok)
+        op->wgot++;
+    else
+        op->wfail++;
+    write_progress(op);
+}
+
+static void on_put_reply(void *arg, int status, const frame_t *f)
+{
+    req_t *rq = arg;
+    op_t *op = rq->op;
+    const msgpack_object *it;
+    uint32_t n;
+    int64_t code = -1;
+    bool ok = status == 0 && f && mp_array(&f->body, 1, 1, &it, &n) && mp_i64(&it[0], &code) &&
+              code == 0;
+    if (status == 0 && !ok)
+        op->srv->coord.replica_errors++;
+    write_answer(op, rq->i, ok);
+    free(rq);
+    op_unref(op);
+}
+
+/* The read phase reached its quorum: decide, make the new version, send it. */
+static void write_phase(op_t *op)
+{
+    server_t *srv = op->srv;
+    sibling_t sib;
+    bool write = false;
+    int64_t now_us = node_now_us();
+    op->result = kv_decide(&op->kop, &op->merged, now_us, &sib, &write, &op->number);
+    if (!write) {
+        op_finish(op, COORD_OK, op->rgot, op->r, NULL);
+        return;
+    }
+    vclock_t ctx;
+    vc_init(&ctx);
+    int rc = obj_copy(&op->newobj, &op->merged);
+    if (rc == 0)
+        rc = vc_copy(&ctx, &op->merged.vc);
+    if (rc == 0)
+        rc = obj_update(&op->newobj, &ctx, srv->node_id, &sib, now_us);
+    vc_free(&ctx);
+    if (rc < 0) {
+        free(sib.value);
+        op_finish(op, rc, 0, 0, NULL);
+        return;
+    }
+    srv->stats.siblings_pruned += obj_prune_siblings(&op->newobj, (uint32_t)srv->cfg.max_siblings);
+    srv->stats.vv_entries_pruned += obj_prune_vc(&op->newobj, (uint32_t)srv->cfg.max_vv_entries);
+    if (!sib.tombstone)
+        srv->stats.total_items++;
+
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    op->refs++;
+    for (int i = 0; i < op->plan.n; i++) {
+        const target_t *t = &op->plan.t[i];
+        const char *hint = t->hint_for == RING_NODE_NONE ? "" : node_name(srv, t->hint_for);
+        if (t->node == srv->cluster.self_idx) {
+            rc = *hint ? handoff_store(srv, hint, op->key, op->klen, &op->newobj)
+                       : node_merge(srv, op->key, op->klen, &op->newobj);
+            write_answer(op, i, rc == 0);
+            continue;
+        }
+        sb.size = 0;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 3);
+        pack_bin(&pk, op->key, op->klen);
+        pack_str(&pk, hint);
+        pack_obj(&pk, &op->newobj);
+        if (op_send(op, i, MSG_REPLICA_PUT, &sb, on_put_reply) < 0)
+            write_answer(op, i, false);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    /* owners that are down with nobody to stand in: we keep their hint (it
+     * does not count toward W: it is not a replica anyone can read) */
+    for (int i = 0; i < op->plan.norphans; i++)
+        handoff_store(srv, node_name(srv, op->plan.orphans[i]), op->key, op->klen, &op->newobj);
+    op_unref(op);
+}
+
+/* Run a write here, where we are an owner of the key. */
+static void write_local(op_t *op)
+{
+    op->srv->coord.writes++;
+    op->is_write = true;
+    /* a blind set needs only our own context (overwrite what we have seen);
+     * everything else answers from what R replicas hold */
+    bool blind = op->kop.cmd == MC_SET;
+    int r = op->r;
+    if (blind)
+        op->r = 1;
+    read_start(op, blind);
+    if (blind)
+        op->r = r;
+}
+
+static int copy_op(op_t *op, const kv_op_t *kop)
+{
+    op->kop = *kop;
+    op->kop.data = NULL;
+    if (kop->len) {
+        op->data = malloc(kop->len);
+        if (!op->data)
+            return -ENOMEM;
+        memcpy(op->data, kop->data, kop->len);
+    }
+    op->kop.data = op->data;
+    return 0;
+}
+
+/* ---- forwarding a write to an owner ---- */
+
+static void on_forward_reply(void *arg, int status, const frame_t *f)
+{
+    req_t *rq = arg;
+    op_t *op = rq->op;
+    const msgpack_object *it;
+    uint32_t n;
+    int64_t st = 0, got = 0, needed = op->w;
+    uint64_t result = 0, number = 0;
+    obj_t o;
+    obj_init(&o);
+    if (status == 0 && f && mp_array(&f->body, 6, 6, &it, &n) && mp_i64(&it[0], &st) &&
+        mp_i64(&it[1], &got) && mp_i64(&it[2], &needed) && mp_u64(&it[3], &result) &&
+        mp_u64(&it[4], &number) && result <= KV_NOMEM &&
+        (it[5].type == MSGPACK_OBJECT_NIL || unpack_obj(&it[5], &o))) {
+        op->result = (enum kv_result)result;
+        op->number = number;
+        op_finish(op, (int)st, (int)got, (int)needed, it[5].type == MSGPACK_OBJECT_NIL ? NULL : &o);
+    } else {
+        if (status == 0)
+            op->srv->coord.replica_errors++;
+        op_finish(op, COORD_QUORUM, 0, op->w, NULL);
+    }
+    obj_free(&o);
+    free(rq);
+    op_unref(op);
+}
+
+static void forward_write(op_t *op, int i)
+{
+    server_t *srv = op->srv;
+    srv->coord.forwarded++;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 9);
+    pack_bin(&pk, op->key, op->klen);
+    msgpack_pack_uint32(&pk, (uint32_t)op->kop.cmd);
+    msgpack_pack_uint32(&pk, op->kop.flags);
+    msgpack_pack_int64(&pk, op->kop.expiry);
+    pack_bin(&pk, op->kop.data ? (const void *)op->kop.data : "", op->kop.len);
+    msgpack_pack_uint64(&pk, op->kop.cas);
+    msgpack_pack_uint64(&pk, op->kop.delta);
+    msgpack_pack_int32(&pk, op->r);
+    msgpack_pack_int32(&pk, op->w);
+    const cluster_node_t *n = &srv->cluster.nodes[op->plan.t[i].node];
+    req_t *rq = malloc(sizeof(*rq));
+    if (rq) {
+        rq->op = op;
+        rq->i = i;
+        op->refs++;
+        /* the owner's own replica requests time out first, so it answers */
+        if (transport_request(srv->cluster.transport, n->host, n->peer_port, MSG_COORD_WRITE,
+                              sb.data, sb.size, srv->cfg.request_timeout_ms * 2 + 100,
+                              on_forward_reply, rq) < 0) {
+            op->refs--;
+            free(rq);
+            rq = NULL;
+        }
+    }
+    if (!rq)
+        op_finish(op, COORD_QUORUM, 0, op->w, NULL);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+void coord_write(server_t *srv, const kv_op_t *kop, const void *key, size_t klen, int r, int w,
+                 coord_done_fn done, void *arg)
+{
+    op_t *op = op_new(srv, key, klen, done, arg);
+    if (!op || copy_op(op, kop) < 0) {
+        if (op) {
+            op->done_called = true;
+            op_unref(op);
+        }
+        coord_result_t res = {.status = -ENOMEM};
+        done(arg, &res);
+        return;
+    }
+    op->r = r;
+    op->w = w;
+    if (plan_build(srv, key, klen, &op->plan) < 0)
+        op->plan.n = 0;
+    if (plan_self(srv, &op->plan) >= 0) {
+        write_local(op);
+    } else {
+        int owner = -1;
+        for (int i = 0; i < op->plan.n && owner < 0; i++)
+            if (op->plan.t[i].hint_for == RING_NODE_NONE)
+                owner = i;
+        if (owner >= 0)
+            forward_write(op, owner);
+        else /* every owner is down: nobody may name this write */
+            op_finish(op, COORD_QUORUM, 0, w, NULL);
+    }
+    op_unref(op);
+}
+
+/* ---- flush_all ---- */
+
+static void on_flush_reply(void *arg, int status, const frame_t *f)
+{
+    req_t *rq = arg;
+    op_t *op = rq->op;
+    const msgpack_object *it;
+    uint32_t n;
+    int64_t code = -1;
+    if (status == 0 && f && mp_array(&f->body, 1, 1, &it, &n) && mp_i64(&it[0], &code) && code == 0)
+        op->wgot++;
+    else
+        op->wfail++;
+    if (op->wgot + op->wfail == op->plan.n)
+        op_finish(op, op->wfail ? COORD_QUORUM : COORD_OK, op->wgot + 1, op->plan.n + 1, NULL);
+    free(rq);
+    op_unref(op);
+}
+
+void coord_flush(server_t *srv, int64_t delay_s, coord_done_fn done, void *arg)
+{
+    int64_t when = node_flush_time(delay_s);
+    int rc = node_flush_at(srv, when);
+    op_t *op = rc == 0 ? op_new(srv, "", 0, done, arg) : NULL;
+    if (!op) {
+        coord_result_t res = {.status = rc < 0 ? rc : -ENOMEM};
+        done(arg, &res);
+        return;
+    }
+    uint32_t peers[GOSSIP_MAX_MEMBERS];
+    size_t np = cluster_live_peers(&srv->cluster, peers, GOSSIP_MAX_MEMBERS);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_int64(&pk, when);
+    op->plan.n = 0;
+    for (size_t i = 0; i < np && i < MAXT; i++)
+        op->plan.t[op->plan.n++] = (target_t){peers[i], RING_NODE_NONE};
+    /* more live peers than a plan holds: send the rest without waiting */
+    for (size_t i = MAXT; i < np; i++) {
+        const cluster_node_t *n = &srv->cluster.nodes[peers[i]];
+        transport_oneway(srv->cluster.transport, n->host, n->peer_port, MSG_FLUSH, sb.data,
+                         sb.size);
+    }
+    if (op->plan.n == 0)
+        op_finish(op, COORD_OK, 1, 1, NULL);
+    for (int i = 0; i < op->plan.n; i++)
+        if (op_send(op, i, MSG_FLUSH, &sb, on_flush_reply) < 0)
+            op->wfail++;
+    if (op->plan.n && op->wgot + op->wfail == op->plan.n)
+        op_finish(op, COORD_QUORUM, op->wgot + 1, op->plan.n + 1, NULL);
+    msgpack_sbuffer_destroy(&sb);
+    op_unref(op);
+}
+
+/* ---- the replica side ---- */
+
+static void reply_status(peer_link_t *link, uint64_t req_id, uint8_t type, int64_t st)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_int64(&pk, st);
+    transport_reply(link, req_id, type, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* hint_for as sent: "" or our own name mean our replica. */
+static bool is_own(server_t *srv, const char *hint_for)
+{
+    return hint_for[0] == '\0' || !strcmp(hint_for, srv->cfg.name);
+}
+
+static void on_forwarded_done(void *arg, coord_result_t *res)
+{
+    op_t *op = arg; /* the op itself: see handle_coord_write */
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 6);
+    msgpack_pack_int64(&pk, res->status);
+    msgpack_pack_int64(&pk, res->got);
+    msgpack_pack_int64(&pk, res->needed);
+    msgpack_pack_uint64(&pk, (uint64_t)res->result);
+    msgpack_pack_uint64(&pk, res->number);
+    if (res->found)
+        pack_obj(&pk, &res->obj);
+    else
+        msgpack_pack_nil(&pk);
+    transport_reply(op->link, op->req_id, MSG_COORD_WRITE, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void handle_coord_write(server_t *srv, peer_link_t *link, const frame_t *f)
+{
+    const msgpack_object *it;
+    uint32_t n, cmd, flags;
+    int64_t expiry, r, w;
+    uint64_t cas, delta;
+    uint8_t key[MC_KEY_MAX];
+    size_t klen;
+    const uint8_t *data;
+    size_t dlen;
+    if (!mp_array(&f->body, 9, 9, &it, &n) || !unpack_key(&it[0], key, &klen) ||
+        !mp_u32(&it[1], &cmd) || !mp_u32(&it[2], &flags) || !mp_i64(&it[3], &expiry) ||
+        !mp_bin(&it[4], &data, &dlen, srv->cfg.max_value_bytes) || !mp_u64(&it[5], &cas) ||
+        !mp_u64(&it[6], &delta) || !mp_i64(&it[7], &r) || !mp_i64(&it[8], &w) ||
+        r < 1 || r > MAXT || w < 1 || w > MAXT ||
+        !(cmd == MC_SET || cmd == MC_ADD || cmd == MC_REPLACE || cmd == MC_APPEND ||
+          cmd == MC_PREPEND || cmd == MC_CAS || cmd == MC_DELETE || cmd == MC_INCR ||
+          cmd == MC_DECR || cmd == MC_TOUCH || cmd == MC_GAT || cmd == MC_GATS)) {
+        srv->coord.replica_errors++;
+        reply_status(link, f->req_id, MSG_COORD_WRITE, -EINVAL);
+        return;
+    }
+    kv_op_t kop = {.cmd = (enum mc_cmd)cmd, .flags = flags, .expiry = expiry, .data = data,
+                   .len = dlen, .cas = cas, .delta = delta};
+    /* the op is its own callback argument: on_forwarded_done answers on the
+     * link the request came in on */
+    op_t *op = op_new(srv, key, klen, on_forwarded_done, NULL);
+    if (!op || copy_op(op, &kop) < 0) {
+        if (op) {
+            op->done_called = true;
+            op_unref(op);
+        }
+        reply_status(link, f->req_id, MSG_COORD_WRITE, -ENOMEM);
+        return;
+    }
+    op->arg = op;
+    op->link = link;
+    op->req_id = f->req_id;
+    transport_link_hold(link);
+    op->r = (int)r;
+    op->w = (int)w;
+    if (plan_build(srv, key, klen, &op->plan) < 0 || plan_self(srv, &op->plan) < 0) {
+        /* our ring says we are not an owner (views differ for a moment) */
+        op_finish(op, COORD_QUORUM, 0, (int)w, NULL);
+    } else {
+        write_local(op);
+    }
+    op_unref(op);
+}
+
+void coord_on_request(server_t *srv, peer_link_t *link, const frame_t *f)
+{
+    const msgpack_object *it;
+    uint32_t n;
+    uint8_t key[MC_KEY_MAX];
+    size_t klen;
+    char hint[GOSSIP_NAME_MAX + 1];
+    if (f->kind != FRAME_REQUEST)
+        return;
+    switch (f->type) {
+    case MSG_REPLICA_GET: {
+        if (!mp_array(&f->body, 2, 2, &it, &n) || !unpack_key(&it[0], key, &klen) ||
+            !mp_str(&it[1], hint, sizeof(hint))) {
+            srv->coord.replica_errors++;
+            break;
+        }
+        obj_t o;
+        obj_init(&o);
+        int rc = is_own(srv, hint) ? node_read(srv, key, klen, &o)
+                                   : handoff_get(srv, hint, key, klen, &o);
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_int64(&pk, rc == 1 ? 0 : rc == 0 ? 1 : rc);
+        if (rc == 1)
+            pack_obj(&pk, &o);
+        else
+            msgpack_pack_nil(&pk);
+        transport_reply(link, f->req_id, MSG_REPLICA_GET, sb.data, sb.size);
+        msgpack_sbuffer_destroy(&sb);
+        obj_free(&o);
+        return;
+    }
+    case MSG_REPLICA_PUT: {
+        obj_t o;
+        obj_init(&o);
+        int rc = -EINVAL;
+        if (mp_array(&f->body, 3, 3, &it, &n) && unpack_key(&it[0], key, &klen) &&
+            mp_str(&it[1], hint, sizeof(hint)) && unpack_obj(&it[2], &o))
+            rc = is_own(srv, hint) ? node_merge(srv, key, klen, &o)
+                                   : handoff_store(srv, hint, key, klen, &o);
+        else
+            srv->coord.replica_errors++;
+        obj_free(&o);
+        reply_status(link, f->req_id, MSG_REPLICA_PUT, rc);
+        return;
+    }
+    case MSG_COORD_WRITE:
+        handle_coord_write(srv, link, f);
+        return;
+    case MSG_FLUSH: {
+        int64_t when;
+        int rc = -EINVAL;
+        if (mp_array(&f->body, 1, 1, &it, &n) && mp_i64(&it[0], &when))
+            rc = node_flush_at(srv, when);
+        reply_status(link, f->req_id, MSG_FLUSH, rc);
+        return;
+    }
+    default:
+        break;
+    }
+    reply_status(link, f->req_id, f->type, -EINVAL);
+}

@@ -1,0 +1,366 @@
+/*
+ * handoff.c - hint storage and delivery (see handoff.h).
+ *
+ * Per owner, an entry of the owners table keeps the number of hints on disk,
+ * how many deliveries are in flight, and a cursor into its hint keys so
+ * each tick sends the next slice.  A tick (every HANDOFF_TICK_MS) gives
+ * every owner that gossip says is alive up to rate * tick of its hints, as
+ * REPLICA_PUT requests; an acknowledged hint is deleted only if it has not
+ * changed since it was sent (a newer write merged into it waits for the
+ * next pass).
+ */
+#include "handoff.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/log.h"
+#include "node.h"
+#include "server.h"
+
+#define HANDOFF_TICK_MS 100
+#define HANDOFF_MAX_INFLIGHT 64
+#define HINT_KEY_MAX (GOSSIP_NAME_MAX + 1 + MC_KEY_MAX)
+
+typedef struct owner {
+    char name[GOSSIP_NAME_MAX + 1];
+    int64_t pending;
+    int inflight;
+    uint8_t cursor[HINT_KEY_MAX];
+    size_t cursor_len; /* 0: start of this owner's hints */
+} owner_t;
+
+typedef struct handoff {
+    server_t *srv;
+    owner_t *owners;
+    size_t nowners, cap;
+    struct event *tick;
+    handoff_stats_t stats;
+    msgpack_sbuffer sb;
+} handoff_t;
+
+static int64_t now_ms(void) { return node_now_us() / 1000; }
+
+static owner_t *owner_get(handoff_t *h, const char *name, bool create)
+{
+    for (size_t i = 0; i < h->nowners; i++)
+        if (!strcmp(h->owners[i].name, name))
+            return &h->owners[i];
+    if (!create || strlen(name) > GOSSIP_NAME_MAX)
+        return NULL;
+    if (h->nowners == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 8;
+        owner_t *o = realloc(h->owners, cap * sizeof(*o));
+        if (!o)
+            return NULL;
+        h->owners = o;
+        h->cap = cap;
+    }
+    owner_t *o = &h->owners[h->nowners++];
+    memset(o, 0, sizeof(*o));
+    snprintf(o->name, sizeof(o->name), "%s", name);
+    return o;
+}
+
+static size_t hint_key(uint8_t *out, const char *owner, const void *key, size_t klen)
+{
+    size_t on = strlen(owner);
+    memcpy(out, owner, on);
+    out[on] = '\0';
+    memcpy(out + on + 1, key, klen);
+    return on + 1 + klen;
+}
+
+int handoff_get(server_t *srv, const char *owner, const void *key, size_t klen, obj_t *o)
+{
+    if (klen > MC_KEY_MAX || strlen(owner) > GOSSIP_NAME_MAX)
+        return -EINVAL;
+    uint8_t hk[HINT_KEY_MAX];
+    size_t hl = hint_key(hk, owner, key, klen);
+    uint8_t *val = NULL;
+    size_t vlen = 0;
+    int rc = store_raw_get(srv->store, 'h', hk, hl, &val, &vlen);
+    if (rc <= 0)
+        return rc;
+    rc = vlen >= 8 ? obj_decode(val + 8, vlen - 8, o) : -EINVAL;
+    free(val);
+    return rc < 0 ? rc : 1;
+}
+
+int handoff_store(server_t *srv, const char *owner, const void *key, size_t klen,
+                  const obj_t *in)
+{
+    handoff_t *h = srv->handoff;
+    owner_t *ow = owner_get(h, owner, true);
+    if (!ow || klen > MC_KEY_MAX)
+        return -EINVAL;
+    obj_t cur;
+    obj_init(&cur);
+    int rc = handoff_get(srv, owner, key, klen, &cur);
+    if (rc < 0)
+        goto out;
+    bool fresh = rc == 0;
+    if (fresh && ow->pending >= srv->cfg.max_hints_per_node) {
+        h->stats.dropped++;
+        rc = -ENOSPC;
+        goto out;
+    }
+    if ((rc = obj_sync(&cur, in)) < 0)
+        goto out;
+    uint8_t *enc = NULL;
+    size_t elen = 0;
+    if ((rc = obj_encode(&cur, &enc, &elen)) < 0)
+        goto out;
+    uint8_t *val = malloc(elen + 8);
+    if (!val) {
+        free(enc);
+        rc = -ENOMEM;
+        goto out;
+    }
+    uint64_t created = (uint64_t)now_ms();
+    for (int i = 0; i < 8; i++)
+        val[i] = (uint8_t)(created >> (8 * i));
+    memcpy(val + 8, enc, elen);
+    free(enc);
+    uint8_t hk[HINT_KEY_MAX];
+    size_t hl = hint_key(hk, owner, key, klen);
+    rc = store_raw_put(srv->store, 'h', hk, hl, val, elen + 8);
+    free(val);
+    if (rc < 0)
+        goto out;
+    h->stats.stored++;
+    if (fresh) {
+        ow->pending++;
+        h->stats.pending++;
+    }
+out:
+    obj_free(&cur);
+    return rc;
+}
+
+/* ---- delivery ---- */
+
+typedef struct delivery {
+    handoff_t *h;
+    char owner[GOSSIP_NAME_MAX + 1];
+    uint8_t hk[HINT_KEY_MAX];
+    size_t hl;
+    uint8_t *sent; /* the raw hint value delivered */
+    size_t sent_len;
+} delivery_t;
+
+static void hint_remove(handoff_t *h, owner_t *ow, const uint8_t *hk, size_t hl)
+{
+    if (store_raw_del(h->srv->store, 'h', hk, hl) == 0 && ow) {
+        ow->pending--;
+        h->stats.pending--;
+    }
+}
+
+static void on_delivered(void *arg, int status, const frame_t *f)
+{
+    delivery_t *d = arg;
+    handoff_t *h = d->h;
+    owner_t *ow = h ? owner_get(h, d->owner, false) : NULL;
+    if (ow)
+        ow->inflight--;
+    const msgpack_object *it;
+    uint32_t n;
+    int64_t st;
+    if (h && status == 0 && mp_array(&f->body, 1, 1, &it, &n) && mp_i64(&it[0], &st) && st == 0) {
+        uint8_t *cur = NULL;
+        size_t clen = 0;
+        /* delete only what was delivered: a write merged in meanwhile stays */
+        if (store_raw_get(h->srv->store, 'h', d->hk, d->hl, &cur, &clen) == 1 &&
+            clen == d->sent_len && !memcmp(cur, d->sent, clen)) {
+            hint_remove(h, ow, d->hk, d->hl);
+            h->stats.delivered++;
+        }
+        free(cur);
+    }
+    free(d->sent);
+    free(d);
+}
+
+typedef struct scan {
+    handoff_t *h;
+    owner_t *ow;
+    const cluster_node_t *node;
+    size_t prefix_len;
+    int budget, sent;
+    bool first;
+    bool reached_end;
+    int64_t now;
+} scan_t;
+
+static int deliver_cb(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+    scan_t *sc = arg;
+    owner_t *ow = sc->ow;
+    if (klen < sc->prefix_len || memcmp(key, ow->name, sc->prefix_len - 1) ||
+        key[sc->prefix_len - 1] != '\0' || klen > HINT_KEY_MAX) {
+        sc->reached_end = true;
+        return 1;
+    }
+    /* the scan starts at the cursor itself, which was sent last tick */
+    if (sc->first) {
+        sc->first = false;
+        if (ow->cursor_len > sc->prefix_len && ow->cursor_len == klen &&
+            !memcmp(ow->cursor, key, klen))
+            return 0;
+    }
+    memcpy(ow->cursor, key, klen);
+    ow->cursor_len = klen;
+    server_t *srv = sc->h->srv;
+    uint64_t created = 0;
+    for (int i = 0; vlen >= 8 && i < 8; i++)
+        created |= (uint64_t)val[i] << (8 * i);
+    if (vlen < 8 || (int64_t)created + (int64_t)srv->cfg.hint_ttl_s * 1000 < sc->now) {
+        hint_remove(sc->h, ow, key, klen); /* expired or unreadable */
+        sc->h->stats.dropped++;
+        return --sc->budget <= 0 ? 1 : 0;
+    }
+    delivery_t *d = calloc(1, sizeof(*d));
+    uint8_t *copy = d ? malloc(vlen) : NULL;
+    if (!copy) {
+        free(d);
+        return 1;
+    }
+    memcpy(copy, val, vlen);
+    d->h = sc->h;
+    snprintf(d->owner, sizeof(d->owner), "%s", ow->name);
+    memcpy(d->hk, key, klen);
+    d->hl = klen;
+    d->sent = copy;
+    d->sent_len = vlen;
+    /* body: [key, hint_for "", object] */
+    msgpack_sbuffer *sb = &sc->h->sb;
+    msgpack_packer pk;
+    sb->size = 0;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_bin(&pk, klen - sc->prefix_len);
+    msgpack_pack_bin_body(&pk, key + sc->prefix_len, klen - sc->prefix_len);
+    msgpack_pack_str(&pk, 0);
+    msgpack_pack_bin(&pk, vlen - 8);
+    msgpack_pack_bin_body(&pk, val + 8, vlen - 8);
+    ow->inflight++;
+    if (transport_request(srv->cluster.transport, sc->node->host, sc->node->peer_port,
+                          MSG_REPLICA_PUT, sb->data, sb->size, srv->cfg.request_timeout_ms * 2,
+                          on_delivered, d) < 0) {
+        ow->inflight--;
+        free(d->sent);
+        free(d);
+        return 1;
+    }
+    sc->sent++;
+    return (--sc->budget <= 0 || ow->inflight >= HANDOFF_MAX_INFLIGHT) ? 1 : 0;
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    handoff_t *h = arg;
+    server_t *srv = h->srv;
+    cluster_t *cl = &srv->cluster;
+    if (!cl->ring)
+        return;
+    int budget = srv->cfg.hint_rate_per_s * HANDOFF_TICK_MS / 1000;
+    if (budget < 1)
+        budget = 1;
+    size_t nn = ring_node_count(cl->ring);
+    for (size_t i = 0; i < h->nowners; i++) {
+        owner_t *ow = &h->owners[i];
+        if (ow->pending <= 0 || ow->inflight >= HANDOFF_MAX_INFLIGHT)
+            continue;
+        const cluster_node_t *node = NULL;
+        for (size_t j = 0; j < nn; j++)
+            if (!strcmp(cl->nodes[j].name, ow->name))
+                node = &cl->nodes[j];
+        if (!node || !node->alive || node->is_self)
+            continue;
+        /* a new pass starts only when the previous one has landed */
+        if (ow->cursor_len == 0 && ow->inflight > 0)
+            continue;
+        size_t plen = strlen(ow->name) + 1;
+        if (ow->cursor_len == 0) {
+            memcpy(ow->cursor, ow->name, plen); /* name NUL */
+            ow->cursor_len = plen;
+        }
+        scan_t sc = {.h = h, .ow = ow, .node = node, .prefix_len = plen, .budget = budget,
+                     .first = true, .now = now_ms()};
+        int rc = store_iterate(srv->store, 'h', ow->cursor, ow->cursor_len, deliver_cb, &sc);
+        if (rc == 0 || sc.reached_end)
+            ow->cursor_len = 0; /* the end of this owner's hints: next pass from the start */
+    }
+}
+
+/* ---- open, close, stats ---- */
+
+static int count_cb(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+    (void)val;
+    (void)vlen;
+    handoff_t *h = arg;
+    const uint8_t *nul = memchr(key, '\0', klen);
+    if (!nul || nul == key || (size_t)(nul - key) > GOSSIP_NAME_MAX)
+        return 0;
+    char name[GOSSIP_NAME_MAX + 1];
+    memcpy(name, key, (size_t)(nul - key));
+    name[nul - key] = '\0';
+    owner_t *ow = owner_get(h, name, true);
+    if (ow) {
+        ow->pending++;
+        h->stats.pending++;
+    }
+    return 0;
+}
+
+int handoff_open(server_t *srv, char *err, size_t errlen)
+{
+    handoff_t *h = calloc(1, sizeof(*h));
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    h->srv = srv;
+    msgpack_sbuffer_init(&h->sb);
+    srv->handoff = h;
+    if (store_iterate(srv->store, 'h', NULL, 0, count_cb, h) < 0) {
+        snprintf(err, errlen, "cannot scan stored hints");
+        return -1;
+    }
+    if (h->stats.pending)
+        log_info("handoff: %lld hints waiting for delivery", (long long)h->stats.pending);
+    h->tick = event_new(srv->base, -1, EV_PERSIST, on_tick, h);
+    struct timeval tv = {0, HANDOFF_TICK_MS * 1000};
+    if (!h->tick || event_add(h->tick, &tv) < 0) {
+        snprintf(err, errlen, "cannot start the handoff timer");
+        return -1;
+    }
+    return 0;
+}
+
+void handoff_close(server_t *srv)
+{
+    handoff_t *h = srv->handoff;
+    if (!h)
+        return;
+    if (h->tick)
+        event_free(h->tick);
+    free(h->owners);
+    msgpack_sbuffer_destroy(&h->sb);
+    free(h);
+    srv->handoff = NULL;
+}
+
+void handoff_get_stats(const server_t *srv, handoff_stats_t *out)
+{
+    if (srv->handoff)
+        *out = srv->handoff->stats;
+    else
+        memset(out, 0, sizeof(*out));
+}
