@@ -93,6 +93,7 @@ typedef struct conn {
     ticket_t *tickets[MGET_WINDOW + 1]; /* in flight; [MGET_WINDOW] for single ops */
     int mget_r, mget_w;
     bool in_process;          /* conn_process is on the stack */
+    bool read_off;            /* EV_READ disabled while a command waits */
     mc_level_t dflt_r, dflt_w; /* `consistency` for this connection */
 } conn_t;
 
@@ -282,8 +283,6 @@ static void conn_resume(conn_t *c)
 {
     if (c->in_process)
         return; /* answered synchronously: conn_process's loop goes on */
-    if (c->state == CS_CMD && !c->paused)
-        bufferevent_enable(c->bev, EV_READ);
     conn_process(c);
 }
 
@@ -919,8 +918,6 @@ static bool step_mget(conn_t *c)
     c->mkeys = NULL;
     c->state = CS_CMD;
     consume(c, c->mline_len);
-    if (!c->paused)
-        bufferevent_enable(c->bev, EV_READ);
     return true;
 }
 
@@ -931,6 +928,13 @@ static void conn_process(conn_t *c)
     c->in_process = true;
     conn_process_loop(c);
     c->in_process = false;
+    /* reading was turned off while a command waited: turn it back on, once
+     * (not per command: each switch is an epoll_ctl) */
+    if (c->read_off && !c->dead && !c->paused && c->state != CS_MGET && c->state != CS_WAIT &&
+        c->state != CS_CLOSING) {
+        c->read_off = false;
+        bufferevent_enable(c->bev, EV_READ);
+    }
 }
 
 static void conn_process_loop(conn_t *c)
@@ -949,14 +953,19 @@ static void conn_process_loop(conn_t *c)
         if (out_full(c)) {
             /* stop reading and executing until the client drains */
             c->paused = true;
+            c->read_off = true;
             bufferevent_disable(c->bev, EV_READ);
             bufferevent_setwatermark(c->bev, EV_WRITE, CONN_OUT_LOW, 0);
             return;
         }
-        if (c->state == CS_MGET || c->state == CS_WAIT)
-            bufferevent_disable(c->bev, EV_READ); /* one command at a time */
-        if (!more)
+        if (!more) {
+            if (c->state == CS_MGET || c->state == CS_WAIT) {
+                /* waiting for replicas: one command at a time */
+                bufferevent_disable(c->bev, EV_READ);
+                c->read_off = true;
+            }
             return;
+        }
     }
 }
 
@@ -977,9 +986,7 @@ static void on_write(struct bufferevent *bev, void *arg)
     if (c->paused) {
         c->paused = false;
         bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-        if (c->state != CS_MGET && c->state != CS_WAIT)
-            bufferevent_enable(c->bev, EV_READ);
-        conn_process(c);
+        conn_process(c); /* turns reading back on when no command waits */
     }
 }
 

@@ -145,10 +145,7 @@ static op_t *op_new(server_t *srv, const void *key, size_t klen, coord_done_fn d
     op->klen = klen;
     op->done = done;
     op->arg = arg;
-    for (int i = 0; i < MAXT; i++)
-        obj_init(&op->rep[i]);
-    obj_init(&op->merged);
-    obj_init(&op->newobj);
+    /* calloc'ed: every obj_t is already an empty object (obj_init zeroes) */
     return op;
 }
 
@@ -156,7 +153,7 @@ static void op_unref(op_t *op)
 {
     if (--op->refs > 0)
         return;
-    for (int i = 0; i < MAXT; i++)
+    for (int i = 0; i < op->plan.n; i++) /* only answers of targets are kept */
         obj_free(&op->rep[i]);
     obj_free(&op->merged);
     obj_free(&op->newobj);

@@ -26,7 +26,7 @@
 #include "../common/log.h"
 
 #define CRAWL_INTERVAL_MS 100
-#define CRAWL_SLICE 1000
+#define CRAWL_SLICE 200
 #define META_FLUSH "flush_us"
 
 int64_t node_now_us(void)
@@ -115,47 +115,6 @@ int node_merge(server_t *srv, const void *key, size_t klen, const obj_t *in)
     srv->stats.siblings_pruned += obj_prune_siblings(&cur, (uint32_t)srv->cfg.max_siblings);
     srv->stats.vv_entries_pruned += obj_prune_vc(&cur, (uint32_t)srv->cfg.max_vv_entries);
     rc = persist(srv, key, klen, &cur, before);
-out:
-    obj_free(&cur);
-    return rc;
-}
-
-int node_exec(server_t *srv, const kv_op_t *op, const void *key, size_t klen, obj_t *after,
-              enum kv_result *result, uint64_t *number)
-{
-    obj_t cur;
-    obj_init(&cur);
-    int rc = node_read(srv, key, klen, &cur);
-    if (rc < 0)
-        goto out;
-    acct_t before = acct_of(&cur, klen);
-    sibling_t sib;
-    bool write = false;
-    int64_t now_us = node_now_us();
-    *result = kv_decide(op, &cur, now_us, &sib, &write, number);
-    rc = 0;
-    if (!write)
-        goto out;
-    vclock_t ctx;
-    vc_init(&ctx);
-    if ((rc = vc_copy(&ctx, &cur.vc)) < 0) {
-        free(sib.value);
-        goto out;
-    }
-    rc = obj_update(&cur, &ctx, srv->node_id, &sib, now_us);
-    vc_free(&ctx);
-    if (rc < 0) {
-        free(sib.value);
-        goto out;
-    }
-    srv->stats.siblings_pruned += obj_prune_siblings(&cur, (uint32_t)srv->cfg.max_siblings);
-    srv->stats.vv_entries_pruned += obj_prune_vc(&cur, (uint32_t)srv->cfg.max_vv_entries);
-    if ((rc = persist(srv, key, klen, &cur, before)) < 0)
-        goto out;
-    if (!sib.tombstone)
-        srv->stats.total_items++;
-    if (after)
-        rc = obj_copy(after, &cur);
 out:
     obj_free(&cur);
     return rc;

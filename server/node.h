@@ -2,10 +2,10 @@
  * node.h - the local replica: memcached semantics on this node's store.
  *
  * node_read() returns a key's object with dead siblings (expired, flushed)
- * purged, and persists the purge; node_exec() runs a changing command as
- * read, decide (kv.c), write under the read context.  Both keep the item
- * counters (curr_items, bytes) exact for what is stored.  In a cluster the
- * coordinator calls these for its own replica.
+ * purged, and persists the purge; node_merge() merges a version from a
+ * coordinator or another replica into the local one.  Both keep the item
+ * counters (curr_items, bytes) exact for what is stored.  The coordinator
+ * (coord.c) calls these for this node's own replica.
  */
 #ifndef QKV_NODE_H
 #define QKV_NODE_H
@@ -17,12 +17,6 @@
  * tombstones: check obj_live), 0 when absent, negative on storage error.
  * *o must be obj_init'ed; the caller frees it. */
 int node_read(server_t *srv, const void *key, size_t klen, obj_t *o);
-
-/* Apply op to key.  Returns the result; *after (obj_init'ed by the caller)
- * receives the object as stored after the command when it wrote.  A
- * storage failure returns a negative errno. */
-int node_exec(server_t *srv, const kv_op_t *op, const void *key, size_t klen, obj_t *after,
-              enum kv_result *result, uint64_t *number);
 
 /* Merge an object from another replica (or a coordinator's write) into the
  * local one (obj_sync) and persist it.  0 or a negative errno. */

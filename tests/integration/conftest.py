@@ -116,6 +116,22 @@ def _test_failed(request):
 # Ports, polling
 # --------------------------------------------------------------------------
 
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def check_sanitizer_log(path):
+    """Fail when a sanitizer (ASan, LSan, UBSan) reported anything in path."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+    except (OSError, TypeError):
+        return
+    for marker in SANITIZER_MARKERS:
+        i = text.find(marker)
+        if i >= 0:
+            raise AssertionError("sanitizer report in %s:\n%s" % (path, text[max(0, i - 200):i + 3000]))
+
+
 def free_ports(count=1):
     """count distinct TCP ports that were free on 127.0.0.1 a moment ago."""
     socks = []
@@ -395,7 +411,16 @@ class Server:
         return self.start(wait)
 
     def cleanup(self):
-        """Fixture teardown: the process is gone afterwards, whatever happened."""
+        """Fixture teardown: the process is gone afterwards, whatever happened.
+
+        A clean SIGTERM first, so that a sanitizer build (make SANITIZE=address
+        test) reports leaks; any sanitizer report in the log fails the test."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(10)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
         if self.proc is not None and self.proc.poll() is None:
             try:
                 os.kill(self.proc.pid, signal.SIGKILL)
@@ -406,6 +431,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 pass
         self._close_log()
+        check_sanitizer_log(self.log_path)
 
     def _close_log(self):
         if self._logf is not None:

@@ -1,0 +1,411 @@
+#!/usr/bin/env bash
+# bench/bench-cluster.sh - a 3-node quorumkvd cluster (n=3) against memcached.
+#
+#   bench/bench-cluster.sh          (from the repository root or anywhere;
+#                                    needs bin/quorumkvd: run 'make' first)
+#
+# One memcached and, for each (R,W) in BENCH_RW (default "1,1 2,2 3,3"), a
+# FRESH 3-node cluster on 127.0.0.1 (free ports, temp data dirs, R and W set
+# as the cluster.r / cluster.w defaults in every node's INI; loadgen cannot
+# send `consistency r= w=`).  Each node is waited for until its `members`
+# lists all three nodes `up`.  Both targets get the same BENCH_PRELOAD keys
+# (bench/benchlib.py load, through node b1 for the cluster; a sample is then
+# read back through b2 and b3), then are driven by the same load tool as
+# bench/bench-memcached.sh: bench/loadgen.c, 90% get / 10% set over the
+# preloaded keys, 100-byte values, one request in flight per connection.
+#
+# loadgen takes a single -p PORT, so a run is THREE loadgen processes started
+# together, splitting BENCH_CONNS connections 6/5/5: one per node for the
+# cluster (each node coordinates its clients' requests), all three on the
+# memcached port for memcached, so that the client side is identical.
+# Throughput = sum of the three; p50/p99 = the max of the three processes'
+# p50/p99 (loadgen prints no histogram to merge, so this is an upper bound of
+# the combined percentile).  Runs alternate memcached, cluster, memcached,
+# cluster, ... (BENCH_RUNS of each per setting); medians, ratio to the
+# memcached runs of the same setting.  Any loadgen error (a reply other than
+# STORED / VALUE..END / END, e.g. SERVER_ERROR from a failed quorum) or lost
+# connection fails the run and is reported.
+#
+# Environment (defaults in brackets):
+#   BENCH_SECONDS [10]  seconds per run       BENCH_RUNS [3]  runs per target and setting
+#   BENCH_CONNS [16]    connections in total  BENCH_THREADS [1] threads per loadgen process
+#   BENCH_PRELOAD [100000] keys preloaded     BENCH_LOAD_CONNS [4] connections of the loader
+#   BENCH_RW ["1,1 2,2 3,3"] the (R,W) settings, one fresh cluster each
+#   QKV_BIN [bin/quorumkvd]  MEMCACHED [/usr/bin/memcached]
+#   BENCH_KEEP=1 keeps the temp dir (logs, loadgen outputs); it is also kept
+#   when the bench fails (BENCH_KEEP=0: never)
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SECS=${BENCH_SECONDS:-10}
+RUNS=${BENCH_RUNS:-3}
+CONNS=${BENCH_CONNS:-16}
+THREADS=${BENCH_THREADS:-1}
+PRELOAD=${BENCH_PRELOAD:-100000}
+LOAD_CONNS=${BENCH_LOAD_CONNS:-4}
+RW_LIST=${BENCH_RW:-"1,1 2,2 3,3"}
+QKV_BIN=${QKV_BIN:-$ROOT/bin/quorumkvd}
+MEMCACHED=${MEMCACHED:-/usr/bin/memcached}
+PY=/usr/bin/python3
+LIB=$ROOT/bench/benchlib.py
+CLIB=$ROOT/bench/clusterlib.py
+NODES=3
+VALUE_SIZE=100
+SET_RATIO=0.1
+T_START=$(date +%s)
+
+die() { echo "bench: $*" >&2; exit 1; }
+
+[ -x "$MEMCACHED" ] || die "$MEMCACHED missing (apt-get install memcached)"
+[ -x "$PY" ] || die "$PY missing"
+[ -x "$QKV_BIN" ] || die "$QKV_BIN missing: run 'make' first"
+[ "$CONNS" -ge $NODES ] || die "BENCH_CONNS must be at least $NODES"
+for rw in $RW_LIST; do
+  case "$rw" in [1-3],[1-3]) ;; *) die "BENCH_RW: bad setting '$rw' (want R,W with 1 <= R,W <= 3)" ;; esac
+done
+
+TMP=$(mktemp -d /tmp/qkv-bench-cluster.XXXXXX)
+PIDS=()    # every server and loadgen process we started
+cleanup() {
+  local rc=$? pid
+  trap - EXIT INT TERM
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ "${BENCH_KEEP:-0}" = 1 ] || { [ $rc -ne 0 ] && [ $rc -lt 128 ] && [ "${BENCH_KEEP:-}" != 0 ]; }; then
+    echo "bench: temp dir kept: $TMP" >&2
+  else
+    rm -rf "$TMP"
+  fi
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+MC_USER=()
+[ "$(id -u)" -eq 0 ] && MC_USER=(-u root)   # memcached refuses root without -u
+CMDS=()
+PROBLEMS=()   # everything odd, repeated at the end
+
+forget_pid() {
+  local keep=() p
+  for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
+}
+
+show_log() { # file [lines]
+  echo "---- last lines of $1:" >&2
+  tail -n "${2:-30}" "$1" >&2 2>/dev/null || true
+  echo "----" >&2
+}
+
+died() { # pid label log: report how a server process ended
+  local rc=0 sig=""
+  wait "$1" 2>/dev/null || rc=$?
+  [ $rc -gt 128 ] && sig=" = SIG$(kill -l $((rc - 128)) 2>/dev/null)"
+  echo "!! $2 (pid $1) DIED: exit status $rc$sig" >&2
+  show_log "$3"
+  PROBLEMS+=("$2 died: exit status $rc$sig (log: $(tail -n 1 "$3" 2>/dev/null))")
+  forget_pid "$1"
+}
+
+stop_server() { # pid label log: SIGTERM, then SIGKILL after 5 s
+  local rc=0
+  kill "$1" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$1" 2>/dev/null; then
+    echo "!! $2 ignored SIGTERM for 5 s; SIGKILL" >&2
+    kill -9 "$1" 2>/dev/null || true
+  fi
+  wait "$1" 2>/dev/null || rc=$?
+  forget_pid "$1"
+  if [ $rc -ne 0 ] && [ $rc -ne 143 ]; then
+    local sig=""; [ $rc -gt 128 ] && sig=" (SIG$(kill -l $((rc - 128))))"
+    echo "!! $2 exited with status $rc$sig after SIGTERM" >&2
+    tail -n 5 "$3" | sed 's/^/    /' >&2
+    PROBLEMS+=("$2: exit status $rc$sig after SIGTERM")
+  fi
+}
+
+wait_port() { # pid port log deadline_s
+  local pid=$1 port=$2 log=$3 deadline=$(( $(date +%s) + $4 ))
+  while ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      show_log "$log"; die "server pid $pid exited before accepting on port $port"
+    fi
+    [ "$(date +%s)" -lt "$deadline" ] || { show_log "$log"; die "port $port not accepting after $4 s"; }
+    sleep 0.05
+  done
+}
+
+cpu_ticks() { # pid... -> summed utime+stime in clock ticks
+  local t=0 p v
+  for p in "$@"; do
+    v=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || echo 0)
+    t=$((t + v))
+  done
+  echo $t
+}
+HZ=$(getconf CLK_TCK)
+
+# ------------------------------------------------------------------ memcached
+
+start_memcached() {
+  MC_PORT=$("$PY" "$LIB" freeports 1)
+  MC_LOG=$TMP/memcached.log
+  MC_CMD="$MEMCACHED ${MC_USER[*]} -p $MC_PORT -U 0 -l 127.0.0.1 -m 1024 -t 4 -c 4096"
+  $MC_CMD >"$MC_LOG" 2>&1 &
+  MC_PID=$!; PIDS+=("$MC_PID")
+  wait_port "$MC_PID" "$MC_PORT" "$MC_LOG" 10
+  "$PY" "$LIB" probe "$MC_PORT" 5 >/dev/null || { show_log "$MC_LOG"; die "memcached never served set+get"; }
+}
+
+# ------------------------------------------------------------------ cluster
+
+# start_cluster R W TAG -> NODE_PID[] NODE_PORT[] NODE_LOG[] NODE_DIR
+start_cluster() {
+  local r=$1 w=$2 tag=$3 i ports
+  NODE_DIR=$TMP/cluster-$tag
+  read -r -a ports < <("$PY" "$LIB" freeports $((2 * NODES)))
+  NODE_PID=(); NODE_PORT=(); NODE_LOG=()
+  local seed_peer=${ports[1]}
+  for i in $(seq $NODES); do
+    local cport=${ports[$((2 * i - 2))]} pport=${ports[$((2 * i - 1))]} dir=$NODE_DIR/b$i
+    mkdir -p "$dir"
+    cat >"$NODE_DIR/b$i.ini" <<EOF
+[node]
+name = b$i
+host = 127.0.0.1
+client_port = $cport
+peer_port = $pport
+data_dir = $dir
+log_level = warn
+[cluster]
+seeds = 127.0.0.1:$seed_peer
+n = 3
+r = $r
+w = $w
+EOF
+    "$QKV_BIN" -c "$NODE_DIR/b$i.ini" >"$NODE_DIR/b$i.log" 2>&1 &
+    NODE_PID+=($!); PIDS+=($!); NODE_PORT+=("$cport"); NODE_LOG+=("$NODE_DIR/b$i.log")
+  done
+  for i in $(seq 0 $((NODES - 1))); do
+    wait_port "${NODE_PID[$i]}" "${NODE_PORT[$i]}" "${NODE_LOG[$i]}" 30
+  done
+  local t0=$(date +%s.%N) out
+  if ! out=$("$PY" "$CLIB" wait_members $NODES 60 "${NODE_PORT[@]}"); then
+    for i in $(seq 0 $((NODES - 1))); do
+      kill -0 "${NODE_PID[$i]}" 2>/dev/null || died "${NODE_PID[$i]}" "b$((i + 1))" "${NODE_LOG[$i]}"
+      show_log "${NODE_LOG[$i]}" 10
+    done
+    die "cluster R=$r W=$w never converged"
+  fi
+  echo "cluster R=$r W=$w: nodes b1..b$NODES pids ${NODE_PID[*]} client ports ${NODE_PORT[*]};" \
+       "all $NODES up on every node after $(awk "BEGIN{printf \"%.1f\", $(date +%s.%N) - $t0}")s"
+  echo "$out" | head -n 1 | sed 's/^/    members via /'
+}
+
+check_cluster() { # label: report nodes that died; returns 1 if any did
+  local i bad=0
+  for i in $(seq 0 $((NODES - 1))); do
+    [ -n "${NODE_PID[$i]}" ] || continue
+    if ! kill -0 "${NODE_PID[$i]}" 2>/dev/null; then
+      echo "!! $1:" >&2
+      died "${NODE_PID[$i]}" "node b$((i + 1)) ($CUR_LABEL)" "${NODE_LOG[$i]}"
+      NODE_PID[$i]=""
+      bad=1
+    fi
+  done
+  return $bad
+}
+
+stop_cluster() {
+  local i
+  for i in $(seq 0 $((NODES - 1))); do
+    [ -n "${NODE_PID[$i]}" ] && kill "${NODE_PID[$i]}" 2>/dev/null || true
+  done
+  for i in $(seq 0 $((NODES - 1))); do
+    [ -n "${NODE_PID[$i]}" ] && stop_server "${NODE_PID[$i]}" "node b$((i + 1)) ($CUR_LABEL)" "${NODE_LOG[$i]}"
+  done
+  local i n
+  for i in $(seq 0 $((NODES - 1))); do
+    n=$(wc -l <"${NODE_LOG[$i]}")
+    if [ "$n" -gt 0 ]; then
+      echo "note: node b$((i + 1)) ($CUR_LABEL) logged $n line(s) at log_level=warn; first 3 and last 2:"
+      { head -n 3 "${NODE_LOG[$i]}"; [ "$n" -gt 5 ] && echo "..." && tail -n 2 "${NODE_LOG[$i]}"; } | cut -c1-200 | sed 's/^/    /'
+    fi
+  done
+  [ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$NODE_DIR"/b[0-9]*/
+}
+
+# ------------------------------------------------------------------ load tool
+
+LOADGEN=$TMP/loadgen
+cc -O2 -Wall -pthread -o "$LOADGEN" "$ROOT/bench/loadgen.c" || die "building bench/loadgen.c failed"
+CMDS+=("build:     cc -O2 -Wall -pthread -o \$TMP/loadgen bench/loadgen.c")
+
+split_conns() { # i (0-based) -> connections of loadgen process i
+  echo $(( CONNS / NODES + (${1} < CONNS % NODES ? 1 : 0) ))
+}
+
+# run_load OUTPREFIX PORT PORT PORT -> writes OUTPREFIX.{0,1,2}.txt and OUTPREFIX.json
+run_load() {
+  local pre=$1 i lp=() rc=0; shift
+  local ports=("$@")
+  LAST_LOAD_CMDS=()
+  for i in $(seq 0 $((NODES - 1))); do
+    local cmd="$LOADGEN -p ${ports[$i]} -c $(split_conns $i) -T $THREADS -t $SECS -W 1 -k $PRELOAD -P pre: -s $SET_RATIO -v $VALUE_SIZE"
+    LAST_LOAD_CMDS+=("$cmd")
+    timeout -k 5 $((SECS + 30)) $cmd >"$pre.$i.txt" 2>&1 &
+    lp+=($!); PIDS+=($!)
+  done
+  for i in "${lp[@]}"; do
+    wait "$i" || rc=$?
+    forget_pid "$i"
+  done
+  "$PY" "$CLIB" combine "$pre".[0-9].txt >"$pre.json"
+  return $rc
+}
+
+run_line() { # json -> one human line
+  "$PY" - "$1" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+f = lambda k: "-" if r.get(k) is None else "{:,}".format(r[k])
+print("%s ops/s (%s)  p50 %s us  p99 %s us  avg %s us  misses %s errors %s dead_conns %s" % (
+    f("tps"), "+".join("{:,}".format(x) for x in r.get("per_proc_tps", [])),
+    f("p50_us"), f("p99_us"), f("avg_us"), f("misses"), f("errors"), f("dead_conns")))
+EOF
+}
+
+# ------------------------------------------------------------------ header
+
+CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
+QKV_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no commit")
+MC_VER=$($MEMCACHED -V | awk '{print $2}')
+CONN_SPLIT=$(for i in $(seq 0 $((NODES - 1))); do split_conns $i; done | paste -sd/)
+echo "== quorumkv cluster bench: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ${CPU_MODEL:+($CPU_MODEL)}, Linux $(uname -r)"
+echo "   load average before start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "   bench/loadgen.c x $NODES processes ($CONN_SPLIT of $CONNS conns, $THREADS thread(s) each), ${SECS}s x $RUNS runs"
+echo "   per target and setting, settings (R,W): $RW_LIST; temp dir $TMP"
+
+# ------------------------------------------------------------------ memcached
+
+start_memcached
+CMDS+=("memcached: $MC_CMD")
+res=$("$PY" "$LIB" load "$MC_PORT" "$PRELOAD" pre: "$LOAD_CONNS") || die "preload into memcached failed"
+echo "memcached $MC_VER pid $MC_PID port $MC_PORT; preload: $res"
+case "$res" in *'"error_lines": 0,'*'"final_get_ok": true'*) ;;
+  *) PROBLEMS+=("preload into memcached: errors or final get failed: $res") ;; esac
+CMDS+=("preload:   $PY bench/benchlib.py load PORT $PRELOAD pre: $LOAD_CONNS   (cluster: PORT = b1; then verify PORT_b2/PORT_b3 $PRELOAD pre: 500)")
+
+# ------------------------------------------------------------------ settings
+
+SETTINGS_JSON=$TMP/settings.json
+echo '{"settings": [' >"$SETTINGS_JSON"
+FAILED_RUNS=0
+TOTAL_ERRORS=0
+ERR_SUMMARY=()
+first_setting=1
+for rw in $RW_LIST; do
+  R=${rw%,*} W=${rw#*,}
+  CUR_LABEL="R=$R W=$W"
+  tag="r${R}w${W}"
+  echo
+  echo "== setting $CUR_LABEL (n=3): fresh cluster"
+  start_cluster "$R" "$W" "$tag"
+  if ! res=$("$PY" "$LIB" load "${NODE_PORT[0]}" "$PRELOAD" pre: "$LOAD_CONNS"); then
+    check_cluster "preload" || true
+    die "preload of $PRELOAD keys into the cluster ($CUR_LABEL) failed"
+  fi
+  echo "preload via b1: $res"
+  case "$res" in *'"error_lines": 0,'*'"final_get_ok": true'*) ;;
+    *) PROBLEMS+=("$CUR_LABEL preload: errors or final get failed: $res") ;; esac
+  for i in 1 2; do
+    ver=$("$PY" "$LIB" verify "${NODE_PORT[$i]}" "$PRELOAD" pre: 500) || { check_cluster "verify" || true; die "read-back via b$((i + 1)) failed"; }
+    echo "read-back via b$((i + 1)): $ver"
+    case "$ver" in *'"miss": 0, "wrong": 0'*) ;; *) PROBLEMS+=("$CUR_LABEL read-back via b$((i + 1)): $ver") ;; esac
+  done
+  mc_files=() q_files=() set_err=0 set_misses=0
+  for run in $(seq "$RUNS"); do
+    for slot in mc qkv; do
+      pre=$TMP/run-$tag-$slot-$run
+      if [ $slot = mc ]; then
+        ports=("$MC_PORT" "$MC_PORT" "$MC_PORT"); pids=("$MC_PID"); label=memcached; mc_files+=("$pre.json")
+      else
+        ports=("${NODE_PORT[@]}"); pids=("${NODE_PID[@]}"); label="quorumkvd x3"; q_files+=("$pre.json")
+      fi
+      c0=$(cpu_ticks "${pids[@]}")
+      rc=0; run_load "$pre" "${ports[@]}" || rc=$?
+      c1=$(cpu_ticks "${pids[@]}")
+      cpu=$(awk "BEGIN { printf \"%.0f\", 100 * ($c1 - $c0) / $HZ / $SECS }")
+      printf 'run %d/%d %-13s %s  server CPU %s%%\n' "$run" "$RUNS" "$label:" "$(run_line "$pre.json")" "$cpu"
+      read -r ok errs dead miss srv < <("$PY" -c 'import json,sys; r=json.load(open(sys.argv[1])); print(int(r.get("ok", False)), r.get("errors", -1), r.get("dead_conns", -1), r.get("misses", -1), r.get("server_error_lines", 0))' "$pre.json")
+      if [ $slot = qkv ]; then set_err=$((set_err + (errs > 0 ? errs : 0))); set_misses=$((set_misses + (miss > 0 ? miss : 0))); fi
+      if [ "$rc" -ne 0 ] || [ "$ok" != 1 ]; then
+        FAILED_RUNS=$((FAILED_RUNS + 1))
+        echo "!! run $run on $label ($CUR_LABEL): loadgen exit status $rc, errors $errs, dead connections $dead" >&2
+        grep -h '^loadgen:' "$pre".[0-9].txt | head -n 6 | sed 's/^/    /' >&2 || true
+        PROBLEMS+=("$CUR_LABEL run $run on $label: exit $rc, $errs error replies ($srv of the shown ones SERVER_ERROR), $dead dead connections; first: $(grep -h '^loadgen:' "$pre".[0-9].txt | head -n 1 | tr -d '\r' | cut -c1-160)")
+      fi
+      if [ $slot = mc ]; then
+        kill -0 "$MC_PID" 2>/dev/null || { died "$MC_PID" memcached "$MC_LOG"; die "memcached died"; }
+      elif ! check_cluster "during run $run"; then
+        die "a cluster node died ($CUR_LABEL); see above"
+      fi
+    done
+  done
+  TOTAL_ERRORS=$((TOTAL_ERRORS + set_err))
+  ERR_SUMMARY+=("$CUR_LABEL: $set_err error replies, $set_misses get misses")
+  [ $first_setting = 1 ] || echo ',' >>"$SETTINGS_JSON"
+  first_setting=0
+  "$PY" -c 'import json,sys; print(json.dumps({"label": sys.argv[1], "mc": sys.argv[2].split(), "qkv": sys.argv[3].split()}))' \
+    "$CUR_LABEL" "${mc_files[*]}" "${q_files[*]}" >>"$SETTINGS_JSON"
+  CMDS+=("cluster $CUR_LABEL: $QKV_BIN -c \$TMP/cluster-$tag/b{1,2,3}.ini   (INI b1: $(sed 's/$/;/' "$NODE_DIR/b1.ini" | tr '\n' ' ' | sed "s#$TMP#\$TMP#g"))")
+  stop_cluster
+done
+echo ']}' >>"$SETTINGS_JSON"
+ONE_CMD=${LAST_LOAD_CMDS[0]//$TMP/\$TMP}
+CMDS+=("load:      3 x in parallel: ${ONE_CMD/-p ${NODE_PORT[0]}/-p PORT_i} (-c $CONN_SPLIT; PORT_i = node b1/b2/b3, or memcached's port 3 times)")
+stop_server "$MC_PID" memcached "$MC_LOG"
+
+# ------------------------------------------------------------------ summary
+
+echo
+TABLE=$("$PY" "$CLIB" table "$SETTINGS_JSON") || true
+echo "$TABLE"
+ELAPSED=$(( $(date +%s) - T_START ))
+
+echo
+echo "================ summary (paste into README) ================"
+echo "Cluster benchmark ($(date -u +%Y-%m-%d), quorumkv $QKV_REV, $(nproc) CPUs${CPU_MODEL:+ $CPU_MODEL}, Linux $(uname -r);"
+echo "  clients, 3 quorumkvd nodes and memcached share the machine over loopback):"
+echo "  bench/loadgen.c, ASCII protocol, $(awk "BEGIN{print 100-100*$SET_RATIO}")/$(awk "BEGIN{print 100*$SET_RATIO}") get/set over $PRELOAD preloaded keys, $VALUE_SIZE-byte values,"
+echo "  $CONNS connections as 3 loadgen processes ($CONN_SPLIT conns, $THREADS thread each): one per node for"
+echo "  the cluster, all on one port for memcached; $RUNS x ${SECS}s runs per target and setting, alternating,"
+echo "  medians shown; ops/s summed over the 3 processes, p50/p99 = max over them (1 us histogram each)."
+echo "  quorumkvd: n=3, R/W = cluster defaults, a fresh cluster per setting, LevelDB, log_level=warn;"
+echo "  memcached $MC_VER -t 4 -m 1024 (one instance for all settings). 'vs mc' = median ops/s ratio."
+echo
+echo "$TABLE" | sed 's/^/  /'
+echo
+echo "  load tool errors (SERVER_ERROR etc.) on the cluster: $TOTAL_ERRORS in total ($(IFS=';'; echo "${ERR_SUMMARY[*]}" | sed 's/;/; /g'))"
+echo
+echo "Commands (ports chosen at run time; total wall time ${ELAPSED}s):"
+echo "  bench/bench-cluster.sh   (BENCH_SECONDS=$SECS BENCH_RUNS=$RUNS BENCH_CONNS=$CONNS BENCH_THREADS=$THREADS BENCH_PRELOAD=$PRELOAD BENCH_RW=\"$RW_LIST\")"
+for c in "${CMDS[@]}"; do echo "  ${c//$TMP/\$TMP}"; done
+echo "=============================================================="
+if [ ${#PROBLEMS[@]} -gt 0 ]; then
+  echo "bench: WARNING: ${#PROBLEMS[@]} problem(s):" >&2
+  for p in "${PROBLEMS[@]}"; do echo "  - $p" >&2; done
+fi
+if [ "$FAILED_RUNS" -gt 0 ]; then
+  echo "bench: WARNING: $FAILED_RUNS run(s) failed; medians use the successful runs only" >&2
+  exit 1
+fi
+[ ${#PROBLEMS[@]} -eq 0 ]

@@ -1,0 +1,236 @@
+"""No acknowledged write is lost while nodes are killed and restarted.
+
+Three quorumkvd processes, n=3 r=2 w=2, storage.sync = false (kill -9 ends
+the process, not the machine: what LevelDB wrote to its log survives).  Two
+writer threads, each with its own connection (first to n1, resp. n2; on any
+failure the connection is dropped and the next one tried), write their own
+keys "w<t>-<j>" (j = i mod KEYSPACE, so keys are overwritten) with a value
+naming the attempt i, and remember the highest i acknowledged (STORED) per
+key.  Meanwhile the main thread kills one node at a time with SIGKILL
+(round-robin), waits until the others see it down, restarts it (same ports,
+same data dir), waits until every node sees every node up, and goes on.
+Afterwards every acknowledged key is read with r=2 through every node and
+must come back with its acknowledged value or a later attempt of the same
+writer for the same key.
+"""
+
+import re
+import socket
+import threading
+import time
+
+import pytest
+
+from clusterlib import describe, wait_for
+from quorumlib import (QConn, ReplyError, restart, start_converged, wait_all_up, wait_seen)
+
+RUN_SECONDS = 25.0
+MIN_CYCLES = 3
+KEYSPACE = 400
+WRITERS = 2
+IO_TIMEOUT = 3.0
+VALUE_RE = re.compile(rb"^writer=(\d+) i=(\d+) pad=x*$")
+
+
+def result(fmt, *args):
+    print("RESULT " + (fmt % args if args else fmt))
+
+
+def value_of(t, i):
+    return b"writer=%d i=%d pad=%s" % (t, i, b"x" * (i % 37))
+
+
+class Writer(threading.Thread):
+    def __init__(self, t, nodes, stop):
+        threading.Thread.__init__(self, name="writer-%d" % t, daemon=True)
+        self.t = t
+        self.nodes = nodes
+        self.stop = stop
+        self.acked = {}          # key -> highest acknowledged attempt i
+        self.n_acked = 0
+        self.n_failed = 0
+        self.failures = {}       # kind of failure -> count
+        self.reconnects = 0
+        self.error = None
+        self.next_node = t       # writer t starts on node t (0-based)
+        self.events = []         # (monotonic time, node name, failure text)
+
+    def _note(self, kind, detail):
+        self.n_failed += 1
+        self.failures[kind] = self.failures.get(kind, 0) + 1
+        self.events.append((time.monotonic(), self.node.name, detail))
+
+    def _connect(self):
+        """A connection to the next node that accepts one, or None (after a
+        short pause) if none does right now."""
+        for _ in range(len(self.nodes)):
+            node = self.nodes[self.next_node % len(self.nodes)]
+            try:
+                c = QConn(node.client_port, timeout=IO_TIMEOUT)
+                self.node = node
+                return c
+            except OSError:
+                self.next_node += 1
+        self.stop.wait(0.05)      # every node refused: back-off, not synchronisation
+        return None
+
+    def run(self):
+        try:
+            c = None
+            i = 0
+            while not self.stop.is_set():
+                if c is None:
+                    c = self._connect()
+                    self.reconnects += 1
+                    if c is None:
+                        continue
+                key = "w%d-%d" % (self.t, i % KEYSPACE)
+                try:
+                    reply = c.set(key, value_of(self.t, i))
+                except (OSError, ConnectionError) as e:   # socket.timeout is an OSError
+                    self._note(type(e).__name__, "%s: %s" % (type(e).__name__, e))
+                    c.close()
+                    c = None
+                    self.next_node += 1
+                    i += 1
+                    continue
+                if reply == "STORED":
+                    self.n_acked += 1
+                    self.acked[key] = i
+                else:
+                    self._note(reply.split(":")[0], reply)
+                i += 1
+            if c is not None:
+                c.close()
+        except BaseException as e:     # reported by the main thread
+            self.error = e
+
+
+def kill_restart_cycle(nodes, victim):
+    """kill -9 victim, wait until the others see it down, restart it, wait
+    until everyone sees everyone up.  Returns (detect s, rejoin s)."""
+    rest = [n for n in nodes if n is not victim]
+    victim.kill9()
+    t_kill = time.monotonic()
+    wait_seen(rest, victim.name, "down", nodes)
+    t_down = time.monotonic()
+    restart(victim)
+    t_ready = time.monotonic()
+    wait_all_up(nodes)
+    t_up = time.monotonic()
+    return t_kill, t_down, t_ready, t_up
+
+
+PHASES = ("killed_not_yet_seen_down", "seen_down", "restarted_not_all_up", "all_up")
+
+
+def phase_of(t, cycles):
+    """Which part of a kill/restart cycle time t falls in."""
+    for _, t_kill, t_down, t_ready, t_up in cycles:
+        if t_kill <= t < t_down:
+            return PHASES[0]
+        if t_down <= t < t_ready:
+            return PHASES[1]
+        if t_ready <= t < t_up:
+            return PHASES[2]
+    return PHASES[3]
+
+
+def failure_summary(writers, cycles):
+    """{phase: {failure text with numbers kept: count}}, for the report."""
+    out = {}
+    for w in writers:
+        for t, node, detail in w.events:
+            ph = out.setdefault(phase_of(t, cycles), {})
+            key = "via %s: %s" % (node, detail[:80])
+            ph[key] = ph.get(key, 0) + 1
+    return out
+
+
+def verify(nodes, writers):
+    """Read every acknowledged key with r=2 through every node.  Returns
+    (verified reads, problems)."""
+    want = {}
+    for w in writers:
+        want.update(w.acked)
+    keys = sorted(want)
+    verified = 0
+    problems = []
+    for node in nodes:
+        with QConn(node.client_port, timeout=10.0) as c:
+            for b in range(0, len(keys), 50):
+                batch = keys[b:b + 50]
+                try:
+                    got = c.get(batch, "r=2")
+                except ReplyError as e:
+                    problems.append("%s: get of %d keys r=2 answered %r" % (node.name, len(batch), e.line))
+                    continue
+                for k in batch:
+                    t, j = (int(x) for x in k[1:].split("-"))
+                    v = got.get(k)
+                    m = VALUE_RE.match(v) if v is not None else None
+                    if v is None:
+                        problems.append("%s: %s missing (acknowledged i=%d)" % (node.name, k, want[k]))
+                    elif not m or int(m.group(1)) != t or int(m.group(2)) % KEYSPACE != j:
+                        problems.append("%s: %s has a foreign value %r" % (node.name, k, v[:60]))
+                    elif int(m.group(2)) < want[k]:
+                        problems.append("%s: %s has i=%d, older than the acknowledged i=%d"
+                                        % (node.name, k, int(m.group(2)), want[k]))
+                    else:
+                        verified += 1
+    return len(keys), verified, problems
+
+
+@pytest.mark.timeout(120)
+def test_no_acknowledged_write_lost_under_kill9(cluster):
+    nodes, _ = start_converged(cluster, 3, {"storage.sync": "false"})
+    stop = threading.Event()
+    writers = [Writer(t, nodes, stop) for t in range(WRITERS)]
+    cycles = []
+    t_start = time.monotonic()
+    try:
+        for w in writers:
+            w.start()
+        k = 0
+        while time.monotonic() - t_start < RUN_SECONDS or len(cycles) < MIN_CYCLES:
+            victim = nodes[k % len(nodes)]
+            c = kill_restart_cycle(nodes, victim)
+            cycles.append((victim.name,) + c)
+            _, t_kill, t_down, t_ready, t_up = cycles[-1]
+            result("faults cycle=%d killed=%s at=%.1fs detect=%.2fs restart_ready=%.2fs all_up=%.2fs",
+                   k + 1, victim.name, t_kill - t_start, t_down - t_kill, t_ready - t_down, t_up - t_ready)
+            k += 1
+            for w in writers:
+                assert w.error is None, "writer %d crashed: %r" % (w.t, w.error)
+    finally:
+        stop.set()
+        for w in writers:
+            w.join(IO_TIMEOUT + 5)
+    t_run = time.monotonic() - t_start
+    for w in writers:
+        assert not w.is_alive(), "writer %d did not stop" % w.t
+        assert w.error is None, "writer %d crashed: %r" % (w.t, w.error)
+
+    wait_all_up(nodes)
+    n_acked = sum(w.n_acked for w in writers)
+    n_failed = sum(w.n_failed for w in writers)
+    failures = {}
+    for w in writers:
+        for kind, cnt in w.failures.items():
+            failures[kind] = failures.get(kind, 0) + cnt
+    assert n_acked > 0, "no write was acknowledged at all"
+
+    t0 = time.monotonic()
+    n_keys, verified, problems = verify(nodes, writers)
+    t_verify = time.monotonic() - t0
+    result("faults run=%.1fs cycles=%d acknowledged=%d failed=%d failure_kinds=%r reconnects=%d",
+           t_run, len(cycles), n_acked, n_failed, failures, sum(w.reconnects for w in writers))
+    result("faults acknowledged_keys=%d reads=%d verified=%d problems=%d verify_time=%.2fs",
+           n_keys, n_keys * len(nodes), verified, len(problems), t_verify)
+    for ph, kinds in sorted(failure_summary(writers, cycles).items()):
+        for kind, cnt in sorted(kinds.items(), key=lambda x: -x[1])[:6]:
+            result("faults failures phase=%s count=%d %s", ph, cnt, kind)
+    assert len(cycles) >= MIN_CYCLES
+    assert not problems, "%d acknowledged writes not read back (first 20):\n%s\n%s" % (
+        len(problems), "\n".join(problems[:20]), describe(nodes))
+    assert verified == n_keys * len(nodes)
