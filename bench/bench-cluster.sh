@@ -91,6 +91,7 @@ MC_USER=()
 [ "$(id -u)" -eq 0 ] && MC_USER=(-u root)   # memcached refuses root without -u
 CMDS=()
 PROBLEMS=()   # everything odd, repeated at the end
+NOTES=()      # expected oddities, printed in the summary
 
 forget_pid() {
   local keep=() p
@@ -290,7 +291,8 @@ QKV_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no commit")
 MC_VER=$($MEMCACHED -V | awk '{print $2}')
 CONN_SPLIT=$(for i in $(seq 0 $((NODES - 1))); do split_conns $i; done | paste -sd/)
 echo "== quorumkv cluster bench: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ${CPU_MODEL:+($CPU_MODEL)}, Linux $(uname -r)"
-echo "   load average before start: $(cut -d' ' -f1-3 /proc/loadavg)"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "   load average before start: $LOAD_BEFORE"
 echo "   bench/loadgen.c x $NODES processes ($CONN_SPLIT of $CONNS conns, $THREADS thread(s) each), ${SECS}s x $RUNS runs"
 echo "   per target and setting, settings (R,W): $RW_LIST; temp dir $TMP"
 
@@ -326,10 +328,20 @@ for rw in $RW_LIST; do
   echo "preload via b1: $res"
   case "$res" in *'"error_lines": 0,'*'"final_get_ok": true'*) ;;
     *) PROBLEMS+=("$CUR_LABEL preload: errors or final get failed: $res") ;; esac
+  # With R+W <= N a read right after a W=1 (noreply) load may reach a replica
+  # the write has not reached yet: misses are then expected for a moment, so
+  # the read-back is repeated (up to 5 s) and only lasting misses are problems.
   for i in 1 2; do
-    ver=$("$PY" "$LIB" verify "${NODE_PORT[$i]}" "$PRELOAD" pre: 500) || { check_cluster "verify" || true; die "read-back via b$((i + 1)) failed"; }
-    echo "read-back via b$((i + 1)): $ver"
-    case "$ver" in *'"miss": 0, "wrong": 0'*) ;; *) PROBLEMS+=("$CUR_LABEL read-back via b$((i + 1)): $ver") ;; esac
+    for try in $(seq 6); do
+      ver=$("$PY" "$LIB" verify "${NODE_PORT[$i]}" "$PRELOAD" pre: 500) || { check_cluster "verify" || true; die "read-back via b$((i + 1)) failed"; }
+      echo "read-back via b$((i + 1)): $ver"
+      case "$ver" in *'"miss": 0, "wrong": 0'*) break ;; esac
+      if [ $((R + W)) -gt $NODES ] || [ "$try" = 6 ]; then
+        PROBLEMS+=("$CUR_LABEL read-back via b$((i + 1)) (try $try): $ver"); break
+      fi
+      NOTES+=("$CUR_LABEL: read-back via b$((i + 1)) right after the preload: $(echo "$ver" | sed 's/.*"ok": \([0-9]*\), "miss": \([0-9]*\).*/\2 of 500 missed/') (R+W <= N, replication still in flight); retried after 1 s")
+      sleep 1
+    done
   done
   mc_files=() q_files=() set_err=0 set_misses=0
   for run in $(seq "$RUNS"); do
@@ -395,6 +407,9 @@ echo
 echo "$TABLE" | sed 's/^/  /'
 echo
 echo "  load tool errors (SERVER_ERROR etc.) on the cluster: $TOTAL_ERRORS in total ($(IFS=';'; echo "${ERR_SUMMARY[*]}" | sed 's/;/; /g'))"
+echo
+echo "  load average: $LOAD_BEFORE before, $(cut -d' ' -f1-3 /proc/loadavg) after (other processes share the $(nproc) CPUs)"
+for n in "${NOTES[@]}"; do echo "  note: $n"; done
 echo
 echo "Commands (ports chosen at run time; total wall time ${ELAPSED}s):"
 echo "  bench/bench-cluster.sh   (BENCH_SECONDS=$SECS BENCH_RUNS=$RUNS BENCH_CONNS=$CONNS BENCH_THREADS=$THREADS BENCH_PRELOAD=$PRELOAD BENCH_RW=\"$RW_LIST\")"

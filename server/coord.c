@@ -601,10 +601,30 @@ static int copy_op(op_t *op, const kv_op_t *kop)
 
 /* ---- forwarding a write to an owner ---- */
 
+static void forward_write(op_t *op, int i);
+
+/* The next live owner in the plan after index i, or -1. */
+static int next_owner(const op_t *op, int i)
+{
+    for (int j = i + 1; j < op->plan.n; j++)
+        if (op->plan.t[j].hint_for == RING_NODE_NONE)
+            return j;
+    return -1;
+}
+
 static void on_forward_reply(void *arg, int status, const frame_t *f)
 {
     req_t *rq = arg;
     op_t *op = rq->op;
+    int next;
+    if (status == -ECONNREFUSED && (next = next_owner(op, rq->i)) >= 0) {
+        /* the request never reached that owner (no connection): another
+         * owner may coordinate it without risk of applying it twice */
+        free(rq);
+        forward_write(op, next);
+        op_unref(op);
+        return;
+    }
     const msgpack_object *it;
     uint32_t n;
     int64_t st = 0, got = 0, needed = op->w;
@@ -686,10 +706,7 @@ void coord_write(server_t *srv, const kv_op_t *kop, const void *key, size_t klen
     if (plan_self(srv, &op->plan) >= 0) {
         write_local(op);
     } else {
-        int owner = -1;
-        for (int i = 0; i < op->plan.n && owner < 0; i++)
-            if (op->plan.t[i].hint_for == RING_NODE_NONE)
-                owner = i;
+        int owner = next_owner(op, -1);
         if (owner >= 0)
             forward_write(op, owner);
         else /* every owner is down: nobody may name this write */

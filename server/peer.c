@@ -57,6 +57,7 @@ struct peer_link {
     int refs; /* holds by handlers answering later; freed when dead and 0 */
     struct bufferevent *bev;
     dest_t *dest; /* outbound links only */
+    bool connected; /* outbound: the connect completed (requests may have left) */
     bool dead;
     TAILQ_HEAD(, pending) pending;
     LIST_ENTRY(peer_link) next;
@@ -265,14 +266,17 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     peer_link_t *l = arg;
     if (what & BEV_EVENT_CONNECTED) {
         l->t->stats.connects++;
+        l->connected = true;
         if (l->dest)
             l->dest->backoff_ms = 0;
         return;
     }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-        if (l->dest && !(what & BEV_EVENT_READING) && !(what & BEV_EVENT_WRITING))
+        /* a connect that failed: nothing was sent, say so to the requests */
+        bool refused = l->dest && !l->connected;
+        if (refused)
             l->t->stats.connect_failures++;
-        link_kill(l, -ECONNRESET);
+        link_kill(l, refused ? -ECONNREFUSED : -ECONNRESET);
     }
 }
 

@@ -110,8 +110,8 @@ def kill_restart_cycle(nodes, victim):
     """kill -9 victim, wait until the others see it down, restart it, wait
     until everyone sees everyone up.  Returns (detect s, rejoin s)."""
     rest = [n for n in nodes if n is not victim]
-    victim.kill9()
     t_kill = time.monotonic()
+    victim.kill9()
     wait_seen(rest, victim.name, "down", nodes)
     t_down = time.monotonic()
     restart(victim)
@@ -125,15 +125,19 @@ PHASES = ("killed_not_yet_seen_down", "seen_down", "restarted_not_all_up", "all_
 
 
 def phase_of(t, cycles):
-    """Which part of a kill/restart cycle time t falls in."""
-    for _, t_kill, t_down, t_ready, t_up in cycles:
+    """Which kill/restart cycle, and which part of it, time t falls in."""
+    label = "before_first_kill"
+    for k, (victim, t_kill, t_down, t_ready, t_up) in enumerate(cycles):
+        pre = "cycle%d(%s)/" % (k + 1, victim)
         if t_kill <= t < t_down:
-            return PHASES[0]
+            return pre + PHASES[0]
         if t_down <= t < t_ready:
-            return PHASES[1]
+            return pre + PHASES[1]
         if t_ready <= t < t_up:
-            return PHASES[2]
-    return PHASES[3]
+            return pre + PHASES[2]
+        if t >= t_up:
+            label = pre + PHASES[3]
+    return label
 
 
 def failure_summary(writers, cycles):
@@ -141,7 +145,7 @@ def failure_summary(writers, cycles):
     out = {}
     for w in writers:
         for t, node, detail in w.events:
-            ph = out.setdefault(phase_of(t, cycles), {})
+            ph = out.setdefault(phase_of(t, [c[:5] for c in cycles]), {})
             key = "via %s: %s" % (node, detail[:80])
             ph[key] = ph.get(key, 0) + 1
     return out
