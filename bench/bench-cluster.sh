@@ -206,6 +206,9 @@ EOF
     done
     die "cluster R=$r W=$w never converged"
   fi
+  local id; id=$(bin_id)
+  [ "$id" = "$BIN_ID" ] || PROBLEMS+=("$QKV_BIN changed during the bench: cluster R=$r W=$w ran $id, the first one $BIN_ID")
+  echo "cluster R=$r W=$w: $QKV_BIN ($id)"
   echo "cluster R=$r W=$w: nodes b1..b$NODES pids ${NODE_PID[*]} client ports ${NODE_PORT[*]};" \
        "all $NODES up on every node after $(awk "BEGIN{printf \"%.1f\", $(date +%s.%N) - $t0}")s"
   echo "$out" | head -n 1 | sed 's/^/    members via /'
@@ -288,6 +291,8 @@ EOF
 
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
 QKV_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no commit")
+bin_id() { echo "sha256 $(sha256sum "$QKV_BIN" | cut -c1-12), built $(date -u -r "$QKV_BIN" '+%H:%M:%S UTC')"; }
+BIN_ID=$(bin_id)   # the binary may be rebuilt while we run: each cluster logs its own
 MC_VER=$($MEMCACHED -V | awk '{print $2}')
 CONN_SPLIT=$(for i in $(seq 0 $((NODES - 1))); do split_conns $i; done | paste -sd/)
 echo "== quorumkv cluster bench: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ${CPU_MODEL:+($CPU_MODEL)}, Linux $(uname -r)"
@@ -395,7 +400,7 @@ ELAPSED=$(( $(date +%s) - T_START ))
 
 echo
 echo "================ summary (paste into README) ================"
-echo "Cluster benchmark ($(date -u +%Y-%m-%d), quorumkv $QKV_REV, $(nproc) CPUs${CPU_MODEL:+ $CPU_MODEL}, Linux $(uname -r);"
+echo "Cluster benchmark ($(date -u +%Y-%m-%d), quorumkv $QKV_REV (bin/quorumkvd $BIN_ID), $(nproc) CPUs${CPU_MODEL:+ $CPU_MODEL}, Linux $(uname -r);"
 echo "  clients, 3 quorumkvd nodes and memcached share the machine over loopback):"
 echo "  bench/loadgen.c, ASCII protocol, $(awk "BEGIN{print 100-100*$SET_RATIO}")/$(awk "BEGIN{print 100*$SET_RATIO}") get/set over $PRELOAD preloaded keys, $VALUE_SIZE-byte values,"
 echo "  $CONNS connections as 3 loadgen processes ($CONN_SPLIT conns, $THREADS thread each): one per node for"

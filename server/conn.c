@@ -795,7 +795,7 @@ static void exec_line(conn_t *c, mc_request_t *req, size_t line_total)
         do_debug(c, req);
         return;
     case MC_LEAVE:
-        out_str(c, "SERVER_ERROR no other node to hand the data to\r\n");
+        out_str(c, "SERVER_ERROR leave is not implemented yet (data transfer on membership changes)\r\n");
         return;
     default:
         out_str(c, "ERROR\r\n");

@@ -920,10 +920,13 @@ void coord_on_request(server_t *srv, peer_link_t *link, const frame_t *f)
         int rc = -EINVAL;
         if (mp_array(&f->body, 1, 1, &it, &n) && mp_i64(&it[0], &when))
             rc = node_flush_at(srv, when);
+        else
+            srv->coord.replica_errors++;
         reply_status(link, f->req_id, MSG_FLUSH, rc);
         return;
     }
     default:
+        srv->coord.replica_errors++; /* a message type we do not know */
         break;
     }
     reply_status(link, f->req_id, f->type, -EINVAL);

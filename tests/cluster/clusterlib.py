@@ -253,10 +253,15 @@ class ClusterNode:
         self._close_log()
 
     def cleanup(self):
-        """Teardown: the process is gone afterwards, whatever happened."""
-        if self.proc is not None and self.proc.poll() is None:
+        """Teardown: the process is gone afterwards, whatever happened.
+        SIGTERM first (a clean shutdown lets a sanitizer build report leaks),
+        SIGKILL if that does not end it.  Returns the sanitizer report found
+        in the node's log, or None."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if self.proc is None or self.proc.poll() is not None:
+                break
             try:
-                os.kill(self.proc.pid, signal.SIGKILL)
+                os.kill(self.proc.pid, sig)
             except ProcessLookupError:
                 pass
             try:
@@ -264,6 +269,7 @@ class ClusterNode:
             except subprocess.TimeoutExpired:
                 pass
         self._close_log()
+        return sanitizer_report(self.log_path)
 
     def _close_log(self):
         if self._logf is not None:
@@ -377,10 +383,28 @@ class ClusterFactory:
             if failed:
                 state = "running" if n.alive() else "exited with %s" % (n.proc.returncode if n.proc else None)
                 print("\n---- %s (%s) log tail (%s) ----\n%s" % (n.name, state, n.log_path, n.log_tail()))
-        for n in self.nodes:
-            n.cleanup()
+        reports = [(n.name, r) for n in self.nodes for r in [n.cleanup()] if r]
+        if reports:
+            raise AssertionError("sanitizer report in %s's log:\n%s" % reports[0])
 
 
+
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def sanitizer_report(path):
+    """The first ASan/LSan/UBSan report in a daemon's log, or None."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    for marker in SANITIZER_MARKERS:
+        i = text.find(marker)
+        if i >= 0:
+            return text[max(0, i - 200):i + 3000]
+    return None
 
 
 # --------------------------------------------------------------------------

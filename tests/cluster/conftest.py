@@ -11,8 +11,13 @@ it prints a "TIMING <label> <seconds>" line at once (visible with -s) and
 again in the terminal summary at the end of the run, so the numbers survive
 pytest's output capture.
 
-Run:  cd tests/cluster && /usr/bin/python3 -m pytest -q
-      (QKV_BIN=/path/to/quorumkvd to test another build)
+The machinery (free ports, deadline polling, the text client, nodes, the
+cluster factory, predicates on `members` and `ring`) lives in clusterlib.py
+so test modules can import it; this file holds only hooks and fixtures.
+
+Run:  cd tests/cluster && /usr/bin/python3 -m pytest -q -p no:cacheprovider
+      (QKV_BIN=/path/to/quorumkvd to test another build, e.g. a copy taken
+      while others rebuild bin/)
 """
 
 import os

@@ -86,7 +86,7 @@ def test_discovery_through_one_seed(cluster, timing, size):
 # 3: kill -9, detection, restart
 # --------------------------------------------------------------------------
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(90)
 @pytest.mark.parametrize("size,victim", [(3, "n3"), (3, "n1"), (5, "n5"), (5, "n1")],
                          ids=["3nodes-kill-n3", "3nodes-kill-seed-n1", "5nodes-kill-n5",
                               "5nodes-kill-seed-n1"])
@@ -162,7 +162,7 @@ def test_debug_peer_drop_last_token_not_terminated(cluster):
     assert node.cmd("debug peer_drop off ") == "OK"
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(90)
 def test_peer_drop_cuts_and_restores(cluster, timing):
     nodes, t0 = cluster.start(3)
     converge(nodes, t0, "peer_drop_setup", lambda *a: None)
