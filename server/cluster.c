@@ -313,6 +313,16 @@ static void on_request(void *arg, peer_link_t *link, const frame_t *f)
 
 /* ---- ring ---- */
 
+/* Whether the current ring knew name as alive. */
+static bool was_alive(const cluster_t *cl, const char *name)
+{
+    size_t n = ring_node_count(cl->ring);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(cl->nodes[i].name, name))
+            return cl->nodes[i].alive;
+    return false;
+}
+
 void cluster_refresh_ring(cluster_t *cl)
 {
     uint64_t epoch = gossip_epoch(cl->gossip);
@@ -361,6 +371,10 @@ void cluster_refresh_ring(cluster_t *cl)
         if (cn->is_self)
             cl->self_idx = idx;
     }
+    for (size_t i = 0; i < n; i++) /* alive again: reconnect at once */
+        if (nodes[i].alive && !nodes[i].is_self &&
+            (!cl->nodes || !cl->ring || !was_alive(cl, nodes[i].name)))
+            transport_peer_alive(cl->transport, nodes[i].host, nodes[i].peer_port);
     free(cl->nodes);
     free(cl->down);
     cl->nodes = nodes;

@@ -249,7 +249,8 @@ static void on_read(struct bufferevent *bev, void *arg)
             link_kill(l, -ECONNRESET);
             return;
         }
-        evbuffer_drain(in, used);
+        /* the decoded body points into the buffer: drain only after use
+         * (a link killed during dispatch keeps its buffer until the reaper) */
         if (t->drop) {
             t->stats.dropped++;
         } else {
@@ -257,6 +258,7 @@ static void on_read(struct bufferevent *bev, void *arg)
             dispatch(l, &f);
         }
         frame_release(&f);
+        evbuffer_drain(in, used);
     }
 }
 
@@ -439,6 +441,16 @@ void transport_link_release(peer_link_t *l)
         LIST_REMOVE(l, next);
         bufferevent_free(l->bev);
         free(l);
+    }
+}
+
+void transport_peer_alive(transport_t *t, const char *host, int port)
+{
+    dest_t *d;
+    LIST_FOREACH(d, &t->dests, next)
+    if (d->port == port && !strcmp(d->host, host)) {
+        d->backoff_ms = 0;
+        d->retry_at_ms = 0;
     }
 }
 

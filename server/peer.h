@@ -91,6 +91,10 @@ int transport_reply(peer_link_t *link, uint64_t req_id, uint8_t type, const void
 void transport_link_hold(peer_link_t *link);
 void transport_link_release(peer_link_t *link);
 
+/* Gossip heard from host:port: forget its reconnect backoff, so requests to
+ * a node that just came back do not wait out a delay meant for a dead one. */
+void transport_peer_alive(transport_t *t, const char *host, int port);
+
 void transport_set_drop(transport_t *t, bool drop);
 bool transport_dropping(const transport_t *t);
 void transport_get_stats(const transport_t *t, transport_stats_t *out);

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from quorumlib import (live_values, lget, qconn, start_converged, stat_int, wait_seen)
+from quorumlib import lget, qconn, start_converged, stat_int, wait_seen
 
 
 def result(fmt, *args):
