@@ -122,8 +122,12 @@ check: all $(UNIT_BIN)
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
+# Two pytest sessions: each folder's tests import helpers from their own
+# conftest.py, which one session could not tell apart.
+PYTEST = QKV_BIN=$(CURDIR)/$(DAEMON) /usr/bin/python3 -m pytest -q -ra -p no:cacheprovider $(PYTEST_ARGS)
 integration: all
-	cd tests && QKV_BIN=$(CURDIR)/$(DAEMON) /usr/bin/python3 -m pytest -q -ra -p no:cacheprovider $(PYTEST_ARGS) integration cluster
+	cd tests/integration && $(PYTEST) .
+	cd tests/cluster && $(PYTEST) .
 
 clean:
 	rm -rf build build-asan build-fuzz bin lib
