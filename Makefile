@@ -3,7 +3,7 @@
 #   make                 build bin/, lib/
 #   make test            install missing Debian packages, build, run every test
 #   make run             install missing packages, build, start the local 3-node cluster
-#   make bench           benchmark against memcached (bench/)
+#   make bench           benchmarks against memcached: one node, then a 3-node cluster (bench/)
 #   make SANITIZE=address test   the same suite under ASan+UBSan
 #
 # `test`, `run` and `bench` first run scripts/deps.sh (apt-get for what is
@@ -115,6 +115,7 @@ run: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@bench/bench-memcached.sh
+	@bench/bench-cluster.sh
 
 check: all $(UNIT_BIN)
 	@$(MAKE) --no-print-directory unit fuzz-smoke integration

@@ -34,7 +34,8 @@
 #include "node.h"
 #include "server.h"
 
-#define MAXT ((int)RING_MAX_N)
+/* at most cluster.n targets (config.c bounds n to 16) */
+#define MAXT 16
 
 typedef struct target {
     uint32_t node;     /* ring index */
@@ -444,8 +445,32 @@ static void read_start(op_t *op, bool local_only)
     op_unref(op);
 }
 
+/* The whole read is this node's own replica (n = 1, or a one-node ring):
+ * answer at once, without an op.  Returns false when the plan is wider. */
+static bool get_local_only(server_t *srv, const void *key, size_t klen, int r, coord_done_fn done,
+                           void *arg)
+{
+    cluster_t *cl = &srv->cluster;
+    const uint32_t *owners;
+    if (!cl->ring || r != 1 || ring_preflist(cl->ring, key, klen, &owners) != 1 ||
+        owners[0] != cl->self_idx)
+        return false;
+    srv->coord.reads++;
+    coord_result_t res = {.status = COORD_OK, .got = 1, .needed = 1};
+    obj_init(&res.obj);
+    int rc = node_read(srv, key, klen, &res.obj);
+    if (rc < 0)
+        res.status = rc;
+    res.found = rc == 1;
+    done(arg, &res);
+    obj_free(&res.obj);
+    return true;
+}
+
 void coord_get(server_t *srv, const void *key, size_t klen, int r, coord_done_fn done, void *arg)
 {
+    if (get_local_only(srv, key, klen, r, done, arg))
+        return;
     op_t *op = op_new(srv, key, klen, done, arg);
     if (!op) {
         coord_result_t res = {.status = -ENOMEM};
