@@ -246,3 +246,11 @@ bool mp_array(const msgpack_object *o, uint32_t n_min, uint32_t n_max,
     *n = o->via.array.size;
     return true;
 }
+
+bool frame_status_ok(const frame_t *f)
+{
+    const msgpack_object *it;
+    uint32_t n;
+    int64_t code;
+    return f && mp_array(&f->body, 1, 1, &it, &n) && mp_i64(&it[0], &code) && code == 0;
+}

@@ -58,6 +58,9 @@ int frame_build(msgpack_sbuffer *sb, uint8_t type, uint8_t kind, uint64_t req_id
  * tens of gigabytes. */
 bool mp_validate(const uint8_t *buf, size_t len);
 
+/* A status reply's body is [code]; true when it is exactly [0]. */
+bool frame_status_ok(const frame_t *f);
+
 /* Typed readers for message bodies. */
 bool mp_u64(const msgpack_object *o, uint64_t *out);
 bool mp_i64(const msgpack_object *o, int64_t *out);

@@ -99,8 +99,10 @@ static bool unpack_entry(const msgpack_object *o, gossip_member_t *e)
     return true;
 }
 
-/* Decode an array of digests or entries into a malloc'ed array. */
-static bool unpack_digests(const msgpack_object *o, gossip_digest_t **out, size_t *n)
+/* Decode an array of digests or entries (one() reads an element of size
+ * elem) into a malloc'ed array; false on any bad element. */
+static bool unpack_list(const msgpack_object *o, size_t elem,
+                        bool (*one)(const msgpack_object *, void *), void **out, size_t *n)
 {
     const msgpack_object *it;
     uint32_t cnt;
@@ -110,40 +112,30 @@ static bool unpack_digests(const msgpack_object *o, gossip_digest_t **out, size_
         return false;
     if (cnt == 0)
         return true;
-    gossip_digest_t *d = calloc(cnt, sizeof(*d));
-    if (!d)
+    uint8_t *arr = calloc(cnt, elem);
+    if (!arr)
         return false;
     for (uint32_t i = 0; i < cnt; i++)
-        if (!unpack_digest(&it[i], &d[i])) {
-            free(d);
+        if (!one(&it[i], arr + i * elem)) {
+            free(arr);
             return false;
         }
-    *out = d;
+    *out = arr;
     *n = cnt;
     return true;
 }
 
+static bool one_digest(const msgpack_object *o, void *d) { return unpack_digest(o, d); }
+static bool one_entry(const msgpack_object *o, void *e) { return unpack_entry(o, e); }
+
+static bool unpack_digests(const msgpack_object *o, gossip_digest_t **out, size_t *n)
+{
+    return unpack_list(o, sizeof(**out), one_digest, (void **)out, n);
+}
+
 static bool unpack_entries(const msgpack_object *o, gossip_member_t **out, size_t *n)
 {
-    const msgpack_object *it;
-    uint32_t cnt;
-    *out = NULL;
-    *n = 0;
-    if (!mp_array(o, 0, GOSSIP_MAX_MEMBERS, &it, &cnt))
-        return false;
-    if (cnt == 0)
-        return true;
-    gossip_member_t *e = calloc(cnt, sizeof(*e));
-    if (!e)
-        return false;
-    for (uint32_t i = 0; i < cnt; i++)
-        if (!unpack_entry(&it[i], &e[i])) {
-            free(e);
-            return false;
-        }
-    *out = e;
-    *n = cnt;
-    return true;
+    return unpack_list(o, sizeof(**out), one_entry, (void **)out, n);
 }
 
 /* ---- sending ---- */

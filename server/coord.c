@@ -522,11 +522,7 @@ static void on_put_reply(void *arg, int status, const frame_t *f)
 {
     req_t *rq = arg;
     op_t *op = rq->op;
-    const msgpack_object *it;
-    uint32_t n;
-    int64_t code = -1;
-    bool ok = status == 0 && f && mp_array(&f->body, 1, 1, &it, &n) && mp_i64(&it[0], &code) &&
-              code == 0;
+    bool ok = status == 0 && frame_status_ok(f);
     if (status == 0 && !ok)
         op->srv->coord.replica_errors++;
     write_answer(op, rq->i, ok);
@@ -746,10 +742,7 @@ static void on_flush_reply(void *arg, int status, const frame_t *f)
 {
     req_t *rq = arg;
     op_t *op = rq->op;
-    const msgpack_object *it;
-    uint32_t n;
-    int64_t code = -1;
-    if (status == 0 && f && mp_array(&f->body, 1, 1, &it, &n) && mp_i64(&it[0], &code) && code == 0)
+    if (status == 0 && frame_status_ok(f))
         op->wgot++;
     else
         op->wfail++;

@@ -166,10 +166,7 @@ static void on_delivered(void *arg, int status, const frame_t *f)
     owner_t *ow = h ? owner_get(h, d->owner, false) : NULL;
     if (ow)
         ow->inflight--;
-    const msgpack_object *it;
-    uint32_t n;
-    int64_t st;
-    if (h && status == 0 && mp_array(&f->body, 1, 1, &it, &n) && mp_i64(&it[0], &st) && st == 0) {
+    if (h && status == 0 && frame_status_ok(f)) {
         uint8_t *cur = NULL;
         size_t clen = 0;
         /* delete only what was delivered: a write merged in meanwhile stays */

@@ -160,6 +160,36 @@ static void test_validate(void **state)
     assert_false(mp_validate((const uint8_t *)"\x81\xa1k", 3)); /* map without value */
 }
 
+static frame_t parsed(msgpack_sbuffer *out, const char *body, size_t blen)
+{
+    frame_t f;
+    size_t used;
+    assert_int_equal(frame_build(out, 6, FRAME_RESPONSE, 1, 0, body, blen), 0);
+    assert_int_equal(frame_parse((uint8_t *)out->data, out->size, 1 << 20, &f, &used), 1);
+    return f;
+}
+
+static void test_status_reply(void **state)
+{
+    (void)state;
+    msgpack_sbuffer out;
+    msgpack_sbuffer_init(&out);
+    frame_t f = parsed(&out, "\x91\x00", 2); /* [0] */
+    assert_true(frame_status_ok(&f));
+    frame_release(&f);
+    f = parsed(&out, "\x91\xea", 2); /* [-22] */
+    assert_false(frame_status_ok(&f));
+    frame_release(&f);
+    f = parsed(&out, "\x92\x00\x00", 3); /* [0, 0]: not a status reply */
+    assert_false(frame_status_ok(&f));
+    frame_release(&f);
+    f = parsed(&out, "\x00", 1); /* 0, not [0] */
+    assert_false(frame_status_ok(&f));
+    frame_release(&f);
+    assert_false(frame_status_ok(NULL));
+    msgpack_sbuffer_destroy(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -168,6 +198,7 @@ int main(void)
         cmocka_unit_test(test_oversized_rejected_before_reading),
         cmocka_unit_test(test_malformed_envelopes),
         cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_status_reply),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
