@@ -345,9 +345,11 @@ void cluster_refresh_ring(cluster_t *cl)
     }
     cluster_node_t *nodes = calloc(n ? n : 1, sizeof(*nodes));
     bool *down = calloc(n ? n : 1, sizeof(*down));
-    if (!nodes || !down) {
+    cluster_view_t *view = calloc(1, sizeof(*view));
+    if (!nodes || !down || !view) {
         free(nodes);
         free(down);
+        free(view);
         ring_free(ring);
         goto out;
     }
@@ -361,20 +363,23 @@ void cluster_refresh_ring(cluster_t *cl)
         cn->is_self = infos[i].is_self;
         down[idx] = !cn->alive;
         if (cn->is_self)
-            cl->self_idx = idx;
+            view->self_idx = idx;
     }
     for (size_t i = 0; i < n; i++) /* alive again: reconnect at once */
-        if (nodes[i].alive && !nodes[i].is_self &&
-            (!cl->nodes || !cl->ring || !was_alive(cl, nodes[i].name)))
+        if (nodes[i].alive && !nodes[i].is_self && (!cl->view || !was_alive(cl, nodes[i].name)))
             transport_peer_alive(cl->transport, nodes[i].host, nodes[i].peer_port);
-    free(cl->nodes);
-    free(cl->down);
-    cl->nodes = nodes;
-    cl->down = down;
+    view->refs = 1;
+    view->ring = ring;
+    view->nodes = nodes;
+    view->down = down;
     if (!cl->ring || ring_node_count(cl->ring) != n)
         log_info("cluster: ring epoch %llu with %zu nodes", (unsigned long long)epoch, n);
-    ring_free(cl->ring);
+    cluster_view_release(cl->view);
+    cl->view = view;
     cl->ring = ring;
+    cl->nodes = nodes;
+    cl->down = down;
+    cl->self_idx = view->self_idx;
     cl->ring_epoch = epoch;
     cl->stats.ring_rebuilds++;
 out:
@@ -457,12 +462,28 @@ void cluster_close(cluster_t *cl)
     cl->transport = NULL;
     gossip_free(cl->gossip);
     cl->gossip = NULL;
-    ring_free(cl->ring);
+    cluster_view_release(cl->view);
+    cl->view = NULL;
     cl->ring = NULL;
-    free(cl->nodes);
-    free(cl->down);
     cl->nodes = NULL;
     cl->down = NULL;
+}
+
+cluster_view_t *cluster_view_hold(cluster_view_t *v)
+{
+    if (v)
+        v->refs++;
+    return v;
+}
+
+void cluster_view_release(cluster_view_t *v)
+{
+    if (!v || --v->refs > 0)
+        return;
+    ring_free(v->ring);
+    free(v->nodes);
+    free(v->down);
+    free(v);
 }
 
 size_t cluster_live_peers(const cluster_t *cl, uint32_t *out, size_t cap)

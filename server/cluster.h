@@ -28,15 +28,31 @@ typedef struct cluster_node {
     bool is_self;
 } cluster_node_t;
 
+/* One version of the ring and of what we know of its nodes.  Requests in
+ * flight hold the view they were planned with (node indexes are only
+ * meaningful within one view); a rebuild makes a new view and the old one
+ * is freed when its last holder lets go. */
+typedef struct cluster_view {
+    int refs;
+    ring_t *ring;
+    cluster_node_t *nodes; /* per ring node index */
+    bool *down;            /* per ring node index: !alive, for ring_preflist_healthy */
+    uint32_t self_idx;     /* our ring index */
+} cluster_view_t;
+
+cluster_view_t *cluster_view_hold(cluster_view_t *v);
+void cluster_view_release(cluster_view_t *v);
+
 typedef struct cluster {
     struct server *srv;
     transport_t *transport;
     gossip_t *gossip;
-    ring_t *ring;           /* current ring, owned; NULL before the first build */
+    cluster_view_t *view;   /* current view (we hold one reference); NULL before the first */
+    ring_t *ring;           /* = view->ring, for readers of the current view */
+    cluster_node_t *nodes;  /* = view->nodes */
+    bool *down;             /* = view->down */
+    uint32_t self_idx;      /* = view->self_idx */
     uint64_t ring_epoch;    /* gossip epoch the ring was built from */
-    cluster_node_t *nodes;  /* per ring node index */
-    bool *down;             /* per ring node index: !alive, for ring_preflist_healthy */
-    uint32_t self_idx;      /* our ring index */
     struct event *tick;
     int64_t generation;     /* our start time, ms */
     cluster_stats_t stats;

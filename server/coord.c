@@ -43,6 +43,7 @@ typedef struct target {
 } target_t;
 
 typedef struct plan {
+    cluster_view_t *view; /* held: the node indexes below are this view's */
     target_t t[MAXT];
     int n;
     uint32_t orphans[MAXT]; /* down owners nobody stands in for: we keep their hint */
@@ -80,24 +81,31 @@ typedef struct op {
     uint64_t req_id;
 } op_t;
 
+static const char *node_name(const op_t *op, uint32_t idx)
+{
+    return op->plan.view->nodes[idx].name;
+}
+
+static bool is_self(const op_t *op, uint32_t idx)
+{
+    return idx == op->plan.view->self_idx;
+}
+
 typedef struct req {
     op_t *op;
     int i; /* target index */
 } req_t;
 
-static const char *node_name(server_t *srv, uint32_t idx)
-{
-    return srv->cluster.nodes[idx].name;
-}
-
 /* ---- plans ---- */
 
+/* Plan the key's targets on the current view (held by the plan). */
 static int plan_build(server_t *srv, const void *key, size_t klen, plan_t *p)
 {
-    cluster_t *cl = &srv->cluster;
+    cluster_view_t *cl = srv->cluster.view;
     memset(p, 0, sizeof(*p));
-    if (!cl->ring)
+    if (!cl)
         return -EAGAIN;
+    p->view = cluster_view_hold(cl);
     const uint32_t *owners;
     uint32_t no = ring_preflist(cl->ring, key, klen, &owners);
     if (!srv->cfg.handoff_enabled) {
@@ -125,10 +133,10 @@ static int plan_build(server_t *srv, const void *key, size_t klen, plan_t *p)
 }
 
 /* Index in the plan of our own replica (as an owner), or -1. */
-static int plan_self(const server_t *srv, const plan_t *p)
+static int plan_self(const plan_t *p)
 {
-    for (int i = 0; i < p->n; i++)
-        if (p->t[i].node == srv->cluster.self_idx && p->t[i].hint_for == RING_NODE_NONE)
+    for (int i = 0; p->view && i < p->n; i++)
+        if (p->t[i].node == p->view->self_idx && p->t[i].hint_for == RING_NODE_NONE)
             return i;
     return -1;
 }
@@ -161,6 +169,7 @@ static void op_unref(op_t *op)
     free(op->data);
     if (op->link)
         transport_link_release(op->link);
+    cluster_view_release(op->plan.view);
     free(op);
 }
 
@@ -235,7 +244,7 @@ static bool unpack_key(const msgpack_object *m, uint8_t *key, size_t *klen)
 static int op_send(op_t *op, int i, uint8_t type, msgpack_sbuffer *sb, peer_reply_fn cb)
 {
     server_t *srv = op->srv;
-    const cluster_node_t *n = &srv->cluster.nodes[op->plan.t[i].node];
+    const cluster_node_t *n = &op->plan.view->nodes[op->plan.t[i].node];
     req_t *rq = malloc(sizeof(*rq));
     if (!rq)
         return -ENOMEM;
@@ -292,11 +301,11 @@ static void read_repair(op_t *op)
             continue;
         srv->coord.read_repairs++;
         const target_t *t = &op->plan.t[i];
-        if (t->node == srv->cluster.self_idx) {
+        if (is_self(op, t->node)) {
             if (t->hint_for == RING_NODE_NONE)
                 node_merge(srv, op->key, op->klen, &op->merged);
             else
-                handoff_store(srv, node_name(srv, t->hint_for), op->key, op->klen, &op->merged);
+                handoff_store(srv, node_name(op, t->hint_for), op->key, op->klen, &op->merged);
             continue;
         }
         msgpack_packer pk;
@@ -304,7 +313,7 @@ static void read_repair(op_t *op)
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
         msgpack_pack_array(&pk, 3);
         pack_bin(&pk, op->key, op->klen);
-        pack_str(&pk, t->hint_for == RING_NODE_NONE ? "" : node_name(srv, t->hint_for));
+        pack_str(&pk, t->hint_for == RING_NODE_NONE ? "" : node_name(op, t->hint_for));
         pack_obj(&pk, &op->merged);
         op_send(op, i, MSG_REPLICA_PUT, &sb, ignore_reply);
     }
@@ -399,31 +408,30 @@ static void on_get_reply(void *arg, int status, const frame_t *f)
 }
 
 /* Our own replica (or hint) of the key: 1 found, 0 missing, <0 error. */
-static int local_get(server_t *srv, const target_t *t, const void *key, size_t klen, obj_t *o)
+static int local_get(op_t *op, const target_t *t, obj_t *o)
 {
     if (t->hint_for == RING_NODE_NONE)
-        return node_read(srv, key, klen, o);
-    return handoff_get(srv, node_name(srv, t->hint_for), key, klen, o);
+        return node_read(op->srv, op->key, op->klen, o);
+    return handoff_get(op->srv, node_name(op, t->hint_for), op->key, op->klen, o);
 }
 
 static void read_start(op_t *op, bool local_only)
 {
-    server_t *srv = op->srv;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     op->refs++; /* the loop below may finish the op through synchronous answers */
     if (local_only) /* the others are not asked: settled before any answer counts */
         for (int i = 0; i < op->plan.n; i++)
-            if (op->plan.t[i].node != srv->cluster.self_idx) {
+            if (!is_self(op, op->plan.t[i].node)) {
                 op->rstate[i] = R_FAILED;
                 op->rfail++;
             }
     for (int i = 0; i < op->plan.n; i++) {
         const target_t *t = &op->plan.t[i];
-        if (t->node == srv->cluster.self_idx) {
+        if (is_self(op, t->node)) {
             obj_t o;
             obj_init(&o);
-            int rc = local_get(srv, t, op->key, op->klen, &o);
+            int rc = local_get(op, t, &o);
             read_answer(op, i, rc, &o);
             obj_free(&o);
             continue;
@@ -435,7 +443,7 @@ static void read_start(op_t *op, bool local_only)
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
         msgpack_pack_array(&pk, 2);
         pack_bin(&pk, op->key, op->klen);
-        pack_str(&pk, t->hint_for == RING_NODE_NONE ? "" : node_name(srv, t->hint_for));
+        pack_str(&pk, t->hint_for == RING_NODE_NONE ? "" : node_name(op, t->hint_for));
         if (op_send(op, i, MSG_REPLICA_GET, &sb, on_get_reply) < 0)
             read_answer(op, i, -ENOMEM, NULL);
     }
@@ -450,10 +458,9 @@ static void read_start(op_t *op, bool local_only)
 static bool get_local_only(server_t *srv, const void *key, size_t klen, int r, coord_done_fn done,
                            void *arg)
 {
-    cluster_t *cl = &srv->cluster;
+    const cluster_view_t *v = srv->cluster.view;
     const uint32_t *owners;
-    if (!cl->ring || r != 1 || ring_preflist(cl->ring, key, klen, &owners) != 1 ||
-        owners[0] != cl->self_idx)
+    if (!v || r != 1 || ring_preflist(v->ring, key, klen, &owners) != 1 || owners[0] != v->self_idx)
         return false;
     srv->coord.reads++;
     coord_result_t res = {.status = COORD_OK, .got = 1, .needed = 1};
@@ -566,8 +573,8 @@ static void write_phase(op_t *op)
     op->refs++;
     for (int i = 0; i < op->plan.n; i++) {
         const target_t *t = &op->plan.t[i];
-        const char *hint = t->hint_for == RING_NODE_NONE ? "" : node_name(srv, t->hint_for);
-        if (t->node == srv->cluster.self_idx) {
+        const char *hint = t->hint_for == RING_NODE_NONE ? "" : node_name(op, t->hint_for);
+        if (is_self(op, t->node)) {
             rc = *hint ? handoff_store(srv, hint, op->key, op->klen, &op->newobj)
                        : node_merge(srv, op->key, op->klen, &op->newobj);
             write_answer(op, i, rc == 0);
@@ -586,7 +593,7 @@ static void write_phase(op_t *op)
     /* owners that are down with nobody to stand in: we keep their hint (it
      * does not count toward W: it is not a replica anyone can read) */
     for (int i = 0; i < op->plan.norphans; i++)
-        handoff_store(srv, node_name(srv, op->plan.orphans[i]), op->key, op->klen, &op->newobj);
+        handoff_store(srv, node_name(op, op->plan.orphans[i]), op->key, op->klen, &op->newobj);
     op_unref(op);
 }
 
@@ -687,7 +694,7 @@ static void forward_write(op_t *op, int i)
     msgpack_pack_uint64(&pk, op->kop.delta);
     msgpack_pack_int32(&pk, op->r);
     msgpack_pack_int32(&pk, op->w);
-    const cluster_node_t *n = &srv->cluster.nodes[op->plan.t[i].node];
+    const cluster_node_t *n = &op->plan.view->nodes[op->plan.t[i].node];
     req_t *rq = malloc(sizeof(*rq));
     if (rq) {
         rq->op = op;
@@ -724,7 +731,7 @@ void coord_write(server_t *srv, const kv_op_t *kop, const void *key, size_t klen
     op->w = w;
     if (plan_build(srv, key, klen, &op->plan) < 0)
         op->plan.n = 0;
-    if (plan_self(srv, &op->plan) >= 0) {
+    if (plan_self(&op->plan) >= 0) {
         write_local(op);
     } else {
         int owner = next_owner(op, -1);
@@ -764,6 +771,7 @@ void coord_flush(server_t *srv, int64_t delay_s, coord_done_fn done, void *arg)
     }
     uint32_t peers[GOSSIP_MAX_MEMBERS];
     size_t np = cluster_live_peers(&srv->cluster, peers, GOSSIP_MAX_MEMBERS);
+    op->plan.view = cluster_view_hold(srv->cluster.view);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
@@ -775,7 +783,7 @@ void coord_flush(server_t *srv, int64_t delay_s, coord_done_fn done, void *arg)
         op->plan.t[op->plan.n++] = (target_t){peers[i], RING_NODE_NONE};
     /* more live peers than a plan holds: send the rest without waiting */
     for (size_t i = MAXT; i < np; i++) {
-        const cluster_node_t *n = &srv->cluster.nodes[peers[i]];
+        const cluster_node_t *n = &op->plan.view->nodes[peers[i]];
         transport_oneway(srv->cluster.transport, n->host, n->peer_port, MSG_FLUSH, sb.data,
                          sb.size);
     }
@@ -872,7 +880,7 @@ static void handle_coord_write(server_t *srv, peer_link_t *link, const frame_t *
     transport_link_hold(link);
     op->r = (int)r;
     op->w = (int)w;
-    if (plan_build(srv, key, klen, &op->plan) < 0 || plan_self(srv, &op->plan) < 0) {
+    if (plan_build(srv, key, klen, &op->plan) < 0 || plan_self(&op->plan) < 0) {
         /* our ring says we are not an owner (views differ for a moment) */
         op_finish(op, COORD_QUORUM, 0, (int)w, NULL);
     } else {

@@ -168,3 +168,40 @@ def test_connection_consistency_levels(cluster):
     with qconn(rest[0]) as c:
         assert c.cmd("consistency") == default
     result("consistency per_connection_ok (w=all/r=all fail with %s down, overrides work)", nodes[2].name)
+
+
+# --------------------------------------------------------------------------
+# Pipelining through a coordinator that waits for remote replicas: every
+# reply comes back, in order, with the right content
+# --------------------------------------------------------------------------
+
+@pytest.mark.timeout(60)
+def test_pipelined_commands_answer_in_order_5_nodes(cluster):
+    import socket
+    nodes, _ = start_converged(cluster, 5)
+    send, want = b"", b""
+    for i in range(0, 200, 4):
+        v, v5 = str(i).encode(), str(i + 5).encode()
+        send += b"set p%d 0 0 %d\r\n%s\r\n" % (i, len(v), v)
+        want += b"STORED\r\n"
+        send += b"get p%d\r\n" % i
+        want += b"VALUE p%d 0 %d\r\n%s\r\nEND\r\n" % (i, len(v), v)
+        send += b"incr p%d 5\r\n" % i
+        want += v5 + b"\r\n"
+        send += b"get p%d missing-%d p%d\r\n" % (i, i, i)
+        want += (b"VALUE p%d 0 %d\r\n%s\r\n" % (i, len(v5), v5)) * 2 + b"END\r\n"
+    s = socket.create_connection(("127.0.0.1", nodes[1].client_port), timeout=10)
+    try:
+        s.sendall(send)
+        got = b""
+        deadline = time.monotonic() + 20
+        while len(got) < len(want) and time.monotonic() < deadline:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    finally:
+        s.close()
+    assert got == want, "pipelined replies differ at byte %d: got %r" % (
+        next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want))),
+        got[-200:])
