@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "../common/log.h"
@@ -32,6 +33,23 @@ static void usage(FILE *f)
             "\n"
             "quorumkvd serves memcached's text protocol on node.client_port and stores\n"
             "its data in LevelDB under node.data_dir.  SIGTERM or SIGINT stop it cleanly.\n");
+}
+
+/* Room for node.max_connections client sockets plus peers and LevelDB's
+ * files: raise the soft descriptor limit as far as the hard one allows, as
+ * memcached does for -c. */
+static void raise_fd_limit(int max_connections)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    rlim_t want = (rlim_t)max_connections + 1024;
+    if (rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < want)
+        log_warn("open files limited to %llu: fewer than node.max_connections = %d clients "
+                 "can connect", (unsigned long long)rl.rlim_cur, max_connections);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -72,6 +90,7 @@ int main(int argc, char **argv)
     }
     log_set_level(srv.cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(srv.cfg.max_connections);
     srv.started = time(NULL);
 
     int rc = 1;
