@@ -94,6 +94,7 @@ typedef struct conn {
     int mget_r, mget_w;
     bool in_process;          /* conn_process is on the stack */
     bool read_off;            /* EV_READ disabled while a command waits */
+    bool write_on;            /* EV_WRITE enabled: libevent finishes a partial write */
     mc_level_t dflt_r, dflt_w; /* `consistency` for this connection */
 } conn_t;
 
@@ -135,15 +136,42 @@ static void conn_kill(conn_t *c)
     event_active(c->srv->reaper, EV_TIMEOUT, 0);
 }
 
+/* Write the pending replies straight to the socket, and let libevent
+ * finish only what the socket would not take.  Leaving every reply to the
+ * event loop would switch EV_WRITE on and off (two epoll_ctl calls) for
+ * every request. */
+static void conn_flush(conn_t *c)
+{
+    if (c->dead)
+        return;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (evbuffer_get_length(out) == 0 || c->write_on)
+        return;
+    /* a bufferevent keeps its output's start frozen for everybody but
+     * itself; thaw it for this write as its own write callback does */
+    evbuffer_unfreeze(out, 1);
+    int n = evbuffer_write(out, bufferevent_getfd(c->bev));
+    int err = errno;
+    evbuffer_freeze(out, 1);
+    if (n < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+        conn_kill(c); /* the peer is gone */
+        return;
+    }
+    if (evbuffer_get_length(out) > 0) {
+        c->write_on = true;
+        bufferevent_enable(c->bev, EV_WRITE);
+    }
+}
+
 /* Close after the pending output has been written. */
 static void conn_close_after_write(conn_t *c)
 {
     c->state = CS_CLOSING;
     bufferevent_disable(c->bev, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    conn_flush(c);
+    if (!c->dead && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
         conn_kill(c);
-    else
-        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
 }
 
 void conn_close_all(server_t *srv)
@@ -928,6 +956,7 @@ static void conn_process(conn_t *c)
     c->in_process = true;
     conn_process_loop(c);
     c->in_process = false;
+    conn_flush(c);
     /* reading was turned off while a command waited: turn it back on, once
      * (not per command: each switch is an epoll_ctl) */
     if (c->read_off && !c->dead && !c->paused && c->state != CS_MGET && c->state != CS_WAIT &&
@@ -978,10 +1007,15 @@ static void on_read(struct bufferevent *bev, void *arg)
 static void on_write(struct bufferevent *bev, void *arg)
 {
     conn_t *c = arg;
+    bool empty = evbuffer_get_length(bufferevent_get_output(bev)) == 0;
     if (c->state == CS_CLOSING) {
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        if (empty)
             conn_kill(c);
         return;
+    }
+    if (empty && c->write_on) { /* caught up: replies go out directly again */
+        c->write_on = false;
+        bufferevent_disable(c->bev, EV_WRITE);
     }
     if (c->paused) {
         c->paused = false;
@@ -1029,7 +1063,10 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     srv->curr_conns++;
     srv->stats.total_connections++;
     bufferevent_setcb(bev, on_read, on_write, on_event, c);
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    /* EV_WRITE (on by default in a new bufferevent) only while a write is
+     * partial: conn_flush writes replies directly */
+    bufferevent_disable(bev, EV_WRITE);
+    bufferevent_enable(bev, EV_READ);
 }
 
 static void on_listen_error(struct evconnlistener *l, void *arg)
