@@ -67,8 +67,7 @@ typedef struct ticket {
 } ticket_t;
 
 typedef struct mget_slot {
-    bool done;
-    coord_result_t res;
+    coord_result_t res; /* the key's answer, once its callback ran */
 } mget_slot_t;
 
 typedef struct conn {
@@ -247,15 +246,23 @@ static void out_storage_error(conn_t *c)
 
 /* ---- commands ---- */
 
-/* Per-request levels are validated against cluster.n now; they choose how
- * many replicas must answer once the node runs in a cluster. */
-static bool check_levels(conn_t *c, const mc_request_t *req)
+/* Resolve the request's levels (or the connection's defaults) to the
+ * number of replicas that must answer; -1 for a level above cluster.n. */
+static void levels(conn_t *c, const mc_request_t *req, int *r, int *w)
 {
     const config_t *cfg = &c->srv->cfg;
-    mc_level_t r = req->r.kind ? req->r : c->dflt_r;
-    mc_level_t w = req->w.kind ? req->w : c->dflt_w;
-    if (mc_level_resolve(r, cfg->n, cfg->r) < 0 || mc_level_resolve(w, cfg->n, cfg->w) < 0) {
-        out_fmt(c, "CLIENT_ERROR consistency level exceeds replication factor n=%d\r\n", cfg->n);
+    *r = mc_level_resolve(req->r.kind ? req->r : c->dflt_r, cfg->n, cfg->r);
+    *w = mc_level_resolve(req->w.kind ? req->w : c->dflt_w, cfg->n, cfg->w);
+}
+
+/* Reject a request whose levels exceed cluster.n (CLIENT_ERROR sent). */
+static bool check_levels(conn_t *c, const mc_request_t *req)
+{
+    int r, w;
+    levels(c, req, &r, &w);
+    if (r < 0 || w < 0) {
+        out_fmt(c, "CLIENT_ERROR consistency level exceeds replication factor n=%d\r\n",
+                c->srv->cfg.n);
         return false;
     }
     return true;
@@ -322,7 +329,6 @@ static void on_mget_done(void *arg, coord_result_t *res)
     if (!c)
         return;
     mget_slot_t *s = &c->slots[slot];
-    s->done = true;
     s->res = *res;
     obj_init(&res->obj); /* taken */
     c->inflight--;
@@ -340,7 +346,6 @@ static void mget_start_key(conn_t *c, int slot, const mc_key_t *k)
     ticket_t *t = ticket_new(c, slot);
     c->inflight++;
     if (!t) {
-        s->done = true;
         s->res.status = -ENOMEM;
         c->inflight--;
         return;
@@ -406,14 +411,6 @@ static bool mget_drive(conn_t *c)
             mget_start_key(c, (int)i, &c->mkeys[c->win_first + i]);
         c->starting = false;
     }
-}
-
-/* Resolve the request's levels (or the connection's defaults). */
-static void levels(conn_t *c, const mc_request_t *req, int *r, int *w)
-{
-    const config_t *cfg = &c->srv->cfg;
-    *r = mc_level_resolve(req->r.kind ? req->r : c->dflt_r, cfg->n, cfg->r);
-    *w = mc_level_resolve(req->w.kind ? req->w : c->dflt_w, cfg->n, cfg->w);
 }
 
 static void do_mget(conn_t *c, size_t line_total)
