@@ -21,4 +21,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # Debian starts the memcached service on 127.0.0.1:11211 when it installs
+  # it; we only want the binary (tests and benchmarks start their own on
+  # free ports), and node1 of `make run` listens on 11211.
+  if [[ " ${missing[*]} " == *" memcached "* ]] && command -v systemctl >/dev/null &&
+     systemctl is-active --quiet memcached 2>/dev/null; then
+    echo "deps: stopping and disabling Debian's memcached service (port 11211)"
+    $SUDO systemctl disable --now memcached >/dev/null 2>&1 || true
+  fi
 fi
