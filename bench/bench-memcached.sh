@@ -57,7 +57,7 @@ VALUE_SIZE=100
 KEY_SIZE=32          # memaslap key length (16..250)
 SET_RATIO=0.1
 
-die() { echo "bench: $*" >&2; exit 1; }
+. "$(dirname "$0")/lib.sh"
 
 [ -x "$MEMCACHED" ] || die "$MEMCACHED missing (apt-get install memcached)"
 [ -x "$PY" ] || die "$PY missing"
@@ -75,89 +75,21 @@ if [ "$TOOL" = memaslap ] && [ $((CONNS % THREADS)) -ne 0 ]; then
   die "memaslap wants BENCH_CONNS ($CONNS) to be a multiple of BENCH_THREADS ($THREADS)"
 fi
 
-TMP=$(mktemp -d /tmp/qkv-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  local rc=$? pid
-  trap - EXIT INT TERM
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  if [ "${BENCH_KEEP:-0}" = 1 ] || { [ $rc -ne 0 ] && [ $rc -lt 128 ] && [ "${BENCH_KEEP:-}" != 0 ]; }; then
-    echo "bench: temp dir kept: $TMP" >&2
-  else
-    rm -rf "$TMP"
-  fi
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-MC_USER=()
-[ "$(id -u)" -eq 0 ] && MC_USER=(-u root)   # memcached refuses root without -u
+bench_init qkv-bench
 CMDS=()   # every command line that produced a number, for the summary
-STOP_ERRORS=()
 
 # ------------------------------------------------------------------ servers
 
-forget_pid() {
-  local keep=() p
-  for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-  PIDS=("${keep[@]}")
-}
-
-stop_server() { # pid label log: SIGTERM, then SIGKILL after 5 s
-  local rc=0
-  kill "$1" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$1" 2>/dev/null; then
-    echo "!! ${2:-pid $1} ignored SIGTERM for 5 s; SIGKILL" >&2
-    kill -9 "$1" 2>/dev/null || true
-  fi
-  wait "$1" 2>/dev/null || rc=$?
-  forget_pid "$1"
-  # 143 = killed by the SIGTERM itself (default action), as memcached is
-  if [ $rc -ne 0 ] && [ $rc -ne 143 ] && [ -n "${2:-}" ]; then
-    echo "!! ${2} exited with status $rc after SIGTERM$([ $rc -gt 128 ] && echo " (SIG$(kill -l $((rc - 128))))")" >&2
-    [ -n "${3:-}" ] && tail -n 5 "$3" | sed 's/^/    /' >&2
-    STOP_ERRORS+=("$2: exit status $rc after SIGTERM$([ $rc -gt 128 ] && echo " (SIG$(kill -l $((rc - 128))))")")
-  fi
-}
-
-# died PID LABEL LOG: report how a server process ended
-died() {
-  local rc=0 sig=""
-  wait "$1" 2>/dev/null || rc=$?
-  [ $rc -gt 128 ] && sig=" = SIG$(kill -l $((rc - 128)) 2>/dev/null)"
-  echo "!! $2 (pid $1) DIED: exit status $rc$sig" >&2
-  show_log "$3"
-  forget_pid "$1"
-}
-
-show_log() { # file
-  echo "---- last lines of $1:" >&2
-  tail -n 30 "$1" >&2 2>/dev/null || true
-  echo "----" >&2
-}
-
 wait_ready() { # pid port log deadline_s
-  local pid=$1 port=$2 log=$3 deadline=$(( $(date +%s) + $4 ))
-  while ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      show_log "$log"; die "server pid $pid exited before accepting on port $port"
-    fi
-    [ "$(date +%s)" -lt "$deadline" ] || { show_log "$log"; die "port $port not accepting after $4 s"; }
-    sleep 0.05
-  done
+  local deadline=$(( $(date +%s) + $4 ))
+  wait_port "$@"
   # accepting is not enough for a store that must join its ring: one
   # set+get round trip must succeed, with what is left of the deadline
   local left=$(( deadline - $(date +%s) )); [ $left -ge 2 ] || left=2
-  "$PY" "$LIB" probe "$port" "$left" >/dev/null || { show_log "$log"; die "port $port never served set+get"; }
+  "$PY" "$LIB" probe "$2" "$left" >/dev/null || { show_log "$3"; die "port $2 never served set+get"; }
 }
+
+rss_kb() { awk -v k="${2:-VmRSS:}" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # start_memcached NAME -> sets SRV_PID SRV_PORT SRV_LOG SRV_CMD
 start_memcached() {
@@ -200,11 +132,6 @@ start_target() { # slot(memcached|ours) name
   if [ "$1" = ours ] && [ "$OURS" = quorumkvd ]; then start_qkv "$2"; else start_memcached "$2"; fi
 }
 
-cpu_ticks() { # pid -> utime+stime in clock ticks (fields 14, 15)
-  awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
-}
-rss_kb() { awk -v k="${2:-VmRSS:}" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
-HZ=$(getconf CLK_TCK)
 
 # ------------------------------------------------------------------ load tool
 
@@ -390,8 +317,8 @@ echo "Commands (ports chosen at run time):"
 echo "  bench/bench-memcached.sh   (BENCH_SECONDS=$SECS BENCH_RUNS=$RUNS BENCH_CONNS=$CONNS BENCH_THREADS=$THREADS BENCH_TOOL=$TOOL BENCH_OURS=$OURS)"
 for c in "${CMDS[@]}"; do echo "  ${c//$TMP/\$TMP}"; done
 echo "=============================================================="
-if [ ${#STOP_ERRORS[@]} -gt 0 ]; then
-  echo "bench: WARNING: unclean shutdowns: ${STOP_ERRORS[*]}" >&2
+if [ ${#PROBLEMS[@]} -gt 0 ]; then
+  echo "bench: WARNING: ${PROBLEMS[*]}" >&2
 fi
 if [ "$FAILED_RUNS" -gt 0 ]; then
   echo "bench: WARNING: $FAILED_RUNS run(s) failed (see the '!!' lines above); medians use the successful runs only" >&2

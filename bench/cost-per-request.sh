@@ -12,11 +12,9 @@ cd "$(dirname "$0")/.."
 SECS=${BENCH_SECONDS:-4}
 RUNS=${BENCH_RUNS:-2}
 PY=/usr/bin/python3
+. bench/lib.sh
 command -v perf >/dev/null || apt-get install -y -qq linux-perf >/dev/null
-TMP=$(mktemp -d)
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$TMP"; }
-trap cleanup EXIT
+bench_init qkv-cost
 read -r QP PP MP < <($PY -c 'import socket
 s=[socket.socket() for _ in range(3)]
 [x.bind(("127.0.0.1",0)) for x in s]
@@ -35,12 +33,12 @@ r = 1
 w = 1
 INI
 cc -O2 -Wall -pthread -o "$TMP/loadgen" bench/loadgen.c
-bin/quorumkvd -c "$TMP/node.ini" & pids+=($!); QPID=$!
-/usr/bin/memcached -u root -p "$MP" -U 0 -l 127.0.0.1 -m 1024 -t 4 & pids+=($!); MPID=$!
-for port in $QP $MP; do
-  for _ in $(seq 100); do $PY -c "import socket; socket.create_connection(('127.0.0.1',$port)).close()" 2>/dev/null && break; sleep 0.1; done
-  $PY bench/benchlib.py load "$port" 100000 pre: 4 >/dev/null
-done
+bin/quorumkvd -c "$TMP/node.ini" 2>"$TMP/qkv.log" & QPID=$!; PIDS+=($QPID)
+/usr/bin/memcached "${MC_USER[@]}" -p "$MP" -U 0 -l 127.0.0.1 -m 1024 -t 4 2>"$TMP/mc.log" & MPID=$!
+PIDS+=($MPID)
+wait_port "$QPID" "$QP" "$TMP/qkv.log" 10
+wait_port "$MPID" "$MP" "$TMP/mc.log" 10
+for port in $QP $MP; do $PY bench/benchlib.py load "$port" 100000 pre: 4 >/dev/null; done
 measure() { # pid port label
   perf stat -e instructions,cycles -p "$1" -o "$TMP/perf.$3" -- sleep $((SECS + 1)) >/dev/null 2>&1 &
   local sp=$!
