@@ -11,7 +11,7 @@
 # libraries; everything below is one flat dependency graph.
 
 CC       ?= cc
-PKGS     := libevent msgpack libxxhash inih
+PKGS     := libevent msgpack libxxhash inih libsodium
 BUILD    := build
 ifeq ($(SANITIZE),address)
 BUILD    := build-asan

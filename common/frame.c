@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <sodium.h>
 #include <string.h>
 
 void frame_release(frame_t *f)
@@ -91,19 +92,36 @@ bool mp_validate(const uint8_t *buf, size_t len)
     return off == len;
 }
 
-int frame_parse(const uint8_t *buf, size_t len, size_t max, frame_t *f, size_t *consumed)
+int frame_key(const char *secret, uint8_t key[FRAME_KEY_LEN])
+{
+    if (sodium_init() < 0)
+        return -EINVAL;
+    crypto_hash_sha256(key, (const unsigned char *)secret, strlen(secret));
+    return 0;
+}
+
+int frame_parse(const uint8_t *buf, size_t len, size_t max, const uint8_t *key, frame_t *f,
+                size_t *consumed)
 {
     memset(f, 0, sizeof(*f));
     if (len < FRAME_HDR)
         return 0;
-    uint32_t plen = ((uint32_t)buf[0] << 24) | ((uint32_t)buf[1] << 16) |
+    uint32_t flen = ((uint32_t)buf[0] << 24) | ((uint32_t)buf[1] << 16) |
                     ((uint32_t)buf[2] << 8) | (uint32_t)buf[3];
-    if (plen > max)
+    if (flen > max + (key ? FRAME_MAC_LEN : 0))
         return -EMSGSIZE;
-    if (plen == 0)
+    if (flen == 0)
         return -EPROTO;
-    if (len - FRAME_HDR < plen)
+    if (len - FRAME_HDR < flen)
         return 0;
+    uint32_t plen = flen;
+    if (key) {
+        if (flen <= FRAME_MAC_LEN)
+            return -EACCES;
+        plen = flen - FRAME_MAC_LEN;
+        if (crypto_auth_hmacsha256_verify(buf + FRAME_HDR + plen, buf, FRAME_HDR + plen, key) != 0)
+            return -EACCES;
+    }
     if (!mp_validate(buf + FRAME_HDR, plen))
         return -EPROTO;
     msgpack_zone *zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
@@ -130,7 +148,7 @@ int frame_parse(const uint8_t *buf, size_t len, size_t max, frame_t *f, size_t *
     f->ttl_ms = (uint32_t)v[4];
     f->body = it[5];
     f->zone = zone;
-    *consumed = FRAME_HDR + plen;
+    *consumed = FRAME_HDR + flen;
     return 1;
 bad:
     msgpack_zone_free(zone);
@@ -138,7 +156,7 @@ bad:
 }
 
 int frame_build(msgpack_sbuffer *sb, uint8_t type, uint8_t kind, uint64_t req_id,
-                uint32_t ttl_ms, const void *body, size_t blen)
+                uint32_t ttl_ms, const void *body, size_t blen, const uint8_t *key)
 {
     msgpack_packer pk;
     sb->size = 0;
@@ -152,13 +170,19 @@ int frame_build(msgpack_sbuffer *sb, uint8_t type, uint8_t kind, uint64_t req_id
         return -ENOMEM;
     if (blen ? msgpack_sbuffer_write(sb, body, blen) : msgpack_pack_nil(&pk))
         return -ENOMEM;
-    size_t plen = sb->size - FRAME_HDR;
-    if (plen > UINT32_MAX)
+    size_t flen = sb->size - FRAME_HDR + (key ? FRAME_MAC_LEN : 0);
+    if (flen > UINT32_MAX)
         return -EMSGSIZE;
-    sb->data[0] = (char)(plen >> 24);
-    sb->data[1] = (char)(plen >> 16);
-    sb->data[2] = (char)(plen >> 8);
-    sb->data[3] = (char)plen;
+    sb->data[0] = (char)(flen >> 24);
+    sb->data[1] = (char)(flen >> 16);
+    sb->data[2] = (char)(flen >> 8);
+    sb->data[3] = (char)flen;
+    if (key) {
+        uint8_t mac[FRAME_MAC_LEN];
+        crypto_auth_hmacsha256(mac, (const unsigned char *)sb->data, sb->size, key);
+        if (msgpack_sbuffer_write(sb, (const char *)mac, sizeof(mac)))
+            return -ENOMEM;
+    }
     return 0;
 }
 

@@ -10,6 +10,14 @@
  *            work whose answer would come too late
  *   body     any msgpack object; each message type's decoder checks it
  *
+ * Authenticated frames (node.cluster_secret set): the 4-byte length also
+ * counts a 32-byte HMAC-SHA256 trailer over the length and the payload,
+ * keyed with SHA-256 of the secret (frame_key).  A node with a secret
+ * accepts only frames that carry a valid trailer; one without accepts only
+ * frames without.  This keeps anyone who does not know the secret from
+ * joining or forging gossip; it does not hide the traffic, nor stop the
+ * replay of a captured frame.
+ *
  * frame_parse() is pure and total: it never reads past len, bounds the
  * payload, and returns a negative code on anything malformed; the caller
  * closes that connection.  A parsed frame owns a msgpack zone; release it
@@ -27,6 +35,8 @@
 #define FRAME_VERSION 1
 #define FRAME_HDR 4
 #define FRAME_MAX_DEFAULT (16u * 1024 * 1024)
+#define FRAME_MAC_LEN 32
+#define FRAME_KEY_LEN 32
 
 enum frame_kind { FRAME_REQUEST = 0, FRAME_RESPONSE = 1, FRAME_ONEWAY = 2 };
 
@@ -39,16 +49,23 @@ typedef struct frame {
     msgpack_zone *zone;
 } frame_t;
 
-/* Try to parse one frame at buf[0..len).  Returns 1 with *f filled and
- * *consumed set, 0 when more bytes are needed (nothing allocated), or
- * -EMSGSIZE (payload over max), -EPROTO (not a valid frame). */
-int frame_parse(const uint8_t *buf, size_t len, size_t max, frame_t *f, size_t *consumed);
+/* The frame key of a cluster secret (SHA-256 of it).  0, or -EINVAL when
+ * the crypto library cannot start. */
+int frame_key(const char *secret, uint8_t key[FRAME_KEY_LEN]);
+
+/* Try to parse one frame at buf[0..len), authenticated with key (NULL: no
+ * authentication).  Returns 1 with *f filled and *consumed set, 0 when more
+ * bytes are needed (nothing allocated), or -EMSGSIZE (payload over max),
+ * -EPROTO (not a valid frame), -EACCES (missing or wrong trailer). */
+int frame_parse(const uint8_t *buf, size_t len, size_t max, const uint8_t *key, frame_t *f,
+                size_t *consumed);
 void frame_release(frame_t *f);
 
 /* Build a frame around an already packed body (body, blen: one msgpack
- * object).  Writes the whole frame into sb (which it clears first). */
+ * object), with an authentication trailer when key is not NULL.  Writes the
+ * whole frame into sb (which it clears first). */
 int frame_build(msgpack_sbuffer *sb, uint8_t type, uint8_t kind, uint64_t req_id,
-                uint32_t ttl_ms, const void *body, size_t blen);
+                uint32_t ttl_ms, const void *body, size_t blen, const uint8_t *key);
 
 /* Check that buf[0..len) is exactly one well-formed msgpack object whose
  * every array/map/str/bin length fits in the bytes that remain.  Call it

@@ -437,6 +437,7 @@ int cluster_open(server_t *srv, cluster_t *cl, char *err, size_t errlen)
     }
     transport_opts_t to = {.base = srv->base, .host = cfg->host, .port = cfg->peer_port,
                            .max_frame = cfg->max_value_bytes * 2 + (1u << 20),
+                           .secret = cfg->cluster_secret,
                            .on_request = on_request, .arg = cl};
     if (transport_open(&to, &cl->transport, err, errlen) < 0) {
         cluster_close(cl);

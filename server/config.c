@@ -41,6 +41,7 @@ static const config_key_t config_keys[] = {
     {"node", "log_level", K_LOGLEVEL, F(log_level), 0, 0},
     {"node", "max_value_bytes", K_U64, F(max_value_bytes), 1, 128.0 * 1024 * 1024},
     {"node", "max_connections", K_INT, F(max_connections), 1, 1000000},
+    {"node", "cluster_secret", K_STR, F(cluster_secret), 1, 0},
     {"cluster", "seeds", K_SEEDS, 0, 0, 0, 0},
     {"cluster", "n", K_INT, F(n), 1, 16},
     {"cluster", "r", K_INT, F(r), 1, 16},

@@ -35,6 +35,7 @@ typedef struct config {
     enum log_level log_level;
     uint64_t max_value_bytes;
     int max_connections;
+    char cluster_secret[256]; /* "" = peer frames unauthenticated */
     /* [cluster] */
     config_addr_t seeds[CONFIG_MAX_SEEDS];
     int nseeds;

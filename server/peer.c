@@ -76,6 +76,8 @@ struct transport {
     LIST_HEAD(, peer_link) dead;
     struct event *reaper;
     msgpack_sbuffer sb;
+    uint8_t key[FRAME_KEY_LEN];
+    bool keyed;   /* frames are authenticated with key */
     bool drop;
     bool closing; /* transport_close is running: refuse new requests */
     transport_stats_t stats;
@@ -231,7 +233,7 @@ static void on_read(struct bufferevent *bev, void *arg)
             return;
         evbuffer_copyout(in, hdr, FRAME_HDR);
         size_t plen = ((size_t)hdr[0] << 24) | ((size_t)hdr[1] << 16) | ((size_t)hdr[2] << 8) | hdr[3];
-        if (plen > t->max_frame) {
+        if (plen > t->max_frame + FRAME_MAC_LEN) {
             t->stats.bad_frames++;
             log_warn("peer: frame of %zu bytes exceeds the limit; closing the connection", plen);
             link_kill(l, -ECONNRESET);
@@ -242,7 +244,9 @@ static void on_read(struct bufferevent *bev, void *arg)
         const uint8_t *buf = evbuffer_pullup(in, (ssize_t)(FRAME_HDR + plen));
         frame_t f;
         size_t used = 0;
-        int rc = buf ? frame_parse(buf, FRAME_HDR + plen, t->max_frame, &f, &used) : -ENOMEM;
+        int rc = buf ? frame_parse(buf, FRAME_HDR + plen, t->max_frame,
+                                   t->keyed ? t->key : NULL, &f, &used)
+                     : -ENOMEM;
         if (rc != 1) {
             t->stats.bad_frames++;
             log_warn("peer: malformed frame (%d); closing the connection", rc);
@@ -378,7 +382,7 @@ static int link_send(peer_link_t *l, uint8_t type, uint8_t kind, uint64_t id, ui
         t->stats.dropped++;
         return 0;
     }
-    int rc = frame_build(&t->sb, type, kind, id, ttl, body, blen);
+    int rc = frame_build(&t->sb, type, kind, id, ttl, body, blen, t->keyed ? t->key : NULL);
     if (rc < 0)
         return rc;
     if (bufferevent_write(l->bev, t->sb.data, t->sb.size) < 0)
@@ -482,6 +486,14 @@ int transport_open(const transport_opts_t *o, transport_t **out, char *err, size
     t->on_request = o->on_request;
     t->arg = o->arg;
     msgpack_sbuffer_init(&t->sb);
+    if (o->secret && *o->secret) {
+        if (frame_key(o->secret, t->key) < 0) {
+            snprintf(err, errlen, "cannot start the crypto library for node.cluster_secret");
+            transport_close(t);
+            return -EINVAL;
+        }
+        t->keyed = true;
+    }
     LIST_INIT(&t->dests);
     LIST_INIT(&t->links);
     LIST_INIT(&t->dead);

@@ -59,6 +59,7 @@ typedef struct transport_opts {
     const char *host; /* bind address for the peer port */
     int port;
     size_t max_frame; /* 0 = FRAME_MAX_DEFAULT */
+    const char *secret; /* node.cluster_secret, or NULL/"" for none */
     peer_request_fn on_request;
     void *arg;
 } transport_opts_t;

@@ -17,7 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)mp_validate(buf, size);
     frame_t f;
     size_t used = 0;
-    if (frame_parse(buf, size, 1u << 20, &f, &used) == 1) {
+    if (frame_parse(buf, size, 1u << 20, NULL, &f, &used) == 1) {
         if (used > size)
             abort();
         /* the body re-packed must survive a round trip */
@@ -27,10 +27,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         msgpack_packer pk;
         msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
         msgpack_pack_object(&pk, f.body);
-        if (frame_build(&out, f.type, f.kind, f.req_id, f.ttl_ms, body.data, body.size) == 0) {
+        if (frame_build(&out, f.type, f.kind, f.req_id, f.ttl_ms, body.data, body.size, NULL) == 0) {
             frame_t g;
             size_t used2 = 0;
-            if (frame_parse((const uint8_t *)out.data, out.size, 1u << 21, &g, &used2) != 1)
+            if (frame_parse((const uint8_t *)out.data, out.size, 1u << 21, NULL, &g, &used2) != 1)
                 abort();
             if (g.type != f.type || g.kind != f.kind || g.req_id != f.req_id ||
                 g.ttl_ms != f.ttl_ms || used2 != out.size)

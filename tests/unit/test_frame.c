@@ -33,10 +33,10 @@ static void test_round_trip(void **state)
     pack_body(&body);
     msgpack_sbuffer_init(&out);
     assert_int_equal(frame_build(&out, 2, FRAME_REQUEST, 0xfeedfacecafeULL, 1500, body.data,
-                                 body.size), 0);
+                                 body.size, NULL), 0);
     frame_t f;
     size_t used = 0;
-    assert_int_equal(frame_parse((uint8_t *)out.data, out.size, 1 << 20, &f, &used), 1);
+    assert_int_equal(frame_parse((uint8_t *)out.data, out.size, 1 << 20, NULL, &f, &used), 1);
     assert_int_equal(used, out.size);
     assert_int_equal(f.type, 2);
     assert_int_equal(f.kind, FRAME_REQUEST);
@@ -73,11 +73,11 @@ static void test_partial_input_needs_more(void **state)
     msgpack_sbuffer body, out;
     pack_body(&body);
     msgpack_sbuffer_init(&out);
-    assert_int_equal(frame_build(&out, 3, FRAME_RESPONSE, 1, 0, body.data, body.size), 0);
+    assert_int_equal(frame_build(&out, 3, FRAME_RESPONSE, 1, 0, body.data, body.size, NULL), 0);
     for (size_t cut = 0; cut < out.size; cut++) {
         frame_t f;
         size_t used = 0;
-        assert_int_equal(frame_parse((uint8_t *)out.data, cut, 1 << 20, &f, &used), 0);
+        assert_int_equal(frame_parse((uint8_t *)out.data, cut, 1 << 20, NULL, &f, &used), 0);
         assert_null(f.zone);
     }
     /* two frames back to back: the first is consumed exactly */
@@ -85,7 +85,7 @@ static void test_partial_input_needs_more(void **state)
     msgpack_sbuffer_write(&out, out.data, one);
     frame_t f;
     size_t used = 0;
-    assert_int_equal(frame_parse((uint8_t *)out.data, out.size, 1 << 20, &f, &used), 1);
+    assert_int_equal(frame_parse((uint8_t *)out.data, out.size, 1 << 20, NULL, &f, &used), 1);
     assert_int_equal(used, one);
     frame_release(&f);
     msgpack_sbuffer_destroy(&body);
@@ -98,9 +98,9 @@ static void test_oversized_rejected_before_reading(void **state)
     uint8_t hdr[4] = {0xff, 0xff, 0xff, 0xff};
     frame_t f;
     size_t used = 0;
-    assert_int_equal(frame_parse(hdr, 4, 1 << 20, &f, &used), -EMSGSIZE);
+    assert_int_equal(frame_parse(hdr, 4, 1 << 20, NULL, &f, &used), -EMSGSIZE);
     uint8_t zero[4] = {0, 0, 0, 0};
-    assert_int_equal(frame_parse(zero, 4, 1 << 20, &f, &used), -EPROTO);
+    assert_int_equal(frame_parse(zero, 4, 1 << 20, NULL, &f, &used), -EPROTO);
 }
 
 static size_t with_header(uint8_t *buf, const uint8_t *payload, size_t n)
@@ -140,7 +140,7 @@ static void test_malformed_envelopes(void **state)
         size_t n = with_header(buf, cases[i].bytes, cases[i].len);
         frame_t f;
         size_t used = 0;
-        int rc = frame_parse(buf, n, 1 << 20, &f, &used);
+        int rc = frame_parse(buf, n, 1 << 20, NULL, &f, &used);
         if (rc != -EPROTO)
             fail_msg("%s: got %d", cases[i].what, rc);
         assert_null(f.zone);
@@ -164,8 +164,8 @@ static frame_t parsed(msgpack_sbuffer *out, const char *body, size_t blen)
 {
     frame_t f;
     size_t used;
-    assert_int_equal(frame_build(out, 6, FRAME_RESPONSE, 1, 0, body, blen), 0);
-    assert_int_equal(frame_parse((uint8_t *)out->data, out->size, 1 << 20, &f, &used), 1);
+    assert_int_equal(frame_build(out, 6, FRAME_RESPONSE, 1, 0, body, blen, NULL), 0);
+    assert_int_equal(frame_parse((uint8_t *)out->data, out->size, 1 << 20, NULL, &f, &used), 1);
     return f;
 }
 
@@ -190,6 +190,48 @@ static void test_status_reply(void **state)
     msgpack_sbuffer_destroy(&out);
 }
 
+/* node.cluster_secret: frames carry an HMAC trailer; a frame without one,
+ * with a wrong one, or built with another secret is refused, and so is a
+ * signed frame at a node without a secret. */
+static void test_authenticated_frames(void **state)
+{
+    (void)state;
+    uint8_t key[FRAME_KEY_LEN], other[FRAME_KEY_LEN];
+    assert_int_equal(frame_key("s3cret", key), 0);
+    assert_int_equal(frame_key("another", other), 0);
+    msgpack_sbuffer body, out, plain;
+    pack_body(&body);
+    msgpack_sbuffer_init(&out);
+    msgpack_sbuffer_init(&plain);
+    assert_int_equal(frame_build(&out, 4, FRAME_ONEWAY, 0, 0, body.data, body.size, key), 0);
+    assert_int_equal(frame_build(&plain, 4, FRAME_ONEWAY, 0, 0, body.data, body.size, NULL), 0);
+    assert_int_equal(out.size, plain.size + FRAME_MAC_LEN);
+    frame_t f;
+    size_t used = 0;
+    assert_int_equal(frame_parse((uint8_t *)out.data, out.size, 1 << 20, key, &f, &used), 1);
+    assert_int_equal(used, out.size);
+    assert_int_equal(f.type, 4);
+    frame_release(&f);
+    /* partial input still asks for more */
+    assert_int_equal(frame_parse((uint8_t *)out.data, out.size - 1, 1 << 20, key, &f, &used), 0);
+    /* wrong secret, no trailer, one flipped bit anywhere */
+    assert_int_equal(frame_parse((uint8_t *)out.data, out.size, 1 << 20, other, &f, &used),
+                     -EACCES);
+    assert_int_equal(frame_parse((uint8_t *)plain.data, plain.size, 1 << 20, key, &f, &used),
+                     -EACCES);
+    for (size_t i = FRAME_HDR; i < out.size; i++) {
+        out.data[i] ^= 0x01;
+        assert_int_equal(frame_parse((uint8_t *)out.data, out.size, 1 << 20, key, &f, &used),
+                         -EACCES);
+        out.data[i] ^= 0x01;
+    }
+    /* a node without a secret does not take a signed frame for a plain one */
+    assert_true(frame_parse((uint8_t *)out.data, out.size, 1 << 20, NULL, &f, &used) < 0);
+    msgpack_sbuffer_destroy(&body);
+    msgpack_sbuffer_destroy(&out);
+    msgpack_sbuffer_destroy(&plain);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -199,6 +241,7 @@ int main(void)
         cmocka_unit_test(test_malformed_envelopes),
         cmocka_unit_test(test_validate),
         cmocka_unit_test(test_status_reply),
+        cmocka_unit_test(test_authenticated_frames),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
