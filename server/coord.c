@@ -65,6 +65,8 @@ typedef struct op {
     int r, rgot, rfail;
     uint8_t rstate[MAXT];
     obj_t rep[MAXT];
+    int local_i;        /* plan index of our own replica's read, or -1 */
+    uint64_t local_seq; /* srv->write_seq right after that read */
     obj_t merged;
     bool read_repair;
     /* write */
@@ -154,6 +156,7 @@ static op_t *op_new(server_t *srv, const void *key, size_t klen, coord_done_fn d
     op->klen = klen;
     op->done = done;
     op->arg = arg;
+    op->local_i = -1;
     /* calloc'ed: every obj_t is already an empty object (obj_init zeroes) */
     return op;
 }
@@ -432,6 +435,10 @@ static void read_start(op_t *op, bool local_only)
             obj_t o;
             obj_init(&o);
             int rc = local_get(op, t, &o);
+            if (rc >= 0 && t->hint_for == RING_NODE_NONE) {
+                op->local_i = i;
+                op->local_seq = op->srv->write_seq;
+            }
             read_answer(op, i, rc, &o);
             obj_free(&o);
             continue;
@@ -575,8 +582,14 @@ static void write_phase(op_t *op)
         const target_t *t = &op->plan.t[i];
         const char *hint = t->hint_for == RING_NODE_NONE ? "" : node_name(op, t->hint_for);
         if (is_self(op, t->node)) {
-            rc = *hint ? handoff_store(srv, hint, op->key, op->klen, &op->newobj)
-                       : node_merge(srv, op->key, op->klen, &op->newobj);
+            /* our replica unchanged since the read phase read it: the new
+             * version supersedes it as it is, no second read needed */
+            if (*hint)
+                rc = handoff_store(srv, hint, op->key, op->klen, &op->newobj);
+            else if (op->local_i == i && op->local_seq == srv->write_seq)
+                rc = node_replace(srv, op->key, op->klen, &op->rep[i], &op->newobj);
+            else
+                rc = node_merge(srv, op->key, op->klen, &op->newobj);
             write_answer(op, i, rc == 0);
             continue;
         }

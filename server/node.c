@@ -75,6 +75,7 @@ static int persist(server_t *srv, const void *key, size_t klen, const obj_t *o, 
         srv->stats.store_errors++;
         return rc;
     }
+    srv->write_seq++;
     acct_apply(srv, before, acct_of(o, klen));
     return 0;
 }
@@ -118,6 +119,11 @@ int node_merge(server_t *srv, const void *key, size_t klen, const obj_t *in)
 out:
     obj_free(&cur);
     return rc;
+}
+
+int node_replace(server_t *srv, const void *key, size_t klen, const obj_t *before, const obj_t *o)
+{
+    return persist(srv, key, klen, o, acct_of(before, klen));
 }
 
 int64_t node_flush_time(int64_t delay_s)

@@ -22,6 +22,12 @@ int node_read(server_t *srv, const void *key, size_t klen, obj_t *o);
  * local one (obj_sync) and persist it.  0 or a negative errno. */
 int node_merge(server_t *srv, const void *key, size_t klen, const obj_t *in);
 
+/* Store o, a version that descends from `before`, the local object as
+ * node_read() returned it, when nothing was written since (srv->write_seq
+ * unchanged): the merge node_merge() would do is o itself, so skip the
+ * second read. */
+int node_replace(server_t *srv, const void *key, size_t klen, const obj_t *before, const obj_t *o);
+
 /* flush_all [delay]: the flush time in microseconds: now + delay, or for a
  * delay over 30 days that absolute unix time, as in memcached. */
 int64_t node_flush_time(int64_t delay_s);

@@ -59,6 +59,7 @@ typedef struct server {
     store_t *store;
     uint64_t node_id;       /* hash of node.name: our actor in version vectors */
     int64_t flush_us;       /* items written at or before this are flushed, once now >= it */
+    uint64_t write_seq;     /* bumped by every write of the local replica (node.c) */
     int64_t started;        /* unix seconds */
     server_stats_t stats;
     cluster_t cluster;      /* transport, gossip, ring */
