@@ -2,7 +2,7 @@
  * conn.c - client connections: accept, the text-protocol state machine,
  * replies, backpressure, and closing at a safe point.
  *
- *   bufferevent input ──> CS_CMD ──(storage cmd)──> CS_DATA ──> coord_write ─> CS_WAIT
+ *   socket ──recv──> input ──> CS_CMD ──(storage cmd)──> CS_DATA ──> coord_write ─> CS_WAIT
  *                           │   └─(too large)─────> CS_SWALLOW                  │
  *                           ├─(delete, incr...)──────────────> coord_write ─────┤
  *                           └─(get/gat)─> CS_MGET: windows of MGET_WINDOW keys  │
@@ -30,7 +30,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -73,7 +72,10 @@ typedef struct mget_slot {
 typedef struct conn {
     TAILQ_ENTRY(conn) link;
     server_t *srv;
-    struct bufferevent *bev;
+    evutil_socket_t fd;
+    struct event *rev, *wev; /* readable (while reading is on), writable (while a write is partial) */
+    struct evbuffer *in, *out;
+    bool read_on;
     enum conn_state state;
     bool paused; /* output over the high watermark: not reading, not executing */
     bool dead;   /* on srv->dead, waiting for the reaper */
@@ -92,8 +94,7 @@ typedef struct conn {
     ticket_t *tickets[MGET_WINDOW + 1]; /* in flight; [MGET_WINDOW] for single ops */
     int mget_r, mget_w;
     bool in_process;          /* conn_process is on the stack */
-    bool read_off;            /* EV_READ disabled while a command waits */
-    bool write_on;            /* EV_WRITE enabled: libevent finishes a partial write */
+    bool write_on;            /* wev armed: a partial write waits for the socket */
     mc_level_t dflt_r, dflt_w; /* `consistency` for this connection */
 } conn_t;
 
@@ -109,7 +110,11 @@ static void reap(evutil_socket_t fd, short what, void *arg)
     conn_t *c;
     while ((c = TAILQ_FIRST(&srv->dead))) {
         TAILQ_REMOVE(&srv->dead, c, link);
-        bufferevent_free(c->bev);
+        event_free(c->rev);
+        event_free(c->wev);
+        evbuffer_free(c->in);
+        evbuffer_free(c->out);
+        evutil_closesocket(c->fd);
         if (c->mkeys != c->mkeys_inline)
             free(c->mkeys);
         for (int i = 0; i < MGET_WINDOW; i++)
@@ -128,37 +133,40 @@ static void conn_kill(conn_t *c)
             c->tickets[i]->c = NULL;
             c->tickets[i] = NULL;
         }
-    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    event_del(c->rev);
+    event_del(c->wev);
     TAILQ_REMOVE(&c->srv->conns, c, link);
     TAILQ_INSERT_TAIL(&c->srv->dead, c, link);
     c->srv->curr_conns--;
     event_active(c->srv->reaper, EV_TIMEOUT, 0);
 }
 
-/* Write the pending replies straight to the socket, and let libevent
- * finish only what the socket would not take.  Leaving every reply to the
- * event loop would switch EV_WRITE on and off (two epoll_ctl calls) for
- * every request. */
+static void read_set(conn_t *c, bool on)
+{
+    if (c->read_on == on || c->dead)
+        return;
+    c->read_on = on;
+    if (on)
+        event_add(c->rev, NULL);
+    else
+        event_del(c->rev);
+}
+
+/* Write the pending replies straight to the socket; only what the socket
+ * would not take waits for a writable event (one epoll_ctl then, none in
+ * the common case). */
 static void conn_flush(conn_t *c)
 {
-    if (c->dead)
+    if (c->dead || c->write_on || evbuffer_get_length(c->out) == 0)
         return;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    if (evbuffer_get_length(out) == 0 || c->write_on)
-        return;
-    /* a bufferevent keeps its output's start frozen for everybody but
-     * itself; thaw it for this write as its own write callback does */
-    evbuffer_unfreeze(out, 1);
-    int n = evbuffer_write(out, bufferevent_getfd(c->bev));
-    int err = errno;
-    evbuffer_freeze(out, 1);
-    if (n < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+    if (evbuffer_write(c->out, c->fd) < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+        errno != EINTR) {
         conn_kill(c); /* the peer is gone */
         return;
     }
-    if (evbuffer_get_length(out) > 0) {
+    if (evbuffer_get_length(c->out) > 0) {
         c->write_on = true;
-        bufferevent_enable(c->bev, EV_WRITE);
+        event_add(c->wev, NULL);
     }
 }
 
@@ -166,10 +174,9 @@ static void conn_flush(conn_t *c)
 static void conn_close_after_write(conn_t *c)
 {
     c->state = CS_CLOSING;
-    bufferevent_disable(c->bev, EV_READ);
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    read_set(c, false);
     conn_flush(c);
-    if (!c->dead && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+    if (!c->dead && evbuffer_get_length(c->out) == 0)
         conn_kill(c);
 }
 
@@ -195,7 +202,7 @@ void conn_close_all(server_t *srv)
 
 static void out_add(conn_t *c, const void *p, size_t n)
 {
-    evbuffer_add(bufferevent_get_output(c->bev), p, n);
+    evbuffer_add(c->out, p, n);
     c->srv->stats.bytes_written += n;
 }
 
@@ -236,7 +243,7 @@ static void out_value(conn_t *c, const void *key, size_t klen, const sibling_t *
 
 static bool out_full(conn_t *c)
 {
-    return evbuffer_get_length(bufferevent_get_output(c->bev)) > CONN_OUT_HIGH;
+    return evbuffer_get_length(c->out) > CONN_OUT_HIGH;
 }
 
 static void out_storage_error(conn_t *c)
@@ -832,14 +839,14 @@ static void exec_line(conn_t *c, mc_request_t *req, size_t line_total)
 
 static void consume(conn_t *c, size_t n)
 {
-    evbuffer_drain(bufferevent_get_input(c->bev), n);
+    evbuffer_drain(c->in, n);
     c->srv->stats.bytes_read += n;
 }
 
 /* CS_CMD: one line.  Returns false when more input is needed. */
 static bool step_cmd(conn_t *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = c->in;
     size_t eol_len = 0;
     struct evbuffer_ptr pos = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
     if (pos.pos < 0) {
@@ -903,7 +910,7 @@ static bool step_cmd(conn_t *c)
 
 static bool step_data(conn_t *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = c->in;
     size_t need = (size_t)c->req.bytes + 2;
     if (evbuffer_get_length(in) < need)
         return false;
@@ -924,7 +931,7 @@ static bool step_data(conn_t *c)
 
 static bool step_swallow(conn_t *c)
 {
-    size_t avail = evbuffer_get_length(bufferevent_get_input(c->bev));
+    size_t avail = evbuffer_get_length(c->in);
     size_t n = avail < c->swallow ? avail : (size_t)c->swallow;
     consume(c, n);
     c->swallow -= n;
@@ -956,11 +963,9 @@ static void conn_process(conn_t *c)
     conn_flush(c);
     /* reading was turned off while a command waited: turn it back on, once
      * (not per command: each switch is an epoll_ctl) */
-    if (c->read_off && !c->dead && !c->paused && c->state != CS_MGET && c->state != CS_WAIT &&
-        c->state != CS_CLOSING) {
-        c->read_off = false;
-        bufferevent_enable(c->bev, EV_READ);
-    }
+    if (!c->dead && !c->paused && c->state != CS_MGET && c->state != CS_WAIT &&
+        c->state != CS_CLOSING)
+        read_set(c, true);
 }
 
 static void conn_process_loop(conn_t *c)
@@ -979,54 +984,62 @@ static void conn_process_loop(conn_t *c)
         if (out_full(c)) {
             /* stop reading and executing until the client drains */
             c->paused = true;
-            c->read_off = true;
-            bufferevent_disable(c->bev, EV_READ);
-            bufferevent_setwatermark(c->bev, EV_WRITE, CONN_OUT_LOW, 0);
+            read_set(c, false);
             return;
         }
         if (!more) {
-            if (c->state == CS_MGET || c->state == CS_WAIT) {
-                /* waiting for replicas: one command at a time */
-                bufferevent_disable(c->bev, EV_READ);
-                c->read_off = true;
-            }
+            if (c->state == CS_MGET || c->state == CS_WAIT)
+                read_set(c, false); /* waiting for replicas: one command at a time */
             return;
         }
     }
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
-{
-    (void)bev;
-    conn_process(arg);
-}
+#define CONN_READ_CHUNK 16384
 
-static void on_write(struct bufferevent *bev, void *arg)
+static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
+    (void)what;
     conn_t *c = arg;
-    bool empty = evbuffer_get_length(bufferevent_get_output(bev)) == 0;
-    if (c->state == CS_CLOSING) {
-        if (empty)
-            conn_kill(c);
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(c->in, CONN_READ_CHUNK, &v, 1) < 1) {
+        conn_kill(c);
         return;
     }
-    if (empty && c->write_on) { /* caught up: replies go out directly again */
-        c->write_on = false;
-        bufferevent_disable(c->bev, EV_WRITE);
+    ssize_t n = recv(fd, v.iov_base, v.iov_len < CONN_READ_CHUNK ? v.iov_len : CONN_READ_CHUNK, 0);
+    if (n <= 0) {
+        evbuffer_commit_space(c->in, &v, 0);
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            conn_kill(c); /* EOF or error */
+        return;
     }
-    if (c->paused) {
-        c->paused = false;
-        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-        conn_process(c); /* turns reading back on when no command waits */
-    }
+    v.iov_len = (size_t)n;
+    evbuffer_commit_space(c->in, &v, 1);
+    conn_process(c);
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+static void on_writable(evutil_socket_t fd, short what, void *arg)
 {
-    (void)bev;
+    (void)what;
     conn_t *c = arg;
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+    if (evbuffer_write(c->out, fd) < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+        errno != EINTR) {
         conn_kill(c);
+        return;
+    }
+    size_t left = evbuffer_get_length(c->out);
+    if (left == 0) { /* caught up: replies go out directly again */
+        c->write_on = false;
+        event_del(c->wev);
+        if (c->state == CS_CLOSING) {
+            conn_kill(c);
+            return;
+        }
+    }
+    if (c->paused && left <= CONN_OUT_LOW) {
+        c->paused = false;
+        conn_process(c); /* turns reading back on when no command waits */
+    }
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
@@ -1047,23 +1060,34 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     conn_t *c = calloc(1, sizeof(*c));
-    struct bufferevent *bev = c ? bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
-    if (!bev) {
-        free(c);
+    if (c) {
+        c->fd = fd;
+        c->in = evbuffer_new();
+        c->out = evbuffer_new();
+        c->rev = event_new(srv->base, fd, EV_READ | EV_PERSIST, on_readable, c);
+        c->wev = event_new(srv->base, fd, EV_WRITE | EV_PERSIST, on_writable, c);
+    }
+    if (!c || !c->in || !c->out || !c->rev || !c->wev || evutil_make_socket_nonblocking(fd) < 0) {
+        if (c) {
+            if (c->rev)
+                event_free(c->rev);
+            if (c->wev)
+                event_free(c->wev);
+            if (c->in)
+                evbuffer_free(c->in);
+            if (c->out)
+                evbuffer_free(c->out);
+            free(c);
+        }
         evutil_closesocket(fd);
         return;
     }
     c->srv = srv;
-    c->bev = bev;
     c->state = CS_CMD;
     TAILQ_INSERT_TAIL(&srv->conns, c, link);
     srv->curr_conns++;
     srv->stats.total_connections++;
-    bufferevent_setcb(bev, on_read, on_write, on_event, c);
-    /* EV_WRITE (on by default in a new bufferevent) only while a write is
-     * partial: conn_flush writes replies directly */
-    bufferevent_disable(bev, EV_WRITE);
-    bufferevent_enable(bev, EV_READ);
+    read_set(c, true);
 }
 
 static void on_listen_error(struct evconnlistener *l, void *arg)
