@@ -23,6 +23,10 @@
  * one multi-get) until the socket drains below CONN_OUT_LOW, so a client
  * that does not read cannot make the server buffer without bound.
  *
+ * I/O: one recv per readable event into the input evbuffer; replies are
+ * written to the socket as soon as a batch of commands has run
+ * (conn_flush), and only a partial write arms the writable event.
+ *
  * Connections are never freed inside their own callbacks: conn_kill()
  * moves them to srv->dead and the reaper event frees them on the next loop
  * iteration.
