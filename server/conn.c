@@ -215,6 +215,7 @@ static void out_str(conn_t *c, const char *s)
     out_add(c, s, strlen(s));
 }
 
+/* A short formatted reply (at most 1 KiB; longer text goes through out_str). */
 static void out_fmt(conn_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void out_fmt(conn_t *c, const char *fmt, ...)
 {
@@ -560,8 +561,9 @@ static void do_lget(conn_t *c, const mc_key_t *k)
         snprintf(vv, sizeof(vv), "[...]");
     for (uint32_t i = 0; rc == 1 && i < o.nsib; i++) {
         const sibling_t *s = &o.sib[i];
-        out_fmt(c, "SIBLING %s %lld %s\r\n", vv, (long long)s->ts_us,
-                s->tombstone ? "deleted" : "live");
+        out_str(c, "SIBLING "); /* vv can outgrow out_fmt's line buffer */
+        out_str(c, vv);
+        out_fmt(c, " %lld %s\r\n", (long long)s->ts_us, s->tombstone ? "deleted" : "live");
         sibling_t shown = *s;
         if (s->tombstone)
             shown.len = 0;
