@@ -276,7 +276,10 @@ def test_no_acknowledged_write_lost_under_kill9(cluster):
 # BACKOFF_MAX_MS = 5 s), although every node already lists it up.
 # --------------------------------------------------------------------------
 
-WRITABLE_GOAL = 0.5      # s from "every node lists every node up" to a w=all write via n1
+# s from "every node lists every node up" to a w=all write via n1: the first
+# write should already succeed; the bound is loose (a shared, noisy machine)
+# but well under the 5 s back-off this guards against
+WRITABLE_GOAL = 2.0
 
 
 @pytest.mark.timeout(60)
