@@ -308,17 +308,18 @@ static void on_request(void *arg, peer_link_t *link, const frame_t *f)
 /* Whether the current ring knew name as alive. */
 static bool was_alive(const cluster_t *cl, const char *name)
 {
-    size_t n = ring_node_count(cl->ring);
+    const cluster_view_t *v = cl->view;
+    size_t n = ring_node_count(v->ring);
     for (size_t i = 0; i < n; i++)
-        if (!strcmp(cl->nodes[i].name, name))
-            return cl->nodes[i].alive;
+        if (!strcmp(v->nodes[i].name, name))
+            return v->nodes[i].alive;
     return false;
 }
 
 void cluster_refresh_ring(cluster_t *cl)
 {
     uint64_t epoch = gossip_epoch(cl->gossip);
-    if (cl->ring && epoch == cl->ring_epoch)
+    if (cl->view && epoch == cl->ring_epoch)
         return;
     size_t count = gossip_member_count(cl->gossip);
     const char **names = calloc(count ? count : 1, sizeof(*names));
@@ -372,14 +373,10 @@ void cluster_refresh_ring(cluster_t *cl)
     view->ring = ring;
     view->nodes = nodes;
     view->down = down;
-    if (!cl->ring || ring_node_count(cl->ring) != n)
+    if (!cl->view || ring_node_count(cl->view->ring) != n)
         log_info("cluster: ring epoch %llu with %zu nodes", (unsigned long long)epoch, n);
     cluster_view_release(cl->view);
     cl->view = view;
-    cl->ring = ring;
-    cl->nodes = nodes;
-    cl->down = down;
-    cl->self_idx = view->self_idx;
     cl->ring_epoch = epoch;
     cl->stats.ring_rebuilds++;
 out:
@@ -465,9 +462,6 @@ void cluster_close(cluster_t *cl)
     cl->gossip = NULL;
     cluster_view_release(cl->view);
     cl->view = NULL;
-    cl->ring = NULL;
-    cl->nodes = NULL;
-    cl->down = NULL;
 }
 
 cluster_view_t *cluster_view_hold(cluster_view_t *v)
@@ -490,9 +484,10 @@ void cluster_view_release(cluster_view_t *v)
 size_t cluster_live_peers(const cluster_t *cl, uint32_t *out, size_t cap)
 {
     size_t k = 0;
-    size_t n = cl->ring ? ring_node_count(cl->ring) : 0;
+    const cluster_view_t *v = cl->view;
+    size_t n = v ? ring_node_count(v->ring) : 0;
     for (size_t i = 0; i < n && k < cap; i++)
-        if (cl->nodes[i].alive && !cl->nodes[i].is_self)
+        if (v->nodes[i].alive && !v->nodes[i].is_self)
             out[k++] = (uint32_t)i;
     return k;
 }

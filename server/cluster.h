@@ -48,10 +48,6 @@ typedef struct cluster {
     transport_t *transport;
     gossip_t *gossip;
     cluster_view_t *view;   /* current view (we hold one reference); NULL before the first */
-    ring_t *ring;           /* = view->ring, for readers of the current view */
-    cluster_node_t *nodes;  /* = view->nodes */
-    bool *down;             /* = view->down */
-    uint32_t self_idx;      /* = view->self_idx */
     uint64_t ring_epoch;    /* gossip epoch the ring was built from */
     struct event *tick;
     int64_t generation;     /* our start time, ms */

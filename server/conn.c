@@ -383,8 +383,7 @@ static bool mget_output(conn_t *c)
             out_quorum_error(c, &s->res);
             return false;
         }
-        bool hit = gat ? s->res.result == KV_TOUCHED && s->res.found && node_visible(&s->res.obj)
-                       : s->res.found && node_visible(&s->res.obj);
+        bool hit = s->res.found && obj_live(&s->res.obj) && (!gat || s->res.result == KV_TOUCHED);
         count_get(c->srv, c->req.cmd, hit);
         if (hit)
             out_value(c, k->ptr, k->len, obj_winner(&s->res.obj), with_cas,
@@ -643,8 +642,8 @@ static void do_stats(conn_t *c, const char *arg)
     transport_stats_t ts;
     transport_get_stats(cl->transport, &ts);
     I("cluster_members", cl->gossip ? (int64_t)gossip_member_count(cl->gossip) : 0);
-    I("ring_size", cl->ring ? (int64_t)ring_range_count(cl->ring) : 0);
-    I("ring_nodes", cl->ring ? (int64_t)ring_node_count(cl->ring) : 0);
+    I("ring_size", cl->view ? (int64_t)ring_range_count(cl->view->ring) : 0);
+    I("ring_nodes", cl->view ? (int64_t)ring_node_count(cl->view->ring) : 0);
     U("ring_epoch", cl->ring_epoch);
     U("ring_rebuilds", cl->stats.ring_rebuilds);
     U("gossip_rounds", cl->stats.gossip_rounds);
@@ -681,7 +680,7 @@ static void do_stats(conn_t *c, const char *arg)
 
 static void do_ring(conn_t *c)
 {
-    ring_t *ring = c->srv->cluster.ring;
+    ring_t *ring = c->srv->cluster.view ? c->srv->cluster.view->ring : NULL;
     size_t nr = ring ? ring_range_count(ring) : 0;
     for (size_t i = 0; i < nr; i++) {
         uint64_t start, end;

@@ -103,27 +103,27 @@ typedef struct req {
 /* Plan the key's targets on the current view (held by the plan). */
 static int plan_build(server_t *srv, const void *key, size_t klen, plan_t *p)
 {
-    cluster_view_t *cl = srv->cluster.view;
+    cluster_view_t *v = srv->cluster.view;
     memset(p, 0, sizeof(*p));
-    if (!cl)
+    if (!v)
         return -EAGAIN;
-    p->view = cluster_view_hold(cl);
+    p->view = cluster_view_hold(v);
     const uint32_t *owners;
-    uint32_t no = ring_preflist(cl->ring, key, klen, &owners);
+    uint32_t no = ring_preflist(v->ring, key, klen, &owners);
     if (!srv->cfg.handoff_enabled) {
         for (uint32_t i = 0; i < no; i++)
-            if (!cl->down[owners[i]])
+            if (!v->down[owners[i]])
                 p->t[p->n++] = (target_t){owners[i], RING_NODE_NONE};
         return 0;
     }
     ring_replica_t rr[MAXT];
-    int k = ring_preflist_healthy(cl->ring, key, klen, cl->down, rr, MAXT);
+    int k = ring_preflist_healthy(v->ring, key, klen, v->down, rr, MAXT);
     if (k < 0)
         return k;
     for (int i = 0; i < k; i++)
         p->t[p->n++] = (target_t){rr[i].node, rr[i].hint_for};
     for (uint32_t i = 0; i < no; i++) {
-        if (!cl->down[owners[i]])
+        if (!v->down[owners[i]])
             continue;
         bool covered = false;
         for (int j = 0; j < k; j++)

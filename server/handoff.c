@@ -263,20 +263,21 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     handoff_t *h = arg;
     server_t *srv = h->srv;
     cluster_t *cl = &srv->cluster;
-    if (!cl->ring)
+    const cluster_view_t *v = cl->view;
+    if (!v)
         return;
     int budget = srv->cfg.hint_rate_per_s * HANDOFF_TICK_MS / 1000;
     if (budget < 1)
         budget = 1;
-    size_t nn = ring_node_count(cl->ring);
+    size_t nn = ring_node_count(v->ring);
     for (size_t i = 0; i < h->nowners; i++) {
         owner_t *ow = &h->owners[i];
         if (ow->pending <= 0 || ow->inflight >= HANDOFF_MAX_INFLIGHT)
             continue;
         const cluster_node_t *node = NULL;
         for (size_t j = 0; j < nn; j++)
-            if (!strcmp(cl->nodes[j].name, ow->name))
-                node = &cl->nodes[j];
+            if (!strcmp(v->nodes[j].name, ow->name))
+                node = &v->nodes[j];
         if (!node || !node->alive || node->is_self)
             continue;
         /* a new pass starts only when the previous one has landed */

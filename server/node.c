@@ -57,11 +57,6 @@ static void acct_apply(server_t *srv, acct_t before, acct_t after)
     srv->stats.bytes += after.bytes - before.bytes;
 }
 
-bool node_visible(const obj_t *o)
-{
-    return obj_live(o);
-}
-
 /* Store o for key.  An object whose siblings are all gone keeps its
  * version vector on disk: this node coordinates writes with counters taken
  * from it, and a counter used again after forgetting it would make the new

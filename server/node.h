@@ -34,7 +34,5 @@ int64_t node_flush_time(int64_t delay_s);
 /* Items written up to when_us are gone once the clock reaches it. */
 int node_flush_at(server_t *srv, int64_t when_us);
 
-/* True when o's winner is a live value at this moment. */
-bool node_visible(const obj_t *o);
 
 #endif
