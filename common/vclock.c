@@ -295,3 +295,55 @@ size_t vc_format(const vclock_t *vc, char *buf, size_t cap)
         buf[pos < cap ? pos : cap - 1] = '\0';
     return pos;
 }
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int vc_parse(const char *s, size_t len, uint32_t max, vclock_t *out)
+{
+    if (len < 2 || s[0] != '[' || s[len - 1] != ']')
+        return -EINVAL;
+    vclock_t tmp;
+    vc_init(&tmp);
+    size_t pos = 1, end = len - 1;
+    int rc = -EINVAL;
+    while (pos < end) {
+        if (tmp.n > 0 && s[pos++] != ',')
+            goto err;
+        uint64_t node = 0, counter = 0;
+        for (int i = 0; i < 16; i++, pos++) {
+            int h = pos < end ? hexval(s[pos]) : -1;
+            if (h < 0)
+                goto err;
+            node = node << 4 | (uint64_t)h;
+        }
+        if (pos >= end || s[pos++] != ':' || pos >= end || s[pos] < '0' || s[pos] > '9')
+            goto err;
+        for (; pos < end && s[pos] >= '0' && s[pos] <= '9'; pos++) {
+            unsigned d = (unsigned)(s[pos] - '0');
+            if (counter > (UINT64_MAX - d) / 10)
+                goto err;
+            counter = counter * 10 + d;
+        }
+        if (counter == 0 || tmp.n >= max || (tmp.n > 0 && node <= tmp.e[tmp.n - 1].node))
+            goto err;
+        if ((rc = vc_reserve(&tmp, tmp.n + 1)) < 0)
+            goto err;
+        rc = -EINVAL;
+        tmp.e[tmp.n++] = (vc_entry_t){.node = node, .counter = counter, .ts_us = 0};
+    }
+    vc_free(out);
+    *out = tmp;
+    return 0;
+err:
+    vc_free(&tmp);
+    return rc;
+}

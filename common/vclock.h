@@ -68,5 +68,11 @@ uint64_t vc_digest(const vclock_t *vc);
  * cap bytes including the NUL; returns the length it needed (like
  * snprintf). */
 size_t vc_format(const vclock_t *vc, char *buf, size_t cap);
+/* Parse vc_format's text form (len bytes of s, not NUL-terminated) into
+ * *out (vc_init'ed; its old entries are released on success).  Node ids are
+ * exactly 16 hex digits, counters decimal 1..2^64-1, nodes strictly
+ * increasing, at most max entries.  Timestamps are set to 0.  Returns 0,
+ * -EINVAL on anything else, -ENOMEM. */
+int vc_parse(const char *s, size_t len, uint32_t max, vclock_t *out);
 
 #endif

@@ -387,7 +387,7 @@ static bool mget_output(conn_t *c)
         count_get(c->srv, c->req.cmd, hit);
         if (hit)
             out_value(c, k->ptr, k->len, obj_winner(&s->res.obj), with_cas,
-                      vc_digest(&s->res.obj.vc));
+                      kv_cas_token(k->ptr, k->len, &s->res.obj.vc));
         obj_free(&s->res.obj);
     }
     return true;
@@ -533,7 +533,7 @@ static void on_siblings_done(void *arg, coord_result_t *res)
     if (res->status != COORD_OK) {
         out_quorum_error(c, res);
     } else {
-        uint64_t token = vc_digest(&res->obj.vc);
+        uint64_t token = kv_cas_token(c->key, c->klen, &res->obj.vc);
         for (uint32_t i = 0; res->found && i < res->obj.nsib; i++)
             if (!res->obj.sib[i].tombstone)
                 out_value(c, c->key, c->klen, &res->obj.sib[i], true, token);
@@ -553,7 +553,7 @@ static void do_lget(conn_t *c, const mc_key_t *k)
         obj_free(&o);
         return;
     }
-    uint64_t token = vc_digest(&o.vc);
+    uint64_t token = kv_cas_token(k->ptr, k->len, &o.vc);
     char vv[4096];
     size_t need = vc_format(&o.vc, vv, sizeof(vv));
     if (need >= sizeof(vv))

@@ -551,7 +551,7 @@ static void write_phase(op_t *op)
     sibling_t sib;
     bool write = false;
     int64_t now_us = node_now_us();
-    op->result = kv_decide(&op->kop, &op->merged, now_us, &sib, &write, &op->number);
+    op->result = kv_decide(&op->kop, op->key, op->klen, &op->merged, now_us, &sib, &write, &op->number);
     if (!write) {
         op_finish(op, COORD_OK, op->rgot, op->r, NULL);
         return;

@@ -9,6 +9,8 @@
  */
 #include "kv.h"
 
+#include "../common/hash.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,8 +79,14 @@ static int set_value(sibling_t *s, const uint8_t *a, size_t alen, const uint8_t 
     return 0;
 }
 
-enum kv_result kv_decide(const kv_op_t *op, const obj_t *cur, int64_t now_us, sibling_t *out,
-                         bool *write, uint64_t *number)
+uint64_t kv_cas_token(const void *key, size_t klen, const vclock_t *vc)
+{
+    uint64_t t = qkv_hash64_seed(key, klen, vc_digest(vc));
+    return t ? t : 1;
+}
+
+enum kv_result kv_decide(const kv_op_t *op, const void *key, size_t klen, const obj_t *cur,
+                         int64_t now_us, sibling_t *out, bool *write, uint64_t *number)
 {
     const sibling_t *win = obj_live(cur) ? obj_winner(cur) : NULL;
     memset(out, 0, sizeof(*out));
@@ -107,7 +115,7 @@ enum kv_result kv_decide(const kv_op_t *op, const obj_t *cur, int64_t now_us, si
     case MC_CAS:
         if (!win)
             return KV_NOT_FOUND;
-        if (vc_digest(&cur->vc) != op->cas)
+        if (kv_cas_token(key, klen, &cur->vc) != op->cas)
             return KV_EXISTS;
         rc = set_value(out, op->data, op->len, NULL, 0);
         out->flags = op->flags;

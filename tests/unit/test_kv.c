@@ -22,6 +22,8 @@
 #include "../../server/kv.h"
 #include "../../storage/object.h"
 
+#define KEY "key"
+
 enum { NODE_A = 0xa, NODE_B = 0xb };
 #define NOW_S 1700000000LL
 #define NOW_US (NOW_S * 1000000LL)
@@ -73,7 +75,7 @@ static decided_t decide(const kv_op_t *op, const obj_t *cur)
     decided_t d;
     d.write = true; /* kv_decide must clear it */
     d.number = 0xdead;
-    d.rc = kv_decide(op, cur, NOW_US, &d.out, &d.write, &d.number);
+    d.rc = kv_decide(op, KEY, strlen(KEY), cur, NOW_US, &d.out, &d.write, &d.number);
     if (!d.write)
         assert_null(d.out.value); /* nothing for the caller to free */
     return d;
@@ -204,7 +206,7 @@ static void test_cas(void **state)
     for (int st = LIVE; st <= TOMBSTONED; st++) {
         obj_t o;
         make(&o, st, "v1");
-        uint64_t unique = vc_digest(&o.vc);
+        uint64_t unique = kv_cas_token(KEY, strlen(KEY), &o.vc);
         kv_op_t op = op_store(MC_CAS, "v2");
 
         op.cas = unique + 1; /* stale */
@@ -229,7 +231,7 @@ static void test_cas(void **state)
         assert_value(d.out.value, d.out.len, "v2");
         apply(&o, &d);
         /* the write changed the unique: the same cas is now stale */
-        assert_true(vc_digest(&o.vc) != unique);
+        assert_true(kv_cas_token(KEY, strlen(KEY), &o.vc) != unique);
         d = decide(&op, &o);
         assert_int_equal(d.rc, KV_EXISTS);
         assert_false(d.write);
@@ -396,7 +398,7 @@ static void test_siblings_use_winner(void **state)
     assert_value(d.out.value, d.out.len, "20!");
     /* cas against the merged vector, which covers both siblings */
     op = op_store(MC_CAS, "c");
-    op.cas = vc_digest(&o.vc);
+    op.cas = kv_cas_token(KEY, strlen(KEY), &o.vc);
     free(d.out.value);
     d = decide(&op, &o);
     assert_int_equal(d.rc, KV_STORED);

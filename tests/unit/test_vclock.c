@@ -3,6 +3,7 @@
  * four orders, merge, descends, covers, prune order, digest stability and
  * the operator text form.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -276,6 +277,37 @@ static void test_format(void **state)
     vc_free(&vc);
 }
 
+/* vc_parse reads back exactly what vc_format writes, and nothing else. */
+static void test_parse(void **state)
+{
+    (void)state;
+    vclock_t vc, back;
+    char buf[256];
+    vc_init(&vc);
+    vc_init(&back);
+    assert_int_equal(vc_parse("[]", 2, 8, &back), 0);
+    assert_int_equal(back.n, 0);
+    assert_int_equal(vc_set(&vc, 0xff01, 1, 0), 0);
+    assert_int_equal(vc_set(&vc, 0xab12, 3, 0), 0);
+    assert_int_equal(vc_set(&vc, UINT64_MAX, UINT64_MAX, 0), 0);
+    size_t n = vc_format(&vc, buf, sizeof(buf));
+    assert_int_equal(vc_parse(buf, n, 8, &back), 0);
+    assert_int_equal(vc_compare(&vc, &back), VC_EQUAL);
+    assert_int_equal(vc_parse(buf, n, 2, &back), -EINVAL); /* over max: back unchanged */
+    assert_int_equal(back.n, 3);
+    static const char *bad[] = {
+        "", "[", "]", "[,]", "x[]", "[000000000000ab12]", "[000000000000ab12:]",
+        "[000000000000ab12:0]", "[00000000000ab12:3]", "[000000000000ab12:3,]",
+        "[000000000000ab12:3,000000000000ab12:4]", "[000000000000ff01:1,000000000000ab12:3]",
+        "[000000000000ab12:18446744073709551616]", "[000000000000ab1g:3]",
+        "[000000000000ab12:3 ]", "[000000000000ab12:-3]", "[0000000000000ab12:3]",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(vc_parse(bad[i], strlen(bad[i]), 8, &back), -EINVAL);
+    vc_free(&vc);
+    vc_free(&back);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -288,6 +320,7 @@ int main(void)
         cmocka_unit_test(test_prune_keeps_newest),
         cmocka_unit_test(test_digest),
         cmocka_unit_test(test_format),
+        cmocka_unit_test(test_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
