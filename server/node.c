@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -28,6 +29,7 @@
 #define CRAWL_INTERVAL_MS 100
 #define CRAWL_SLICE 200
 #define META_FLUSH "flush_us"
+#define META_ACTOR "actor"
 
 int64_t node_now_us(void)
 {
@@ -109,16 +111,38 @@ int node_merge(server_t *srv, const void *key, size_t klen, const obj_t *in)
         goto out;
     obj_purge(&cur, node_now_us(), srv->flush_us);
     srv->stats.siblings_pruned += obj_prune_siblings(&cur, (uint32_t)srv->cfg.max_siblings);
-    srv->stats.vv_entries_pruned += obj_prune_vc(&cur, (uint32_t)srv->cfg.max_vv_entries);
+    srv->stats.vv_entries_pruned +=
+        obj_prune_vc(&cur, (uint32_t)srv->cfg.max_vv_entries, srv->node_id);
     rc = persist(srv, key, klen, &cur, before);
 out:
     obj_free(&cur);
     return rc;
 }
 
-int node_replace(server_t *srv, const void *key, size_t klen, const obj_t *before, const obj_t *o)
+int node_write(server_t *srv, const void *key, size_t klen, const obj_t *known,
+               const vclock_t *ctx, sibling_t *s, int64_t now_us, obj_t *out)
 {
-    return persist(srv, key, klen, o, acct_of(before, klen));
+    obj_t cur;
+    obj_init(&cur);
+    int rc = known ? obj_copy(&cur, known) : node_read(srv, key, klen, &cur);
+    if (rc < 0)
+        goto out;
+    acct_t before = acct_of(&cur, klen);
+    if ((rc = obj_update(&cur, ctx, srv->node_id, s, now_us)) < 0)
+        goto out;
+    srv->stats.siblings_pruned += obj_prune_siblings(&cur, (uint32_t)srv->cfg.max_siblings);
+    srv->stats.vv_entries_pruned +=
+        obj_prune_vc(&cur, (uint32_t)srv->cfg.max_vv_entries, srv->node_id);
+    if ((rc = persist(srv, key, klen, &cur, before)) < 0)
+        goto out;
+    obj_free(out);
+    *out = cur;
+    obj_init(&cur);
+out:
+    free(s->value);
+    s->value = NULL;
+    obj_free(&cur);
+    return rc;
 }
 
 int64_t node_flush_time(int64_t delay_s)
@@ -238,6 +262,45 @@ void node_start_crawler(server_t *srv)
         event_add(srv->crawler, &tv);
 }
 
+/* This replica's actor in version vectors: kept in metadata, made anew for
+ * a new data directory.  A replica that lost its data (wiped directory)
+ * must not mint dots it minted before, which its old counters would do
+ * under the same actor: replicas that still hold the old writes would take
+ * the new ones for writes they had already seen (Riak gives a vnode a new
+ * id for the same reason).  A directory written before actors were kept
+ * (it has a node generation but no actor) keeps the old actor, the hash
+ * of the node name, so its counters stay valid. */
+static int load_actor(server_t *srv, char *err, size_t errlen)
+{
+    uint8_t *val = NULL;
+    size_t vlen = 0;
+    int rc = store_raw_get(srv->store, 'm', META_ACTOR, strlen(META_ACTOR), &val, &vlen);
+    if (rc == 1 && vlen == 8) {
+        memcpy(&srv->node_id, val, 8);
+        free(val);
+        return 0;
+    }
+    free(val);
+    val = NULL;
+    uint64_t actor = qkv_hash64(srv->cfg.name, strlen(srv->cfg.name));
+    if (store_raw_get(srv->store, 'm', "generation", 10, &val, &vlen) != 1) {
+        uint64_t seed;
+        if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed)) {
+            snprintf(err, errlen, "cannot make a replica id: getrandom: %s", strerror(errno));
+            return -1;
+        }
+        actor = qkv_hash64_seed(srv->cfg.name, strlen(srv->cfg.name), seed);
+    }
+    free(val);
+    if (store_raw_put(srv->store, 'm', META_ACTOR, strlen(META_ACTOR), &actor, 8) < 0) {
+        snprintf(err, errlen, "cannot store the replica id in %s", srv->cfg.data_dir);
+        return -1;
+    }
+    srv->node_id = actor;
+    log_info("storage: replica id %016llx", (unsigned long long)actor);
+    return 0;
+}
+
 /* mkdir -p */
 static int make_dirs(const char *path)
 {
@@ -271,7 +334,11 @@ int node_open(server_t *srv, char *err, size_t errlen)
         free(msg);
         return -1;
     }
-    srv->node_id = qkv_hash64(srv->cfg.name, strlen(srv->cfg.name));
+    if (load_actor(srv, err, errlen) < 0) {
+        store_close(srv->store);
+        srv->store = NULL;
+        return -1;
+    }
     uint8_t *val = NULL;
     size_t vlen = 0;
     if (store_raw_get(srv->store, 'm', META_FLUSH, strlen(META_FLUSH), &val, &vlen) == 1) {

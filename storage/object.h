@@ -73,8 +73,20 @@ int obj_update(obj_t *o, const vclock_t *ctx, uint64_t node, sibling_t *s,
 /* Replica merge (read repair, handoff, anti-entropy): dst becomes the union
  * of dst and src where a sibling survives if the other side also holds its
  * dot or has not seen it (its vector does not cover the dot).  Commutative,
- * associative, idempotent. */
+ * associative, idempotent, also for input that breaks the one-value-per-dot
+ * rule (data written before dots were minted at the replica): when both
+ * sides hold one dot with different content, the greater by
+ * obj_sib_order() survives on both, so replicas still converge. */
 int obj_sync(obj_t *dst, const obj_t *src);
+
+/* A total order on sibling content (ts_us, tombstone, flags, expiry, len,
+ * value bytes; the dot is not compared): <0, 0, >0. */
+int obj_sib_order(const sibling_t *a, const sibling_t *b);
+
+/* True when a and b hold exactly the same content: every vector entry
+ * (node, counter, ts) and every sibling (dot and content).  Read repair
+ * compares with this, never with a summary that could hide a difference. */
+bool obj_equal(const obj_t *a, const obj_t *b);
 
 /* The sibling memcached clients see: greatest ts_us, ties broken by the
  * greater dot (node, then counter).  Tombstones take part (a newest
@@ -94,10 +106,12 @@ uint32_t obj_purge(obj_t *o, int64_t now_us, int64_t flush_us);
 /* Keep at most max vector entries, dropping the least recently advanced
  * first, but never an entry that covers a sibling's dot (so the object stays
  * well formed; it may keep more than max entries when its siblings need
- * them).  Pruning forgets history: a later write that the dropped entries
- * would have shown as older may become a sibling instead, never a loss.
- * Returns how many were dropped. */
-uint32_t obj_prune_vc(obj_t *o, uint32_t max);
+ * them) and never the entry of actor `keep` (the local replica's own actor:
+ * its counter is where the next dot it mints comes from, so forgetting it
+ * would mint a dot again).  Pruning forgets history: a later write that the
+ * dropped entries would have shown as older may become a sibling instead,
+ * never a loss.  Returns how many were dropped. */
+uint32_t obj_prune_vc(obj_t *o, uint32_t max, uint64_t keep);
 
 /* True when the object has a live winner (exists, not a tombstone). */
 bool obj_live(const obj_t *o);

@@ -940,7 +940,7 @@ static void test_prune_vc_keeps_dot_entries(void **state)
     sibling_t s = mk("v", 100);
     assert_int_equal(obj_update(&o, &ctx, 2, &s, 100), 0);
     vc_free(&ctx);
-    assert_int_equal(obj_prune_vc(&o, 3), 7);
+    assert_int_equal(obj_prune_vc(&o, 3, 0), 7);
     assert_int_equal(o.vc.n, 3);
     assert_true(vc_covers(&o.vc, o.sib[0].dot));
     assert_well_formed(&o);
@@ -953,11 +953,90 @@ static void test_prune_vc_keeps_dot_entries(void **state)
     free(buf);
     obj_free(&back);
     /* down to the entries the siblings need, never below */
-    assert_int_equal(obj_prune_vc(&o, 0), 2);
+    assert_int_equal(obj_prune_vc(&o, 0, 0), 2);
     assert_int_equal(o.vc.n, 1);
     assert_int_equal(o.vc.e[0].node, 2);
-    assert_int_equal(obj_prune_vc(&o, 0), 0);
+    assert_int_equal(obj_prune_vc(&o, 0, 0), 0);
     obj_free(&o);
+}
+
+/* Regression (issue 7): pruning dropped the local actor's entry once its
+ * siblings were superseded, so its next write minted a dot it had used
+ * before, which replicas that remembered it took for already seen. */
+static void test_prune_vc_keeps_local_actor(void **state)
+{
+    (void)state;
+    obj_t o;
+    obj_init(&o);
+    put(&o, NULL, 7, "by7", 1);      /* the local actor, long ago */
+    put(&o, &o.vc, 8, "by8", 2);     /* superseded by node 8 */
+    for (uint64_t node = 20; node < 30; node++)
+        assert_int_equal(vc_set(&o.vc, node, 1, 100 + (int64_t)node), 0);
+    uint64_t mine = vc_get(&o.vc, 7);
+    assert_true(mine > 0);
+    obj_prune_vc(&o, 2, 7);
+    assert_int_equal(vc_get(&o.vc, 7), mine);
+    assert_true(vc_get(&o.vc, 8) > 0); /* covers the live sibling */
+    /* the next write through 7 gets a dot it never had */
+    put(&o, &o.vc, 7, "again", 300);
+    assert_true(vc_get(&o.vc, 7) == mine + 1);
+    obj_free(&o);
+}
+
+/* obj_equal sees every difference: a vector timestamp, a value byte, a
+ * flag, a dot; equal content compares equal. */
+static void test_equal_whole_content(void **state)
+{
+    (void)state;
+    obj_t a, b;
+    obj_init(&a);
+    obj_init(&b);
+    put(&a, NULL, 1, "hello", 10);
+    put(&a, NULL, 2, "world", 11);
+    assert_int_equal(obj_copy(&b, &a), 0);
+    assert_true(obj_equal(&a, &b));
+    b.sib[0].value[0] ^= 1;
+    assert_false(obj_equal(&a, &b));
+    b.sib[0].value[0] ^= 1;
+    b.sib[1].flags = 9;
+    assert_false(obj_equal(&a, &b));
+    b.sib[1].flags = a.sib[1].flags;
+    b.vc.e[0].ts_us++;
+    assert_false(obj_equal(&a, &b));
+    b.vc.e[0].ts_us--;
+    b.sib[1].dot.counter++; /* not well formed, but must not compare equal */
+    assert_false(obj_equal(&a, &b));
+    b.sib[1].dot.counter--;
+    assert_true(obj_equal(&a, &b));
+    obj_free(&a);
+    obj_free(&b);
+}
+
+/* Regression (issue 7): two replicas holding different values under one
+ * dot (written before dots were minted at the replica) never converged,
+ * since each kept its own copy.  Now both keep the greater content. */
+static void test_sync_same_dot_converges(void **state)
+{
+    (void)state;
+    obj_t a, b, ab, ba;
+    obj_init(&a);
+    obj_init(&b);
+    obj_init(&ab);
+    obj_init(&ba);
+    put(&a, NULL, 1, "from-a", 10);
+    put(&b, NULL, 1, "from-b", 10); /* the same dot (1,1) */
+    assert_int_equal(obj_copy(&ab, &a), 0);
+    assert_int_equal(obj_sync(&ab, &b), 0);
+    assert_int_equal(obj_copy(&ba, &b), 0);
+    assert_int_equal(obj_sync(&ba, &a), 0);
+    assert_true(obj_equal(&ab, &ba));
+    assert_int_equal(ab.nsib, 1);
+    assert_true(has_value(&ab, "from-b"));
+    assert_well_formed(&ab);
+    obj_free(&a);
+    obj_free(&b);
+    obj_free(&ab);
+    obj_free(&ba);
 }
 
 static void test_purge_expiry(void **state)
@@ -1054,6 +1133,9 @@ int main(void)
         cmocka_unit_test(test_prune_siblings),
         cmocka_unit_test(test_purge_expiry),
         cmocka_unit_test(test_prune_vc_keeps_dot_entries),
+        cmocka_unit_test(test_prune_vc_keeps_local_actor),
+        cmocka_unit_test(test_equal_whole_content),
+        cmocka_unit_test(test_sync_same_dot_converges),
         cmocka_unit_test(test_purge_flush),
         cmocka_unit_test(test_copy_is_deep),
     };
