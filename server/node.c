@@ -30,6 +30,8 @@
 #define CRAWL_SLICE 200
 #define META_FLUSH "flush_us"
 #define META_ACTOR "actor"
+#define META_DOT_LEASE "dot_lease"
+#define DOT_LEASE (1u << 20) /* counters handed out per metadata write */
 
 int64_t node_now_us(void)
 {
@@ -111,12 +113,31 @@ int node_merge(server_t *srv, const void *key, size_t klen, const obj_t *in)
         goto out;
     obj_purge(&cur, node_now_us(), srv->flush_us);
     srv->stats.siblings_pruned += obj_prune_siblings(&cur, (uint32_t)srv->cfg.max_siblings);
-    srv->stats.vv_entries_pruned +=
-        obj_prune_vc(&cur, (uint32_t)srv->cfg.max_vv_entries, srv->node_id);
+    srv->stats.vv_entries_pruned += obj_prune_vc(&cur, (uint32_t)srv->cfg.max_vv_entries);
     rc = persist(srv, key, klen, &cur, before);
 out:
     obj_free(&cur);
     return rc;
+}
+
+/* Counter c was minted: the next dot comes after it.  Counters up to the
+ * lease may be used without another metadata write; the lease moves ahead
+ * in big steps, and is on disk before a counter beyond the old lease is
+ * written anywhere (LevelDB's log is in order, so a crash that loses the
+ * lease loses the writes that used it too). */
+static int dot_taken(server_t *srv, uint64_t c)
+{
+    srv->dot_next = c + 1;
+    if (srv->dot_next <= srv->dot_lease)
+        return 0;
+    uint64_t lease = srv->dot_next + DOT_LEASE;
+    int rc = store_raw_put(srv->store, 'm', META_DOT_LEASE, strlen(META_DOT_LEASE), &lease, 8);
+    if (rc < 0) {
+        srv->stats.store_errors++;
+        return rc;
+    }
+    srv->dot_lease = lease;
+    return 0;
 }
 
 int node_write(server_t *srv, const void *key, size_t klen, const obj_t *known,
@@ -128,11 +149,12 @@ int node_write(server_t *srv, const void *key, size_t klen, const obj_t *known,
     if (rc < 0)
         goto out;
     acct_t before = acct_of(&cur, klen);
-    if ((rc = obj_update(&cur, ctx, srv->node_id, s, now_us)) < 0)
+    if ((rc = obj_update(&cur, ctx, srv->node_id, srv->dot_next, s, now_us)) < 0)
+        goto out;
+    if ((rc = dot_taken(srv, s->dot.counter)) < 0)
         goto out;
     srv->stats.siblings_pruned += obj_prune_siblings(&cur, (uint32_t)srv->cfg.max_siblings);
-    srv->stats.vv_entries_pruned +=
-        obj_prune_vc(&cur, (uint32_t)srv->cfg.max_vv_entries, srv->node_id);
+    srv->stats.vv_entries_pruned += obj_prune_vc(&cur, (uint32_t)srv->cfg.max_vv_entries);
     if ((rc = persist(srv, key, klen, &cur, before)) < 0)
         goto out;
     obj_free(out);
@@ -262,8 +284,10 @@ void node_start_crawler(server_t *srv)
         event_add(srv->crawler, &tv);
 }
 
-/* This replica's actor in version vectors: kept in metadata, made anew for
- * a new data directory.  A replica that lost its data (wiped directory)
+/* This replica's actor in version vectors and its dot counter.  The
+ * counter is one for all keys and only grows (node_write, dot_taken), so
+ * the replica never mints a dot twice, whatever pruning forgot.  The actor
+ * is kept in metadata, made anew for a new data directory.  A replica that lost its data (wiped directory)
  * must not mint dots it minted before, which its old counters would do
  * under the same actor: replicas that still hold the old writes would take
  * the new ones for writes they had already seen (Riak gives a vnode a new
@@ -274,6 +298,15 @@ static int load_actor(server_t *srv, char *err, size_t errlen)
 {
     uint8_t *val = NULL;
     size_t vlen = 0;
+    /* the next dot counter: the lease of the last run (every counter it
+     * used is below it) */
+    if (store_raw_get(srv->store, 'm', META_DOT_LEASE, strlen(META_DOT_LEASE), &val, &vlen) == 1 &&
+        vlen == 8) {
+        memcpy(&srv->dot_lease, val, 8);
+        srv->dot_next = srv->dot_lease;
+    }
+    free(val);
+    val = NULL;
     int rc = store_raw_get(srv->store, 'm', META_ACTOR, strlen(META_ACTOR), &val, &vlen);
     if (rc == 1 && vlen == 8) {
         memcpy(&srv->node_id, val, 8);

@@ -25,10 +25,10 @@ int node_merge(server_t *srv, const void *key, size_t klen, const obj_t *in);
 /* The coordinating replica's step of a new write (DESIGN.md, Versions):
  * in one step of the loop, read the local object, mint the write's dot
  * against it (obj_update with causal context ctx, NULL for none, and this
- * replica's actor srv->node_id), prune, and persist.  The dot is new
- * because this replica's counter for the key only ever grows: every dot it
- * mints is persisted here before anything else sees it, pruning never drops
- * its own entry, and a wiped data directory gets a new actor (node_open).
+ * replica's actor srv->node_id), prune, and persist.  The dot is new:
+ * it comes from this replica's own counter, one for all keys, which only
+ * grows (kept across restarts by a lease in metadata), and a wiped data
+ * directory gets a new actor (node_open).
  * `known`, when not NULL, is the local object as node_read() returned it
  * with nothing written since (srv->write_seq unchanged), which saves the
  * read.  The sibling's value moves into the object (s->value is NULL after,

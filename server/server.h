@@ -58,6 +58,8 @@ typedef struct server {
     struct evconnlistener *listener;
     store_t *store;
     uint64_t node_id;       /* this replica's actor in version vectors (node.c load_actor) */
+    uint64_t dot_next;      /* the next dot counter this replica mints (node_write) */
+    uint64_t dot_lease;     /* counters below it are reserved in metadata */
     int64_t flush_us;       /* items written at or before this are flushed, once now >= it */
     uint64_t write_seq;     /* bumped by every write of the local replica (node.c) */
     int64_t started;        /* unix seconds */

@@ -421,7 +421,8 @@ out:
 
 /* ---- DVV operations ---- */
 
-int obj_update(obj_t *o, const vclock_t *ctx, uint64_t node, sibling_t *s, int64_t now_us)
+int obj_update(obj_t *o, const vclock_t *ctx, uint64_t node, uint64_t min_counter, sibling_t *s,
+               int64_t now_us)
 {
     uint64_t base = vc_get(&o->vc, node);
     if (ctx != NULL && vc_get(ctx, node) > base)
@@ -430,7 +431,7 @@ int obj_update(obj_t *o, const vclock_t *ctx, uint64_t node, sibling_t *s, int64
         return -EOVERFLOW;
     if (s->len > 0 && s->value == NULL)
         return -EINVAL;
-    dot_t dot = {.node = node, .counter = base + 1};
+    dot_t dot = {.node = node, .counter = base + 1 > min_counter ? base + 1 : min_counter};
 
     /* Everything that can fail first, on the side. */
     if (o->nsib == UINT32_MAX)
@@ -679,7 +680,7 @@ static bool dot_node_needed(const obj_t *o, uint64_t node)
     return false;
 }
 
-uint32_t obj_prune_vc(obj_t *o, uint32_t max, uint64_t keep)
+uint32_t obj_prune_vc(obj_t *o, uint32_t max)
 {
     uint32_t dropped = 0;
     while (o->vc.n > max) {
@@ -687,7 +688,7 @@ uint32_t obj_prune_vc(obj_t *o, uint32_t max, uint64_t keep)
         uint32_t victim = UINT32_MAX;
         for (uint32_t i = 0; i < o->vc.n; i++) {
             const vc_entry_t *e = &o->vc.e[i];
-            if (e->node == keep || dot_node_needed(o, e->node))
+            if (dot_node_needed(o, e->node))
                 continue;
             if (victim == UINT32_MAX || e->ts_us < o->vc.e[victim].ts_us ||
                 (e->ts_us == o->vc.e[victim].ts_us && e->node < o->vc.e[victim].node))
