@@ -551,6 +551,19 @@ static void on_put_reply(void *arg, int status, const frame_t *f)
     op_unref(op);
 }
 
+/* dst = the pointwise minimum of a and b (an entry only where both have
+ * one). */
+static int vc_clip(vclock_t *dst, const vclock_t *a, const vclock_t *b)
+{
+    for (uint32_t i = 0; i < a->n; i++) {
+        uint64_t m = vc_get(b, a->e[i].node);
+        uint64_t c = a->e[i].counter < m ? a->e[i].counter : m;
+        if (c > 0 && vc_set(dst, a->e[i].node, c, a->e[i].ts_us) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
 /* The read phase reached its quorum: decide; if it writes, mint and
  * persist the new version here (node_write), let the next write of the key
  * go, and send the stored object to every other target. */
@@ -566,15 +579,29 @@ static void write_phase(op_t *op)
         op_finish(op, COORD_OK, op->rgot, op->r, NULL);
         return;
     }
-    /* the write supersedes what it read (or what the client says it read) */
-    const vclock_t *ctx = op->has_ctx ? &op->ctx : &op->merged.vc;
+    /* the write supersedes what it read, or what the client says it read
+     * but no more than the replicas hold: a context naming versions nobody
+     * has (made up, or from another cluster) must not make the key's
+     * vector claim them, which would hide real writes later */
+    vclock_t clipped;
+    vc_init(&clipped);
+    const vclock_t *ctx = &op->merged.vc;
+    if (op->has_ctx) {
+        if (vc_clip(&clipped, &op->ctx, &op->merged.vc) < 0) {
+            free(sib.value);
+            op_finish(op, -ENOMEM, 0, 0, NULL);
+            return;
+        }
+        ctx = &clipped;
+    }
     int self = plan_self(&op->plan);
-    const obj_t *known = NULL;
+    obj_t *known = NULL;
     if (self >= 0 && op->local_i == self && op->local_seq == srv->write_seq)
         known = &op->rep[self]; /* nothing written since we read it */
     int rc = self < 0 ? -EINVAL
                       : node_write(srv, op->key, op->klen, known, ctx, &sib, now_us, &op->newobj);
     free(sib.value);
+    vc_free(&clipped);
     op_unlock(op);
     if (rc < 0) {
         op_finish(op, rc, 0, 0, NULL);
@@ -622,8 +649,9 @@ static void write_start(op_t *op)
 {
     op->locked = true;
     /* a blind set needs only our own context (overwrite what we have seen);
-     * everything else answers from what R replicas hold */
-    bool blind = op->kop.cmd == MC_SET;
+     * everything else answers from what R replicas hold, and so does a set
+     * with the client's own context (which is clipped to what they hold) */
+    bool blind = op->kop.cmd == MC_SET && !op->has_ctx;
     int r = op->r;
     if (blind)
         op->r = 1;

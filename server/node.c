@@ -140,12 +140,18 @@ static int dot_taken(server_t *srv, uint64_t c)
     return 0;
 }
 
-int node_write(server_t *srv, const void *key, size_t klen, const obj_t *known,
-               const vclock_t *ctx, sibling_t *s, int64_t now_us, obj_t *out)
+int node_write(server_t *srv, const void *key, size_t klen, obj_t *known, const vclock_t *ctx,
+               sibling_t *s, int64_t now_us, obj_t *out)
 {
     obj_t cur;
     obj_init(&cur);
-    int rc = known ? obj_copy(&cur, known) : node_read(srv, key, klen, &cur);
+    int rc = 0;
+    if (known) { /* taken over, not copied: values can be large */
+        cur = *known;
+        obj_init(known);
+    } else {
+        rc = node_read(srv, key, klen, &cur);
+    }
     if (rc < 0)
         goto out;
     acct_t before = acct_of(&cur, klen);

@@ -31,11 +31,11 @@ int node_merge(server_t *srv, const void *key, size_t klen, const obj_t *in);
  * directory gets a new actor (node_open).
  * `known`, when not NULL, is the local object as node_read() returned it
  * with nothing written since (srv->write_seq unchanged), which saves the
- * read.  The sibling's value moves into the object (s->value is NULL after,
+ * read; it is taken over (left empty).  The sibling's value moves into the object (s->value is NULL after,
  * on success and failure alike).  On success *out (obj_init'ed by the
  * caller) is the object now stored, to replicate.  0 or a negative errno. */
-int node_write(server_t *srv, const void *key, size_t klen, const obj_t *known,
-               const vclock_t *ctx, sibling_t *s, int64_t now_us, obj_t *out);
+int node_write(server_t *srv, const void *key, size_t klen, obj_t *known, const vclock_t *ctx,
+               sibling_t *s, int64_t now_us, obj_t *out);
 
 /* flush_all [delay]: the flush time in microseconds: now + delay, or for a
  * delay over 30 days that absolute unix time, as in memcached. */

@@ -353,3 +353,30 @@ def test_concurrent_rmw_survive_kill9_of_a_replica(cluster):
     assert_one_sibling(nodes, ctr, str(final).encode())
     result("concurrency kill9 incr_acked=%d appends_acked=%d failed=%d counter=%d",
            len(acked_n), len(acked_t), failed, final)
+
+
+# --------------------------------------------------------------------------
+# bad input: a cas token naming a version nobody had
+# --------------------------------------------------------------------------
+
+@pytest.mark.timeout(60)
+def test_cas_with_a_made_up_token_changes_nothing(cluster):
+    nodes, _ = start_converged(cluster, 3)
+    with qconn(nodes[0]) as c:
+        assert c.set("real", b"v1", "w=all") == "STORED"
+        c.send("gets real r=all")
+        real_token = int(c._blocks("gets")[0]["token"])
+    for n in nodes:
+        with qconn(n) as c:
+            for tok in (1, real_token + 1, real_token ^ (1 << 63), 2 ** 64 - 1):
+                c.send("cas real 0 0 3 %d" % tok, b"bad")
+                assert c.readline() == "EXISTS", "%s: cas with token %d" % (n.name, tok)
+                c.send("cas missing-key 0 0 3 %d" % tok, b"bad")
+                assert c.readline() == "NOT_FOUND"
+            assert c.get("real", "r=all") == {"real": b"v1"}
+    for n in nodes:
+        assert [b["data"] for b in lget(n, "real")] == [b"v1"]
+    # the real token still works (nothing above changed the key's version)
+    with qconn(nodes[1]) as c:
+        c.send("cas real 0 0 2 %d" % real_token, b"v2")
+        assert c.readline() == "STORED"
