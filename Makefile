@@ -36,6 +36,7 @@ CORE_LIBS:= $(foreach m,$(MODULES),$(call mod_lib,$(m)))
 TEST_MODS_test_vclock := common
 TEST_MODS_test_object := storage common
 TEST_MODS_test_store  := storage ring common
+TEST_MODS_test_tictac := storage ring common
 TEST_MODS_test_ring   := ring common
 TEST_MODS_test_gossip := gossip ring common
 TEST_MODS_test_proto  := server common
