@@ -134,6 +134,33 @@ def test_item_count_survives_restart_and_crawler_reclaims_expired(node_factory):
         assert c.get("cr-exp-123") is None
 
 
+def test_antientropy_trees_built_at_startup(node_factory):
+    # a lone node holds every range of its ring (64 vnodes): at start-up it
+    # builds one Merkle tree per range by scanning the stored keys
+    node = node_factory()
+    with node.conn() as c:
+        for i in range(300):
+            assert c.set("ae-%d" % i, b"v") == b"STORED"
+    assert node.stop() == 0
+    node.start()
+
+    def built():
+        with open(node.log_path, "rb") as f:
+            return re.findall(rb"aae: (\d+) trees built, (\d+) keys", f.read())
+
+    wait_for(lambda: built(), timeout=10, interval=0.1, what="the anti-entropy tree build")
+    assert built()[-1] == (b"64", b"300")
+
+
+def test_antientropy_disabled_builds_no_trees(node_factory):
+    node = node_factory(antientropy__enabled="false")
+    with node.conn() as c:
+        assert c.set("k", b"v") == b"STORED"
+    assert node.stop() == 0
+    with open(node.log_path, "rb") as f:
+        assert b"aae:" not in f.read()
+
+
 # ---------------------------------------------------------------- command line and config
 
 def run_daemon(args, timeout=10):
