@@ -115,12 +115,17 @@ static void write_key(server_t *srv, const char *key, const char *val, bool hook
     if (val == NULL) {
         assert_int_equal(store_del(srv->store, key, strlen(key)), 0);
     } else {
+        /* one sibling with dot (7, 1), built field by field: only the
+         * stored bytes matter here, not how a write mints its dot */
         obj_t o;
         obj_init(&o);
-        sibling_t s = {.ts_us = 1, .len = strlen(val)};
-        s.value = malloc(s.len + 1);
-        memcpy(s.value, val, s.len);
-        assert_int_equal(obj_update(&o, NULL, 7, &s, 1), 0);
+        assert_int_equal(vc_set(&o.vc, 7, 1, 1), 0);
+        o.sib = calloc(1, sizeof(*o.sib));
+        assert_non_null(o.sib);
+        o.nsib = o.cap = 1;
+        o.sib[0] = (sibling_t){.dot = {7, 1}, .ts_us = 1, .len = strlen(val)};
+        o.sib[0].value = malloc(o.sib[0].len + 1);
+        memcpy(o.sib[0].value, val, o.sib[0].len);
         assert_int_equal(store_put(srv->store, key, strlen(key), &o), 0);
         assert_int_equal(obj_encode(&o, &enc, &nlen), 0);
         obj_free(&o);
