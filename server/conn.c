@@ -609,10 +609,13 @@ static void too_large_delete(conn_t *c)
     if (!t) {
         if (!c->req.noreply)
             out_str(c, mc_parse_error_line(MC_ERR_TOO_LARGE));
+        ctx_clear(c);
         return;
     }
     c->state = CS_WAIT;
+    op.ctx = c->has_ctx ? &c->ctx : NULL;
     coord_write(c->srv, &op, c->key, c->klen, r, w, on_too_large_done, t);
+    ctx_clear(c); /* coord_write copied it */
 }
 
 static void on_siblings_done(void *arg, coord_result_t *res)
@@ -1063,7 +1066,7 @@ static bool step_cmd(conn_t *c)
         conn_close_after_write(c);
         return false;
     }
-    if (rc == MC_OK && req.ctx) {
+    if ((rc == MC_OK || rc == MC_ERR_TOO_LARGE) && req.ctx) {
         int e = vc_parse(req.ctx, req.ctx_len, CONN_CTX_MAX, &c->ctx);
         if (e < 0) {
             consume(c, total);
@@ -1075,7 +1078,8 @@ static bool step_cmd(conn_t *c)
     }
     if (rc == MC_ERR_TOO_LARGE && req.cmd == MC_SET) {
         /* the old value goes (see too_large_delete) once the data is
-         * swallowed; the SERVER_ERROR line answers after the delete */
+         * swallowed; the SERVER_ERROR line answers after the delete, which
+         * supersedes what the set's ctx= covered, if it had one */
         consume(c, total);
         c->swallow = (uint64_t)req.bytes + 2;
         c->state = CS_SWALLOW;
@@ -1085,6 +1089,8 @@ static bool step_cmd(conn_t *c)
             c->klen = req.keys[0].len;
             memcpy(c->key, req.keys[0].ptr, c->klen);
             c->delete_after_swallow = true;
+        } else {
+            ctx_clear(c);
         }
         return true;
     }

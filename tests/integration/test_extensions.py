@@ -298,6 +298,17 @@ def test_bad_context_is_refused_and_its_data_swallowed(conn, key, bad):
     assert conn.get(k) == b"old"
 
 
+def test_too_large_set_with_a_bad_context_is_a_bad_context(conn, key):
+    # the context is checked first: the set is refused whole, the old value stays
+    k = key()
+    assert conn.set(k, b"old") == b"STORED"
+    size = 1048577
+    conn.send(b"set %s 0 0 %d ctx=[zz]\r\n" % (k.encode(), size) + b"\r\n" * (size // 2) + b"x\r\n")
+    assert conn.readline() == b"CLIENT_ERROR bad context"
+    _swallowed(conn)
+    assert conn.get(k) == b"old"
+
+
 def test_ctx_only_on_set_and_delete(conn, key):
     k = key()
     assert conn.set(k, b"1") == b"STORED"
