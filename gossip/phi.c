@@ -5,7 +5,11 @@
  * Organisation: gossip_phi_normal() is the formula; a gossip_fd_t is a ring
  * buffer of the last `window` heartbeat inter-arrival times with running
  * integer sums of the samples and of their squares, so mean and variance
- * are O(1) and exact.
+ * are O(1) and exact.  The buffer starts small and doubles until it holds
+ * `window` samples: a node of a large cluster keeps one detector per member
+ * and most of them see a sample every few seconds, so a full 1000-sample
+ * buffer each (4 KB) would be memory spent on nothing (a simulation of 1000
+ * nodes in one process keeps a million of them).
  *
  * The formula: with y = (t - mean) / stddev, Akka approximates the normal
  * CDF by the logistic 1 / (1 + e^-z), z = y (1.5976 + 0.070566 y^2), so
@@ -13,11 +17,14 @@
  * softplus it neither underflows (1 - F == 0 would make phi infinite once
  * t is a few dozen stddevs past the mean) nor overflows (e^z for large z).
  *
- * Invariants: 1 <= n <= window (a reset leaves one bootstrap sample);
- * sum and sumsq are the exact sums over the n samples in the buffer; every
- * sample is in 1..max_sample <= 10^7, so sumsq <= 65536 * 10^14 fits 64 bits.
+ * Invariants: 1 <= n <= cap <= window (a reset leaves one bootstrap
+ * sample); until the buffer first wraps around, the samples are
+ * samples[0 .. n-1] in order, so growing it is one realloc; sum and sumsq are the
+ * exact sums over the n samples in the buffer; every sample is in
+ * 1..max_sample <= 10^7, so sumsq <= 65536 * 10^14 fits 64 bits.
  */
 #include "gossip.h"
+#include "gossip_internal.h"
 
 #include <errno.h>
 #include <math.h>
@@ -25,16 +32,18 @@
 
 #define FD_WINDOW_MAX 65536u
 #define FD_SAMPLE_MAX 10000000 /* ms; keeps sumsq within 64 bits */
+#define FD_FIRST_CAP 8u
 
 struct gossip_fd {
-    uint32_t window; /* capacity of samples[] */
+    uint32_t window; /* samples kept at most */
+    uint32_t cap;    /* slots in samples[] (grows up to window) */
     uint32_t n;      /* samples held */
     uint32_t head;   /* next slot to write */
     double min_stddev;
     int64_t max_sample;
     int64_t last;    /* last arrival, ms */
     uint64_t sum, sumsq;
-    uint32_t samples[];
+    uint32_t *samples;
 };
 
 double gossip_phi_normal(double elapsed_ms, double mean_ms, double stddev_ms)
@@ -55,9 +64,15 @@ int gossip_fd_new(uint32_t window, double min_stddev_ms, int64_t max_sample_ms,
         !(min_stddev_ms > 0) || !isfinite(min_stddev_ms) ||
         max_sample_ms < 1 || max_sample_ms > FD_SAMPLE_MAX)
         return -EINVAL;
-    fd = malloc(sizeof(*fd) + (size_t)window * sizeof(fd->samples[0]));
+    fd = malloc(sizeof(*fd));
     if (fd == NULL)
         return -ENOMEM;
+    fd->cap = window < FD_FIRST_CAP ? window : FD_FIRST_CAP;
+    fd->samples = malloc((size_t)fd->cap * sizeof(fd->samples[0]));
+    if (fd->samples == NULL) {
+        free(fd);
+        return -ENOMEM;
+    }
     fd->window = window;
     fd->min_stddev = min_stddev_ms;
     fd->max_sample = max_sample_ms;
@@ -68,12 +83,28 @@ int gossip_fd_new(uint32_t window, double min_stddev_ms, int64_t max_sample_ms,
 
 void gossip_fd_free(gossip_fd_t *fd)
 {
+    if (fd != NULL)
+        free(fd->samples);
     free(fd);
 }
 
 static void fd_add(gossip_fd_t *fd, uint32_t sample)
 {
-    if (fd->n == fd->window) {
+    if (fd->n == fd->cap && fd->cap < fd->window && fd->head == 0) {
+        /* Full but below the window, and not yet wrapped around (it wraps
+         * only if a growth failed): the samples are in order in [0, n), so
+         * after growing the next slot is n.  Out of memory: keep the
+         * smaller window and overwrite the oldest sample. */
+        uint32_t cap = fd->cap > fd->window / 2 ? fd->window : 2 * fd->cap;
+        uint32_t *p = realloc(fd->samples, (size_t)cap * sizeof(*p));
+
+        if (p != NULL) {
+            fd->samples = p;
+            fd->cap = cap;
+            fd->head = fd->n;
+        }
+    }
+    if (fd->n == fd->cap) {
         uint32_t old = fd->samples[fd->head];
         fd->sum -= old;
         fd->sumsq -= (uint64_t)old * old;
@@ -81,7 +112,7 @@ static void fd_add(gossip_fd_t *fd, uint32_t sample)
         fd->n++;
     }
     fd->samples[fd->head] = sample;
-    fd->head = (fd->head + 1) % fd->window;
+    fd->head = (fd->head + 1) % fd->cap;
     fd->sum += sample;
     fd->sumsq += (uint64_t)sample * sample;
 }
@@ -127,4 +158,21 @@ double gossip_fd_phi(const gossip_fd_t *fd, int64_t now_ms)
 int64_t gossip_fd_last(const gossip_fd_t *fd)
 {
     return fd->last;
+}
+
+void gossip__fd_touch(gossip_fd_t *fd, int64_t now_ms)
+{
+    if (now_ms > fd->last)
+        fd->last = now_ms;
+}
+
+bool gossip__fd_below_mean(const gossip_fd_t *fd, int64_t now_ms)
+{
+    /* elapsed <= mean  <=>  elapsed * n <= sum, in exact integers; the
+     * mean is at most max_sample, which also keeps the product in range. */
+    int64_t elapsed = now_ms > fd->last ? now_ms - fd->last : 0;
+
+    if (elapsed > fd->max_sample)
+        return false;
+    return (uint64_t)elapsed * fd->n <= fd->sum;
 }
