@@ -3,7 +3,8 @@
 #   make                 build bin/, lib/
 #   make test            install missing Debian packages, build, run every test
 #   make run             install missing packages, build, start the local 3-node cluster
-#   make bench           benchmarks against memcached: one node, then a 3-node cluster (bench/)
+#   make bench           benchmarks against memcached: one node, then a 3-node cluster (bench/);
+#                        then the gossip simulation of 20, 100 and 1000 nodes (make bench-gossip)
 #   make SANITIZE=address test   the same suite under ASan+UBSan
 #   make property SEEDS=N  the version model's property test over N seeds
 #
@@ -46,6 +47,12 @@ TEST_MODS_test_config := server common
 TEST_MODS_test_kv     := server storage common
 TEST_MODS_test_frame  := common
 
+# The simulated gossip cluster (tests/sim) measures real frame sizes with
+# the daemon's gossip codec; test_gossip and the gossip bench link both.
+SIM_OBJ  := $(BUILD)/tests/sim/gossip_sim.o $(BUILD)/server/gossip_wire.o
+TEST_EXTRA_test_gossip := $(SIM_OBJ)
+GOSSIP_SIM := $(BUILD)/bench/gossip-sim
+
 # Fuzz targets (libFuzzer, clang): tests/fuzz/fuzz_<name>.c plus the sources
 # in FUZZ_SRC_<name>.  `make test` replays each on its seed corpus and a few
 # thousand generated inputs; `make fuzz FUZZ_SECONDS=300` fuzzes for longer.
@@ -66,7 +73,7 @@ else
 DAEMON   := bin/quorumkvd
 endif
 
-.PHONY: all test check unit integration run bench deps clean fuzz fuzz-smoke property
+.PHONY: all test check unit integration run bench bench-gossip deps clean fuzz fuzz-smoke property
 all: $(DAEMON)
 
 $(BUILD)/%.o: %.c
@@ -86,10 +93,15 @@ $(DAEMON): $(BUILD)/server/main.o $(CORE_LIBS)
 
 .SECONDEXPANSION:
 test_libs = $(foreach m,$(or $(TEST_MODS_$(1)),$(MODULES)),$(call mod_lib,$(m)))
-$(BUILD)/tests/%: tests/unit/%.c $$(call test_libs,%)
+$(BUILD)/tests/%: tests/unit/%.c $$(call test_libs,%) $$(TEST_EXTRA_$$*)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(shell pkg-config --cflags cmocka 2>/dev/null) $(LDFLAGS) -o $@ $< \
-	    $(call test_libs,$*) $(shell pkg-config --libs cmocka 2>/dev/null) $(LDLIBS)
+	    $(TEST_EXTRA_$*) $(call test_libs,$*) $(shell pkg-config --libs cmocka 2>/dev/null) $(LDLIBS)
+
+$(GOSSIP_SIM): bench/gossip-sim.c $(SIM_OBJ) $(call mod_lib,gossip) $(call mod_lib,ring) $(call mod_lib,common)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(SIM_OBJ) $(call mod_lib,gossip) $(call mod_lib,ring) \
+	    $(call mod_lib,common) $(LDLIBS)
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRC_fuzz_$$*)
 	@mkdir -p build-fuzz
@@ -116,9 +128,14 @@ run: deps
 	@scripts/run-cluster.sh
 
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(GOSSIP_SIM)
 	@bench/bench-memcached.sh
 	@bench/bench-cluster.sh
+	@$(GOSSIP_SIM)
+
+# Only the gossip simulation (about a minute; no daemons): make bench-gossip
+bench-gossip: $(GOSSIP_SIM)
+	@$(GOSSIP_SIM)
 
 check: all $(UNIT_BIN)
 	@$(MAKE) --no-print-directory unit fuzz-smoke integration
@@ -143,4 +160,4 @@ integration: all
 clean:
 	rm -rf build build-asan build-fuzz bin lib
 
--include $(CORE_OBJ:.o=.d) $(BUILD)/server/main.d $(UNIT_BIN:=.d)
+-include $(CORE_OBJ:.o=.d) $(BUILD)/server/main.d $(UNIT_BIN:=.d) $(SIM_OBJ:.o=.d) $(GOSSIP_SIM).d

@@ -1,20 +1,26 @@
 /*
- * gossip.c - membership view, gossip rounds and liveness (see gossip.h).
+ * gossip.c - membership view, gossip's three tools and liveness (see
+ * gossip.h).
  *
- * Organisation, top to bottom: helpers (clock, PRNG, validation, lookup);
- * the merge of incoming entries, split in two phases: plan_entries()
- * validates the whole message and allocates every new member up front,
- * commit_entries() applies it and cannot fail, so a message is applied
- * completely or not at all; gossip_new()/free(); the round (gossip_tick():
- * detector, tombstones, targets, SYN); the three message handlers; probes,
- * owner actions and views.  The per-member failure detector is in phi.c.
+ * Organisation, top to bottom: helpers (clock, PRNG, validation, hashes,
+ * lookup, send budgets); liveness evidence (note_arrival()); the merge of
+ * incoming entries, split in two phases: plan_entries() validates a batch
+ * and allocates every new member up front, commit_entries() applies it and
+ * cannot fail, so a message is applied completely or not at all; the rumor
+ * table; direct mail; gossip_new()/free(); the round (gossip_tick():
+ * detector, tombstones, probes, mail, targets, SYN); the message handlers,
+ * each validating everything, then allocating everything, then committing;
+ * probes, owner actions and views.  The per-member failure detector is in
+ * phi.c.
  *
  * Invariants: members[0 .. n-1] is sorted by name (strcmp), names distinct,
- * self among them; every non-self member owns a gossip_fd_t; a LEFT member
- * is never alive nor probing; probing implies alive; graves[] holds expired
- * LEFT tombstones (not in members[]) and its names are not in members[];
- * g->now never decreases.  Only self's entry is changed locally, and only by
- * gossip_tick() (heartbeat) and gossip_set_status().
+ * self among them; every non-self member owns a gossip_fd_t; m->sh is the
+ * state hash of m->e and m->nh the hash of its name; a LEFT member is never
+ * alive, probing nor suspected; probing implies alive; graves[] holds
+ * expired LEFT tombstones (not in members[]) and its names are not in
+ * members[]; rumors[] holds at most one rumor per (kind, name), each with
+ * left > 0; g->now never decreases.  Only self's entry is changed locally,
+ * and only by gossip_tick() (heartbeat) and gossip_set_status().
  */
 #include "gossip.h"
 
@@ -25,23 +31,51 @@
 #include <string.h>
 
 #include "../common/hash.h"
+#include "gossip_internal.h"
 
 #define DEF_PHI_THRESHOLD 8.0
 #define DEF_INTERVAL_MS 200
 #define DEF_LEFT_TTL_MS (24LL * 3600 * 1000)
 #define MAX_INTERVAL_MS 1000000 /* keeps 10 * interval a valid fd sample cap */
 #define MIN_PROBE_TIMEOUT_MS 500
+#define MEMBERS_PER_BUCKET 16   /* summary buckets: about n / 16 */
+/* Senders that are not members yet (every joining node, at first) share
+ * one budget, so it is that many times a member's. */
+#define UNKNOWN_BUDGET_FACTOR 8
+
+/* Why a probe was started: only a watcher's own suspicion, once
+ * confirmed by a silent probe, becomes a DOWN rumor. */
+enum probe_why { WHY_PHI, WHY_CONFIRM, WHY_SUSPECT };
+
+/* A send budget: a token bucket refilled at `rate` per interval. */
+struct budget {
+    double tokens;
+    int64_t at;
+};
 
 struct gmember {
     gossip_member_t e;
     gossip_fd_t *fd;    /* NULL for self */
+    uint64_t nh;        /* hash of the name: picks its summary bucket */
+    uint64_t sh;        /* hash of (name, generation, version) */
     bool is_self;
     bool alive;
     bool confirm;       /* newly seen: probe it on the next tick */
+    bool suspect;       /* a DOWN rumor about it: probe it on the next tick */
     bool probing;       /* a probe is outstanding since probe_sent */
+    bool strict;        /* ... that only direct contact ends (see gossip.h) */
+    bool want;          /* scratch: run_detector() wants a ping sent now */
+    bool watched;       /* scratch: one of self's neighbours (see gossip.h) */
+    uint8_t probe_why;  /* enum probe_why of the outstanding probe */
+    bool mail_pending;  /* this node's current change is still to reach it */
+    uint8_t mail_tries;
+    int64_t mail_next;
     int64_t probe_sent;
+    int64_t ping_at;    /* latest ping of the outstanding probe */
+    uint64_t down_hb;   /* heartbeat known when judged down, or told since */
     int64_t left_at;    /* local time it was first seen LEFT */
     uint64_t stamp;     /* scratch for gossip_on_syn() */
+    struct budget budget;
 };
 
 /* An expired LEFT tombstone: forgotten at forget_at; until then entries of
@@ -54,20 +88,43 @@ struct grave {
     int64_t forget_at;
 };
 
+struct hot {
+    gossip_rumor_t r;
+    uint32_t left; /* rounds it still rides on this node's messages */
+    bool refuted;  /* a DOWN rumor this node disproved: no longer sent, but
+                    * remembered so that copies still going round do not
+                    * make it probe again and again */
+};
+
+struct seedmail {
+    bool pending;
+    uint8_t tries;
+    int64_t next;
+};
+
 struct gossip {
     double phi_threshold;
     int64_t interval;
     int64_t probe_timeout;
     int64_t left_ttl;
+    uint32_t fd_window;
+    uint32_t mode;
     gossip_addr_t seeds[GOSSIP_MAX_SEEDS];
+    struct seedmail seedmail[GOSSIP_MAX_SEEDS];
     size_t nseeds;
     uint64_t rng;
     uint64_t epoch;
     uint64_t stamp;
     int64_t now;
+    int64_t mail_until; /* members learned before this get self's change */
+    size_t hb_cursor;   /* round-robin position of relayed heartbeats */
+    struct budget unknown_budget, ack2_budget;
+    gossip_stats_t stats;
     struct gmember *self;
     size_t n;
     struct gmember *members[GOSSIP_MAX_MEMBERS];
+    size_t nrumors;
+    struct hot rumors[GOSSIP_MAX_RUMORS];
     size_t ngraves;
     struct grave graves[GOSSIP_MAX_MEMBERS];
 };
@@ -131,6 +188,17 @@ static bool valid_entry(const gossip_member_t *e)
            e->status <= GOSSIP_LEFT;
 }
 
+/* A digest that names a live incarnation: a sender, a relayed heartbeat. */
+static bool valid_hb(const gossip_digest_t *d)
+{
+    return valid_name(d->name, sizeof(d->name)) && d->generation > 0;
+}
+
+static bool pow2_buckets(uint64_t nb)
+{
+    return nb >= 1 && nb <= GOSSIP_MAX_BUCKETS && (nb & (nb - 1)) == 0;
+}
+
 /* -1, 0, 1 as (g1, v1) is older than, equal to, newer than (g2, v2). */
 static int cmp_gv(int64_t g1, uint64_t v1, int64_t g2, uint64_t v2)
 {
@@ -139,6 +207,76 @@ static int cmp_gv(int64_t g1, uint64_t v1, int64_t g2, uint64_t v2)
     if (v1 != v2)
         return v1 < v2 ? -1 : 1;
     return 0;
+}
+
+/* The same for (generation, version, heartbeat): the digest order. */
+static int cmp_ghv(int64_t g1, uint64_t v1, uint64_t h1, int64_t g2,
+                   uint64_t v2, uint64_t h2)
+{
+    int c = cmp_gv(g1, v1, g2, v2);
+
+    if (c != 0 || h1 == h2)
+        return c;
+    return h1 < h2 ? -1 : 1;
+}
+
+static int cmp_entry_digest(const gossip_member_t *e, const gossip_digest_t *d)
+{
+    return cmp_ghv(e->generation, e->version, e->heartbeat, d->generation,
+                   d->version, d->heartbeat);
+}
+
+/* The state hash that summaries XOR together: every node computes the same
+ * value from (name, generation, version), whatever its byte order. */
+static uint64_t state_hash(const gossip_member_t *e)
+{
+    unsigned char buf[GOSSIP_NAME_MAX + 16];
+    size_t len = strlen(e->name), i;
+
+    memcpy(buf, e->name, len);
+    for (i = 0; i < 8; i++) {
+        buf[len + i] = (unsigned char)((uint64_t)e->generation >> (8 * i));
+        buf[len + 8 + i] = (unsigned char)(e->version >> (8 * i));
+    }
+    return qkv_hash64(buf, len + 16);
+}
+
+static void set_entry(struct gmember *m, const gossip_member_t *e)
+{
+    if (m->e.generation != e->generation || m->e.version != e->version ||
+        strcmp(m->e.name, e->name) != 0 || m->sh == 0)
+        m->sh = state_hash(e);
+    if (m->nh == 0 || strcmp(m->e.name, e->name) != 0)
+        m->nh = qkv_hash64(e->name, strlen(e->name));
+    m->e = *e;
+}
+
+static uint32_t nbuckets_for(size_t n)
+{
+    uint32_t nb = 1;
+
+    while (nb < GOSSIP_MAX_BUCKETS && nb * MEMBERS_PER_BUCKET < n)
+        nb *= 2;
+    return nb;
+}
+
+static uint64_t summary_of(const gossip_t *g)
+{
+    uint64_t h = 0;
+    size_t i;
+
+    for (i = 0; i < g->n; i++)
+        h ^= g->members[i]->sh;
+    return h;
+}
+
+static void bucket_hashes(const gossip_t *g, uint32_t nb, uint64_t *out)
+{
+    size_t i;
+
+    memset(out, 0, nb * sizeof(*out));
+    for (i = 0; i < g->n; i++)
+        out[g->members[i]->nh & (nb - 1)] ^= g->members[i]->sh;
 }
 
 /* Index of `name` in members[], or of where it would be inserted. */
@@ -171,6 +309,45 @@ static struct gmember *find(const gossip_t *g, const char *name)
     return found ? g->members[i] : NULL;
 }
 
+/* find_pos() for a list walked in name order, as every list a node sends
+ * is (its members are sorted): the next name is at or after *hint, where
+ * the previous one was, so a galloping search from there costs about
+ * log2 of the gap.  A list out of order is still found right, by a full
+ * binary search. */
+static size_t find_pos_hint(const gossip_t *g, const char *name, bool *found,
+                            size_t *hint)
+{
+    size_t lo = *hint < g->n ? *hint : g->n, hi = lo, step = 1;
+
+    if (lo > 0 && strcmp(g->members[lo - 1]->e.name, name) >= 0)
+        return *hint = find_pos(g, name, found);
+    while (hi < g->n && strcmp(g->members[hi]->e.name, name) < 0) {
+        lo = hi + 1;
+        hi = lo + step - 1;
+        step *= 2;
+    }
+    if (hi > g->n)
+        hi = g->n;
+    while (lo < hi) { /* the first of [lo, hi) not below name, or hi */
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (strcmp(g->members[mid]->e.name, name) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = lo < g->n && strcmp(g->members[lo]->e.name, name) == 0;
+    return *hint = lo;
+}
+
+static struct gmember *find_hint(const gossip_t *g, const char *name, size_t *hint)
+{
+    bool found;
+    size_t i = find_pos_hint(g, name, &found, hint);
+
+    return found ? g->members[i] : NULL;
+}
+
 static struct grave *find_grave(gossip_t *g, const char *name)
 {
     size_t i;
@@ -184,6 +361,14 @@ static struct grave *find_grave(gossip_t *g, const char *name)
 static void drop_grave(gossip_t *g, struct grave *gr)
 {
     *gr = g->graves[--g->ngraves];
+}
+
+/* Is (generation, version) of `name` an expired tombstone or older? */
+static bool buried(gossip_t *g, const char *name, int64_t gen, uint64_t ver)
+{
+    struct grave *gr = find_grave(g, name);
+
+    return gr != NULL && cmp_gv(gen, ver, gr->generation, gr->version) <= 0;
 }
 
 static bool addr_equal(const char *host, uint16_t port, const gossip_addr_t *a)
@@ -201,6 +386,18 @@ static bool is_seed(const gossip_t *g, const char *host, uint16_t port)
     return false;
 }
 
+/* The non-self member at address a, if any. */
+static struct gmember *member_at(const gossip_t *g, const gossip_addr_t *a)
+{
+    size_t i;
+
+    for (i = 0; i < g->n; i++)
+        if (!g->members[i]->is_self &&
+            addr_equal(g->members[i]->e.host, g->members[i]->e.peer_port, a))
+            return g->members[i];
+    return NULL;
+}
+
 static void set_target(gossip_target_t *t, const struct gmember *m)
 {
     memcpy(t->name, m->e.name, sizeof(t->name));
@@ -208,11 +405,12 @@ static void set_target(gossip_target_t *t, const struct gmember *m)
     t->addr.port = m->e.peer_port;
 }
 
-static void make_digest(gossip_digest_t *d, const struct gmember *m)
+static void make_digest(gossip_digest_t *d, const gossip_member_t *e)
 {
-    memcpy(d->name, m->e.name, sizeof(d->name));
-    d->generation = m->e.generation;
-    d->version = m->e.version;
+    memcpy(d->name, e->name, sizeof(d->name));
+    d->generation = e->generation;
+    d->version = e->version;
+    d->heartbeat = e->heartbeat;
 }
 
 static int cmp_str_ptr(const void *a, const void *b)
@@ -229,6 +427,11 @@ static int check_distinct(const void *base, size_t n, size_t stride)
     int rc = 0;
 
     if (n < 2)
+        return 0;
+    for (i = 1; i < n; i++) /* in strict order (as senders list): distinct */
+        if (strcmp((const char *)base + (i - 1) * stride, (const char *)base + i * stride) >= 0)
+            break;
+    if (i == n)
         return 0;
     names = malloc(n * sizeof(*names));
     if (names == NULL)
@@ -247,14 +450,85 @@ static int check_digests(const gossip_digest_t *d, size_t n)
 {
     size_t i;
 
-    if (n > 0 && d == NULL)
-        return -EINVAL;
-    if (n > GOSSIP_MAX_MEMBERS)
+    if ((n > 0 && d == NULL) || n > GOSSIP_MAX_MEMBERS)
         return -EINVAL;
     for (i = 0; i < n; i++)
         if (!valid_name(d[i].name, sizeof(d[i].name)) || d[i].generation < 0)
             return -EINVAL;
     return check_distinct(d, n, sizeof(*d));
+}
+
+static int check_hbs(const gossip_digest_t *d, size_t n)
+{
+    size_t i;
+
+    if ((n > 0 && d == NULL) || n > GOSSIP_MSG_HEARTBEATS)
+        return -EINVAL;
+    for (i = 0; i < n; i++)
+        if (!valid_hb(&d[i]))
+            return -EINVAL;
+    return 0;
+}
+
+/* Rumors: kinds known, each well-formed; ENTRY rumors are copied into
+ * ents[] (GOSSIP_MSG_RUMORS slots) for plan_entries(), which checks that
+ * their names are distinct. */
+static int check_rumors(const gossip_rumor_t *r, size_t n,
+                        gossip_member_t *ents, size_t *nents)
+{
+    size_t i;
+
+    *nents = 0;
+    if ((n > 0 && r == NULL) || n > GOSSIP_MSG_RUMORS)
+        return -EINVAL;
+    for (i = 0; i < n; i++) {
+        if (r[i].kind == GOSSIP_RUMOR_ENTRY) {
+            if (!valid_entry(&r[i].entry))
+                return -EINVAL;
+            ents[(*nents)++] = r[i].entry;
+        } else if (r[i].kind == GOSSIP_RUMOR_DOWN) {
+            if (!valid_name(r[i].entry.name, sizeof(r[i].entry.name)) ||
+                r[i].entry.generation <= 0)
+                return -EINVAL;
+        } else {
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* Takes one message from the budget b (refilled at rate per interval, up
+ * to burst); false when it is spent. */
+static bool budget_take(const gossip_t *g, struct budget *b, double burst,
+                        double rate, int64_t now)
+{
+    if (now > b->at) { /* in doubles: b->at starts at INT64_MIN */
+        b->tokens += rate * ((double)now - (double)b->at) / (double)g->interval;
+        if (b->tokens > burst)
+            b->tokens = burst;
+    }
+    b->at = now;
+    if (b->tokens < 1.0)
+        return false;
+    b->tokens -= 1.0;
+    return true;
+}
+
+/* The budget of a SYN or mail from `name`: its own if it is a member. */
+static bool sender_budget(gossip_t *g, const char *name, int64_t now)
+{
+    struct gmember *m = find(g, name);
+    bool ok;
+
+    if (m != NULL && !m->is_self)
+        ok = budget_take(g, &m->budget, GOSSIP_FLOOD_BURST, GOSSIP_FLOOD_RATE, now);
+    else
+        ok = budget_take(g, &g->unknown_budget,
+                         GOSSIP_FLOOD_BURST * UNKNOWN_BUDGET_FACTOR,
+                         GOSSIP_FLOOD_RATE * UNKNOWN_BUDGET_FACTOR, now);
+    if (!ok)
+        g->stats.msgs_throttled++;
+    return ok;
 }
 
 static void free_member(struct gmember *m)
@@ -271,22 +545,211 @@ static struct gmember *alloc_member(const gossip_t *g)
 
     if (m == NULL)
         return NULL;
-    if (gossip_fd_new(GOSSIP_FD_WINDOW, (double)g->interval / 2,
+    if (gossip_fd_new(g->fd_window, (double)g->interval / 2,
                       10 * g->interval, &m->fd) != 0) {
         free(m);
         return NULL;
     }
+    m->budget.tokens = GOSSIP_FLOOD_BURST;
+    m->budget.at = g->now;
     return m;
 }
 
-/* ---- merging entries -------------------------------------------------- */
+/* ---- rumors ----------------------------------------------------------- */
 
-/* A heartbeat (or probe answer) from m arrived: the suspicion is over. */
-static void note_arrival(gossip_t *g, struct gmember *m, int64_t now)
+uint32_t gossip_rumor_rounds(size_t n)
 {
-    gossip_fd_heartbeat(m->fd, now);
-    m->probing = false;
+    double r = ceil(GOSSIP_RUMOR_LAMBDA * log2((double)n + 1.0));
+
+    return r < 2 ? 2 : (uint32_t)r;
+}
+
+static struct hot *rumor_find(gossip_t *g, uint32_t kind, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < g->nrumors; i++)
+        if (g->rumors[i].r.kind == kind && strcmp(g->rumors[i].r.entry.name, name) == 0)
+            return &g->rumors[i];
+    return NULL;
+}
+
+static void rumor_drop(gossip_t *g, struct hot *h)
+{
+    *h = g->rumors[--g->nrumors];
+}
+
+static void rumor_drop_name(gossip_t *g, uint32_t kind, const char *name)
+{
+    struct hot *h = rumor_find(g, kind, name);
+
+    if (h != NULL)
+        rumor_drop(g, h);
+}
+
+/* The member answered: a DOWN rumor about it is false.  It stays in the
+ * table, unsent, for twice its life (copies elsewhere were heated later
+ * than ours). */
+static void rumor_refute(gossip_t *g, const char *name)
+{
+    struct hot *h = rumor_find(g, GOSSIP_RUMOR_DOWN, name);
+
+    if (h != NULL && !h->refuted) {
+        h->refuted = true;
+        h->left = 2 * gossip_rumor_rounds(g->n);
+    }
+}
+
+/* Makes e news on this node: it rides on the next rumor_rounds() rounds of
+ * messages.  A DOWN rumor carries only (name, generation, version,
+ * heartbeat). */
+static void rumor_heat(gossip_t *g, uint32_t kind, const gossip_member_t *e)
+{
+    struct hot *h;
+
+    if (g->mode == GOSSIP_MODE_DIGEST)
+        return;
+    h = rumor_find(g, kind, e->name);
+    if (h == NULL) {
+        if (g->nrumors == GOSSIP_MAX_RUMORS) { /* full: the stalest goes */
+            size_t i, old = 0;
+
+            for (i = 1; i < g->nrumors; i++)
+                if (g->rumors[i].left < g->rumors[old].left)
+                    old = i;
+            rumor_drop(g, &g->rumors[old]);
+            g->stats.rumors_evicted++;
+        }
+        h = &g->rumors[g->nrumors++];
+    }
+    memset(&h->r, 0, sizeof(h->r));
+    h->refuted = false;
+    h->r.kind = kind;
+    if (kind == GOSSIP_RUMOR_ENTRY) {
+        h->r.entry = *e;
+    } else {
+        memcpy(h->r.entry.name, e->name, sizeof(h->r.entry.name));
+        h->r.entry.generation = e->generation;
+        h->r.entry.version = e->version;
+        h->r.entry.heartbeat = e->heartbeat;
+    }
+    h->left = gossip_rumor_rounds(g->n);
+}
+
+/* One round passed: every rumor has one round less to live. */
+static void rumors_age(gossip_t *g)
+{
+    size_t i = 0;
+
+    while (i < g->nrumors) {
+        if (--g->rumors[i].left == 0)
+            rumor_drop(g, &g->rumors[i]);
+        else
+            i++;
+    }
+}
+
+static int cmp_hot_left(const void *a, const void *b)
+{
+    const struct hot *x = *(const struct hot *const *)a;
+    const struct hot *y = *(const struct hot *const *)b;
+
+    if (x->left != y->left)
+        return x->left > y->left ? -1 : 1;
+    return strcmp(x->r.entry.name, y->r.entry.name);
+}
+
+/* The rumors for one message: the GOSSIP_MSG_RUMORS freshest, malloc()ed
+ * into *out (NULL when none).  -ENOMEM. */
+static int rumors_pick(gossip_t *g, gossip_rumor_t **out, size_t *n)
+{
+    const struct hot *order[GOSSIP_MAX_RUMORS];
+    size_t i, k, nhot = 0;
+
+    *out = NULL;
+    *n = 0;
+    for (i = 0; i < g->nrumors; i++)
+        if (!g->rumors[i].refuted)
+            order[nhot++] = &g->rumors[i];
+    k = nhot < GOSSIP_MSG_RUMORS ? nhot : GOSSIP_MSG_RUMORS;
+    if (k == 0)
+        return 0;
+    qsort(order, nhot, sizeof(order[0]), cmp_hot_left);
+    *out = malloc(k * sizeof(**out));
+    if (*out == NULL)
+        return -ENOMEM;
+    for (i = 0; i < k; i++)
+        (*out)[i] = order[i]->r;
+    *n = k;
+    return 0;
+}
+
+/* Up to GOSSIP_MSG_HEARTBEATS heartbeats of live members other than self,
+ * round-robin over the members, malloc()ed into *out.  -ENOMEM. */
+static int heartbeats_pick(gossip_t *g, gossip_digest_t **out, size_t *n)
+{
+    size_t i, k = 0;
+
+    *out = NULL;
+    *n = 0;
+    if (g->mode == GOSSIP_MODE_DIGEST || g->n < 2)
+        return 0;
+    *out = malloc(GOSSIP_MSG_HEARTBEATS * sizeof(**out));
+    if (*out == NULL)
+        return -ENOMEM;
+    for (i = 0; i < g->n && k < GOSSIP_MSG_HEARTBEATS; i++) {
+        const struct gmember *m = g->members[(g->hb_cursor + i) % g->n];
+
+        if (m->is_self || !m->alive || m->e.status == GOSSIP_LEFT)
+            continue;
+        make_digest(&(*out)[k++], &m->e);
+    }
+    g->hb_cursor = (g->hb_cursor + i) % g->n;
+    if (k == 0) {
+        free(*out);
+        *out = NULL;
+    }
+    *n = k;
+    return 0;
+}
+
+/* ---- liveness evidence and merging ------------------------------------ */
+
+enum evidence {
+    EV_RELAY,  /* a newer heartbeat relayed by somebody else */
+    EV_STATE,  /* a newer state (version) of the member */
+    EV_DIRECT, /* the member itself: a message it sent, a probe answer */
+    EV_TOUCH,  /* ... with a heartbeat already known: not a new sample (the
+                * same beat heard twice in a round would shrink the mean) */
+};
+
+/* Something says m is alive at now.  Revives a down member on direct
+ * contact or a new state, or on a relayed heartbeat clearly past the last
+ * one it had when judged down; ends a probe unless only direct contact may
+ * end it. */
+static void note_arrival(gossip_t *g, struct gmember *m, int64_t now,
+                         enum evidence ev)
+{
+    if (m->is_self || m->e.status == GOSSIP_LEFT)
+        return;
+    if (!m->alive && ev == EV_RELAY &&
+        m->e.heartbeat <= m->down_hb + GOSSIP_REVIVE_BEATS)
+        return; /* maybe only a dead node's last heartbeats, still spreading */
+    if (ev == EV_TOUCH)
+        gossip__fd_touch(m->fd, now);
+    else
+        gossip_fd_heartbeat(m->fd, now);
+    if (ev == EV_TOUCH)
+        ev = EV_DIRECT;
     m->confirm = false;
+    if (ev == EV_DIRECT || !m->strict) {
+        m->probing = false;
+        m->strict = false;
+    }
+    if (ev == EV_DIRECT) {
+        m->suspect = false;
+        rumor_refute(g, m->e.name);
+    }
     if (!m->alive) {
         m->alive = true;
         g->epoch++;
@@ -294,58 +757,86 @@ static void note_arrival(gossip_t *g, struct gmember *m, int64_t now)
 }
 
 /* m takes entry e as a new incarnation (first sight or newer generation):
- * the detector starts over, as for a node never seen. */
+ * the detector starts over, as for a node never seen, and this node's
+ * current change is mailed to it if the change is recent.  It is news to
+ * pass on (a hot rumor) if `heat`. */
 static void adopt(gossip_t *g, struct gmember *m, const gossip_member_t *e,
-                  int64_t now)
+                  int64_t now, bool heat)
 {
-    m->e = *e;
-    m->probing = false;
+    set_entry(m, e);
+    m->probing = m->strict = m->suspect = false;
     m->alive = e->status != GOSSIP_LEFT;
     m->confirm = m->alive;
     m->left_at = now;
+    m->down_hb = 0;
     gossip_fd_reset(m->fd, 2 * g->interval, now);
     g->epoch++;
+    rumor_drop_name(g, GOSSIP_RUMOR_DOWN, e->name);
+    if (heat)
+        rumor_heat(g, GOSSIP_RUMOR_ENTRY, e);
+    if (now < g->mail_until && m->alive) {
+        m->mail_pending = true;
+        m->mail_tries = 0;
+        m->mail_next = now;
+    }
 }
 
-/* Applies e to the existing member m (never self). */
-static void merge_one(gossip_t *g, struct gmember *m, const gossip_member_t *e,
+/* Applies e to the existing member m (never self).  Returns true when e
+ * was a newer state (news). */
+static bool merge_one(gossip_t *g, struct gmember *m, const gossip_member_t *e,
                       int64_t now)
 {
     bool changed;
+    int c = cmp_gv(e->generation, e->version, m->e.generation, m->e.version);
+    gossip_member_t next;
 
-    if (cmp_gv(e->generation, e->version, m->e.generation, m->e.version) <= 0)
-        return; /* stale or known */
+    if (c < 0)
+        return false; /* stale */
+    if (c == 0) {
+        if (e->heartbeat > m->e.heartbeat) {
+            m->e.heartbeat = e->heartbeat;
+            note_arrival(g, m, now, EV_RELAY);
+        }
+        return false;
+    }
     if (e->generation > m->e.generation) {
-        adopt(g, m, e, now);
-        return;
+        adopt(g, m, e, now, true);
+        return true;
     }
     changed = e->status != m->e.status || e->client_port != m->e.client_port ||
               e->peer_port != m->e.peer_port ||
               strcmp(e->host, m->e.host) != 0;
     if (e->status == GOSSIP_LEFT && m->e.status != GOSSIP_LEFT)
         m->left_at = now;
-    m->e = *e;
+    next = *e;
+    if (m->e.heartbeat > next.heartbeat)
+        next.heartbeat = m->e.heartbeat;
+    set_entry(m, &next);
     if (e->status == GOSSIP_LEFT) {
         changed |= m->alive;
-        m->alive = m->probing = m->confirm = false;
+        m->alive = m->probing = m->strict = m->suspect = m->confirm = false;
+        m->mail_pending = false;
+        rumor_drop_name(g, GOSSIP_RUMOR_DOWN, e->name);
     } else {
-        note_arrival(g, m, now);
+        note_arrival(g, m, now, EV_STATE);
     }
     if (changed)
         g->epoch++;
+    rumor_heat(g, GOSSIP_RUMOR_ENTRY, &m->e);
+    return true;
 }
 
 /*
- * Phase 1 of applying a message: validates all n entries and allocates a
- * member for every entry that will be inserted (slot[i], NULL otherwise).
- * Returns 0 with *slotp set (caller passes it to commit_entries()), or
- * -EINVAL / -ENOMEM having changed and kept nothing.
+ * Phase 1 of applying a batch of entries: validates all n entries and
+ * allocates a member for every entry that will be inserted (slot[i], NULL
+ * otherwise).  Returns 0 with *slotp set (caller passes it to
+ * commit_entries()), or -EINVAL / -ENOMEM having changed and kept nothing.
  */
 static int plan_entries(gossip_t *g, const gossip_member_t *e, size_t n,
                         struct gmember ***slotp)
 {
     struct gmember **slot;
-    size_t i, nnew = 0;
+    size_t i, nnew = 0, hint = 0;
     int rc;
 
     *slotp = NULL;
@@ -363,13 +854,9 @@ static int plan_entries(gossip_t *g, const gossip_member_t *e, size_t n,
     if (slot == NULL)
         return -ENOMEM;
     for (i = 0; i < n; i++) {
-        struct grave *gr;
-
-        if (find(g, e[i].name) != NULL)
+        if (find_hint(g, e[i].name, &hint) != NULL)
             continue; /* self or known: merged in place */
-        gr = find_grave(g, e[i].name);
-        if (gr != NULL && cmp_gv(e[i].generation, e[i].version,
-                                 gr->generation, gr->version) <= 0)
+        if (buried(g, e[i].name, e[i].generation, e[i].version))
             continue; /* stale gossip about a forgotten tombstone */
         if (g->n + ++nnew > GOSSIP_MAX_MEMBERS) {
             rc = -EINVAL;
@@ -390,31 +877,174 @@ err:
     return rc;
 }
 
-/* Phase 2: applies the planned entries; cannot fail; frees slot. */
-static void commit_entries(gossip_t *g, const gossip_member_t *e, size_t n,
-                           struct gmember **slot, int64_t now)
+/* Phase 2: applies the planned entries; cannot fail; frees slot.  Two
+ * batches of one message may both plan the same new name (an entry and a
+ * rumor): the second finds it inserted and merges; the membership bound
+ * holds because each batch was checked against it and a full view merges
+ * only.  A member first seen is passed on as a rumor only if it came by
+ * rumor or mail (fresh_new): what anti-entropy teaches a node it was
+ * missing, typically a joining node learning every member, is no news to
+ * the others.  Returns how many entries were news. */
+static size_t commit_entries(gossip_t *g, const gossip_member_t *e, size_t n,
+                             struct gmember **slot, int64_t now, bool fresh_new)
 {
-    size_t i;
+    size_t i, news = 0, hint = 0;
 
     for (i = 0; i < n; i++) {
         bool found;
-        size_t pos = find_pos(g, e[i].name, &found);
+        size_t pos = find_pos_hint(g, e[i].name, &found, &hint);
+        struct gmember *s = slot != NULL ? slot[i] : NULL;
 
-        if (slot != NULL && slot[i] != NULL) {
+        if (s != NULL && (found || g->n == GOSSIP_MAX_MEMBERS)) {
+            free_member(s);
+            s = NULL;
+        }
+        if (s != NULL) {
             struct grave *gr = find_grave(g, e[i].name);
 
             if (gr != NULL)
                 drop_grave(g, gr);
-            adopt(g, slot[i], &e[i], now);
             memmove(&g->members[pos + 1], &g->members[pos],
                     (g->n - pos) * sizeof(g->members[0]));
-            g->members[pos] = slot[i];
+            g->members[pos] = s;
             g->n++;
+            adopt(g, s, &e[i], now, fresh_new);
+            news++;
         } else if (found && !g->members[pos]->is_self) {
-            merge_one(g, g->members[pos], &e[i], now);
+            news += merge_one(g, g->members[pos], &e[i], now);
         }
     }
     free(slot);
+    return news;
+}
+
+/* Applies a heartbeat digest (the sender's own when direct).  Returns true
+ * when it shows a state this node lacks, so the caller may request it. */
+static bool apply_hb(gossip_t *g, const gossip_digest_t *d, int64_t now,
+                     bool direct)
+{
+    struct gmember *m = find(g, d->name);
+
+    if (m == NULL)
+        return !buried(g, d->name, d->generation, d->version);
+    if (m->is_self || d->generation < m->e.generation)
+        return false;
+    if (d->generation > m->e.generation)
+        return true;
+    if (d->heartbeat > m->e.heartbeat) {
+        m->e.heartbeat = d->heartbeat;
+        note_arrival(g, m, now, direct ? EV_DIRECT : EV_RELAY);
+    } else if (direct) {
+        note_arrival(g, m, now, EV_TOUCH);
+    }
+    return d->version > m->e.version;
+}
+
+/* Applies the DOWN rumors of a message (validated). */
+static void apply_downs(gossip_t *g, const gossip_rumor_t *r, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        const gossip_member_t *e = &r[i].entry;
+        gossip_member_t d;
+        struct gmember *m;
+        struct hot *h;
+
+        if (r[i].kind != GOSSIP_RUMOR_DOWN)
+            continue;
+        m = find(g, e->name);
+        if (m == NULL || m->is_self || m->e.generation != e->generation ||
+            m->e.status == GOSSIP_LEFT) {
+            g->stats.rumors_ignored++; /* unknown member or generation */
+            continue;
+        }
+        if (e->heartbeat > m->down_hb)
+            m->down_hb = e->heartbeat;
+        if (!m->alive || m->suspect || (m->probing && m->strict))
+            continue; /* already judged or being judged on this evidence */
+        h = rumor_find(g, GOSSIP_RUMOR_DOWN, e->name);
+        if (h != NULL && h->refuted &&
+            e->heartbeat <= h->r.entry.heartbeat + GOSSIP_REVIVE_BEATS)
+            continue; /* disproved here already (a later failure would be
+                       * reported with a later heartbeat) */
+        if (m->probing)
+            m->strict = true;
+        else
+            m->suspect = true;
+        d = m->e;
+        d.heartbeat = m->down_hb; /* the latest beat the accusation covers */
+        rumor_heat(g, GOSSIP_RUMOR_DOWN, &d);
+        g->stats.rumors_applied++;
+    }
+}
+
+/* Counts what the ENTRY rumors of a message will tell (before commit). */
+static void count_entry_rumors(gossip_t *g, const gossip_member_t *e, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        const struct gmember *m = find(g, e[i].name);
+
+        if (m != NULL && m->is_self)
+            g->stats.rumors_ignored++;
+        else if (m == NULL && buried(g, e[i].name, e[i].generation, e[i].version))
+            g->stats.rumors_ignored++;
+        else if (m == NULL)
+            g->stats.rumors_applied++;
+        else if (cmp_gv(e[i].generation, e[i].version, m->e.generation,
+                        m->e.version) < 0)
+            g->stats.rumors_ignored++;
+        else if (cmp_gv(e[i].generation, e[i].version, m->e.generation,
+                        m->e.version) > 0)
+            g->stats.rumors_applied++;
+    }
+}
+
+/* ---- direct mail ------------------------------------------------------ */
+
+/* This node's entry changed: mail it to every known peer (and to the
+ * peers learned in the next GOSSIP_MAIL_WINDOW rounds). */
+static void mail_start(gossip_t *g, int64_t now)
+{
+    size_t i;
+
+    if (g->mode == GOSSIP_MODE_DIGEST)
+        return;
+    g->mail_until = now + (int64_t)GOSSIP_MAIL_WINDOW * g->interval;
+    for (i = 0; i < g->n; i++) {
+        struct gmember *m = g->members[i];
+
+        m->mail_pending = !m->is_self && m->e.status != GOSSIP_LEFT;
+        m->mail_tries = 0;
+        m->mail_next = now;
+    }
+    for (i = 0; i < g->nseeds; i++) {
+        g->seedmail[i].pending = true;
+        g->seedmail[i].tries = 0;
+        g->seedmail[i].next = now;
+    }
+}
+
+/* Is a pending mail due now?  Expires it after its last try.  Retries wait
+ * 1, 2, 4 ... rounds. */
+static bool mail_due(gossip_t *g, bool *pending, uint8_t *tries, int64_t next,
+                     int64_t now)
+{
+    if (!*pending || now < next)
+        return false;
+    if (*tries >= GOSSIP_MAIL_TRIES) {
+        *pending = false;
+        g->stats.mail_expired++;
+        return false;
+    }
+    return true;
+}
+
+static int64_t mail_backoff(const gossip_t *g, uint8_t tries)
+{
+    return g->interval << (tries - 1);
 }
 
 /* ---- life cycle ------------------------------------------------------- */
@@ -430,7 +1060,8 @@ int gossip_new(const gossip_member_t *self, const gossip_config_t *cfg,
     if (!isfinite(cfg->phi_threshold) || cfg->phi_threshold < 0 ||
         cfg->interval_ms < 0 || cfg->interval_ms > MAX_INTERVAL_MS ||
         cfg->probe_timeout_ms < 0 || cfg->left_ttl_ms < 0 ||
-        cfg->nseeds > GOSSIP_MAX_SEEDS || (cfg->nseeds > 0 && cfg->seeds == NULL))
+        cfg->nseeds > GOSSIP_MAX_SEEDS || (cfg->nseeds > 0 && cfg->seeds == NULL) ||
+        cfg->fd_window > 65536 || cfg->mode > GOSSIP_MODE_DIGEST)
         return -EINVAL;
     for (i = 0; i < cfg->nseeds; i++)
         if (!valid_host(cfg->seeds[i].host) || cfg->seeds[i].port == 0)
@@ -446,6 +1077,8 @@ int gossip_new(const gossip_member_t *self, const gossip_config_t *cfg,
         g->probe_timeout = 2 * g->interval > MIN_PROBE_TIMEOUT_MS
                                ? 2 * g->interval : MIN_PROBE_TIMEOUT_MS;
     g->left_ttl = cfg->left_ttl_ms > 0 ? cfg->left_ttl_ms : DEF_LEFT_TTL_MS;
+    g->fd_window = cfg->fd_window > 0 ? cfg->fd_window : GOSSIP_FD_WINDOW;
+    g->mode = cfg->mode;
     for (i = 0; i < cfg->nseeds; i++) {
         /* Our own address in the seed list (every seed lists itself) is
          * not a partner; duplicates would only skew the choice. */
@@ -460,16 +1093,26 @@ int gossip_new(const gossip_member_t *self, const gossip_config_t *cfg,
                                    (uint64_t)self->generation);
     g->epoch = 1;
     g->now = INT64_MIN;
+    g->unknown_budget.tokens = GOSSIP_FLOOD_BURST * UNKNOWN_BUDGET_FACTOR;
+    g->unknown_budget.at = INT64_MIN;
+    g->ack2_budget = g->unknown_budget;
     g->self = calloc(1, sizeof(*g->self));
     if (g->self == NULL) {
         free(g);
         return -ENOMEM;
     }
-    g->self->e = *self;
+    set_entry(g->self, self);
     g->self->is_self = true;
     g->self->alive = true;
     g->members[0] = g->self;
     g->n = 1;
+    /* A start is a change (a join, or a restart with a new generation):
+     * mailed from the first tick on, and news wherever it lands.  The mail
+     * window opens at the first tick, when the module first learns the
+     * time. */
+    rumor_heat(g, GOSSIP_RUMOR_ENTRY, &g->self->e);
+    mail_start(g, INT64_MIN);
+    g->mail_until = INT64_MIN; /* set by the first tick */
     *out = g;
     return 0;
 }
@@ -521,6 +1164,7 @@ static void expire_tombstones(gossip_t *g, int64_t now)
         gr->generation = m->e.generation;
         gr->version = m->e.version;
         gr->forget_at = now + g->left_ttl;
+        rumor_drop_name(g, GOSSIP_RUMOR_ENTRY, m->e.name);
         free_member(m);
         memmove(&g->members[i], &g->members[i + 1],
                 (g->n - i - 1) * sizeof(g->members[0]));
@@ -529,36 +1173,88 @@ static void expire_tombstones(gossip_t *g, int64_t now)
     }
 }
 
-/* Marks down the members whose probe went unanswered; returns how many
- * alive members need a probe now (their `want` is left for the caller). */
+/* Is m suspected by its detector at now?  Skips the floating-point phi
+ * when the silence is not even as long as the mean interval. */
+static bool phi_suspects(const gossip_t *g, const struct gmember *m, int64_t now)
+{
+    if (g->phi_threshold > 0.302 && gossip__fd_below_mean(m->fd, now))
+        return false; /* phi <= log10(2) < threshold */
+    return gossip_fd_phi(m->fd, now) > g->phi_threshold;
+}
+
+/* Sets m->watched on the GOSSIP_WATCH live members before and after self
+ * in name order (everybody in a small cluster). */
+static void mark_watched(gossip_t *g)
+{
+    bool found;
+    size_t self = find_pos(g, g->self->e.name, &found), i, k, fwd = 0, back = 0;
+
+    for (i = 0; i < g->n; i++)
+        g->members[i]->watched = false;
+    for (k = 1; k < g->n && fwd < GOSSIP_WATCH; k++) {
+        struct gmember *m = g->members[(self + k) % g->n];
+
+        if (m->alive && m->e.status != GOSSIP_LEFT) {
+            m->watched = true;
+            fwd++;
+        }
+    }
+    for (k = 1; k < g->n && back < GOSSIP_WATCH; k++) {
+        struct gmember *m = g->members[(self + g->n - k) % g->n];
+
+        if (m->alive && m->e.status != GOSSIP_LEFT) {
+            m->watched = true;
+            back++;
+        }
+    }
+}
+
+/* Marks down the members whose probe went unanswered (a probe started by
+ * this node's own suspicion of a member it watches then starts a DOWN
+ * rumor); sets m->want on the members to ping now and returns how many. */
 static size_t run_detector(gossip_t *g, int64_t now)
 {
     size_t i, want = 0;
 
+    mark_watched(g);
     for (i = 0; i < g->n; i++) {
         struct gmember *m = g->members[i];
 
+        m->want = false;
         if (m->is_self || !m->alive)
             continue;
         if (m->probing) {
             if (now - m->probe_sent >= g->probe_timeout) {
                 m->probing = false;
                 m->alive = false;
+                if (m->e.heartbeat > m->down_hb)
+                    m->down_hb = m->e.heartbeat;
                 g->epoch++;
+                if (m->probe_why == WHY_PHI && g->mode == GOSSIP_MODE_RUMOR) {
+                    gossip_member_t d = m->e;
+
+                    d.heartbeat = m->down_hb;
+                    rumor_heat(g, GOSSIP_RUMOR_DOWN, &d);
+                    g->stats.down_rumors++;
+                }
+                m->strict = false;
+            } else if (now - m->ping_at >= g->interval) {
+                m->want = true; /* ping again: one lost ping is no failure */
+                want++;
             }
             continue;
         }
-        if (m->confirm || gossip_fd_phi(m->fd, now) > g->phi_threshold)
+        /* Only watchers act on phi: in a large cluster a node hears most
+         * members seldom and irregularly, and would suspect them all the
+         * time.  In digest mode every member's heartbeat arrives every
+         * round or two, so every member is watched, as before. */
+        if (m->confirm || m->suspect ||
+            ((m->watched || g->mode == GOSSIP_MODE_DIGEST) && phi_suspects(g, m, now))) {
+            m->want = true;
             want++;
+        }
     }
     return want;
-}
-
-/* Does m need a probe started now?  Same test as run_detector(). */
-static bool wants_probe(const gossip_t *g, const struct gmember *m, int64_t now)
-{
-    return !m->is_self && m->alive && !m->probing &&
-           (m->confirm || gossip_fd_phi(m->fd, now) > g->phi_threshold);
 }
 
 /* The k-th (0-based) non-self, non-LEFT member whose liveness is `alive`. */
@@ -577,6 +1273,21 @@ static struct gmember *nth_peer(const gossip_t *g, bool alive, size_t k)
     return NULL;
 }
 
+/* The first live member after self in name order (wrapping), or NULL. */
+static struct gmember *successor(const gossip_t *g)
+{
+    bool found;
+    size_t self = find_pos(g, g->self->e.name, &found), k;
+
+    for (k = 1; k < g->n; k++) {
+        struct gmember *m = g->members[(self + k) % g->n];
+
+        if (m->alive && m->e.status != GOSSIP_LEFT)
+            return m;
+    }
+    return NULL;
+}
+
 static bool already_target(const gossip_round_t *r, const char *host, uint16_t port)
 {
     size_t i;
@@ -590,7 +1301,8 @@ static bool already_target(const gossip_round_t *r, const char *host, uint16_t p
 /* Cassandra's choice of partners (Gossiper.GossipTask): a live member; maybe
  * an unreachable one, so partitions heal; a seed when alone or, sometimes,
  * when the live partner was not a seed, so groups of nodes that only know
- * each other still meet the seeds. */
+ * each other still meet the seeds.  In the default mode also the successor,
+ * so that every member is heard every round by its two neighbours. */
 static void choose_targets(gossip_t *g, gossip_round_t *r)
 {
     size_t i, nlive = 0, ndown = 0;
@@ -613,6 +1325,11 @@ static void choose_targets(gossip_t *g, gossip_round_t *r)
             set_target(&r->targets[r->ntargets++], m);
             to_seed = is_seed(g, m->e.host, m->e.peer_port);
         }
+        m = g->mode == GOSSIP_MODE_RUMOR ? successor(g) : NULL;
+        if (m != NULL && !already_target(r, m->e.host, m->e.peer_port)) {
+            set_target(&r->targets[r->ntargets++], m);
+            to_seed |= is_seed(g, m->e.host, m->e.peer_port);
+        }
     }
     if (ndown > 0 && rng_unit(g) < (double)ndown / (double)(nlive + 1)) {
         struct gmember *m = nth_peer(g, false, rng_below(g, ndown));
@@ -627,136 +1344,351 @@ static void choose_targets(gossip_t *g, gossip_round_t *r)
 
         if (!already_target(r, s->host, s->port)) {
             gossip_target_t *t = &r->targets[r->ntargets++];
+            const struct gmember *m = member_at(g, s);
 
             memset(t->name, 0, sizeof(t->name));
-            for (i = 0; i < g->n; i++)
-                if (addr_equal(g->members[i]->e.host,
-                               g->members[i]->e.peer_port, s))
-                    memcpy(t->name, g->members[i]->e.name, sizeof(t->name));
+            if (m != NULL)
+                memcpy(t->name, m->e.name, sizeof(t->name));
             t->addr = *s;
         }
     }
 }
 
+/* Fills syn with this round's SYN (mask 0: the summary; or, in digest
+ * mode, every digest).  -ENOMEM with syn freed. */
+static int build_syn(gossip_t *g, gossip_syn_t *syn)
+{
+    size_t i;
+
+    memset(syn, 0, sizeof(*syn));
+    make_digest(&syn->from, &g->self->e);
+    syn->summary = summary_of(g);
+    if (g->mode == GOSSIP_MODE_DIGEST) {
+        syn->nbuckets = 1;
+        syn->mask = 1;
+        syn->digests = malloc(g->n * sizeof(*syn->digests));
+        if (syn->digests == NULL)
+            return -ENOMEM;
+        for (i = 0; i < g->n; i++)
+            make_digest(&syn->digests[syn->ndigests++], &g->members[i]->e);
+        return 0;
+    }
+    syn->nbuckets = nbuckets_for(g->n);
+    if (heartbeats_pick(g, &syn->heartbeats, &syn->nheartbeats) != 0 ||
+        rumors_pick(g, &syn->rumors, &syn->nrumors) != 0) {
+        gossip_syn_free(syn);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 int gossip_tick(gossip_t *g, int64_t now_ms, gossip_round_t *round)
 {
     int64_t now = clock_at(g, now_ms);
-    size_t i, want;
+    size_t i, want, nmail = 0;
 
     memset(round, 0, sizeof(*round));
-    g->self->e.version++;
+    g->self->e.heartbeat++;
+    if (g->mail_until == INT64_MIN && g->mode == GOSSIP_MODE_RUMOR)
+        g->mail_until = now + (int64_t)GOSSIP_MAIL_WINDOW * g->interval;
     want = run_detector(g, now);
     expire_tombstones(g, now);
 
-    round->syn = malloc(g->n * sizeof(*round->syn));
+    for (i = 0; i < g->n; i++) {
+        struct gmember *m = g->members[i];
+
+        if (m->mail_pending && m->e.status == GOSSIP_LEFT)
+            m->mail_pending = false;
+        nmail += mail_due(g, &m->mail_pending, &m->mail_tries, m->mail_next, now);
+    }
+    for (i = 0; i < g->nseeds; i++) {
+        struct seedmail *s = &g->seedmail[i];
+
+        if (s->pending && member_at(g, &g->seeds[i]) != NULL)
+            s->pending = false; /* mailed by name */
+        nmail += mail_due(g, &s->pending, &s->tries, s->next, now);
+    }
+    if (build_syn(g, &round->syn) != 0)
+        return -ENOMEM;
     if (want > 0)
         round->probes = malloc(want * sizeof(*round->probes));
-    if (round->syn == NULL || (want > 0 && round->probes == NULL)) {
+    if (nmail > 0)
+        round->mail = malloc(nmail * sizeof(*round->mail));
+    if ((want > 0 && round->probes == NULL) || (nmail > 0 && round->mail == NULL)) {
         gossip_round_free(round);
-        return -ENOMEM; /* probes not started: retried next tick */
+        return -ENOMEM; /* probes and mail not started: retried next tick */
     }
     for (i = 0; i < g->n; i++) {
         struct gmember *m = g->members[i];
 
-        make_digest(&round->syn[round->nsyn++], m);
-        if (round->nprobes < want && wants_probe(g, m, now)) {
+        if (m->want) {
             set_target(&round->probes[round->nprobes++], m);
-            m->probing = true;
-            m->confirm = false;
-            m->probe_sent = now;
+            if (!m->probing) {
+                m->probing = true;
+                m->strict = m->suspect;
+                m->probe_why = m->suspect ? WHY_SUSPECT : m->confirm ? WHY_CONFIRM : WHY_PHI;
+                m->probe_sent = now;
+            }
+            m->confirm = m->suspect = false;
+            m->ping_at = now;
+        }
+        if (m->mail_pending && now >= m->mail_next) {
+            set_target(&round->mail[round->nmail++], m);
+            m->mail_next = now + mail_backoff(g, ++m->mail_tries);
         }
     }
+    for (i = 0; i < g->nseeds; i++) {
+        struct seedmail *s = &g->seedmail[i];
+
+        if (s->pending && now >= s->next) {
+            gossip_target_t *t = &round->mail[round->nmail++];
+
+            memset(t->name, 0, sizeof(t->name));
+            t->addr = g->seeds[i];
+            s->next = now + mail_backoff(g, ++s->tries);
+        }
+    }
+    g->stats.mail_sent += round->nmail;
+    round->mail_entry = g->self->e;
     choose_targets(g, round);
+    rumors_age(g);
     return 0;
 }
 
 /* ---- messages --------------------------------------------------------- */
 
-int gossip_on_syn(gossip_t *g, const gossip_digest_t *digests, size_t n,
-                  int64_t now_ms, gossip_ack_t *ack)
+/* Appends a request for `name`: what this node has of it (m), or zeros.
+ * With `unique`, only if none is there yet (the digests of one SYN are
+ * distinct, but the sender and relayed heartbeats may repeat them). */
+static void add_request(gossip_ack_t *ack, const char *name,
+                        const struct gmember *m, bool unique)
 {
+    gossip_digest_t *req;
     size_t i;
-    uint64_t stamp;
-    int rc;
 
-    memset(ack, 0, sizeof(*ack));
-    clock_at(g, now_ms);
-    rc = check_digests(digests, n);
-    if (rc != 0)
-        return rc;
-    ack->entries = malloc(g->n * sizeof(*ack->entries));
-    if (n > 0)
-        ack->requests = malloc(n * sizeof(*ack->requests));
-    if (ack->entries == NULL || (n > 0 && ack->requests == NULL)) {
-        gossip_ack_free(ack);
-        return -ENOMEM;
-    }
-    stamp = ++g->stamp;
-    for (i = 0; i < n; i++) {
-        const gossip_digest_t *d = &digests[i];
-        struct gmember *m = find(g, d->name);
-        gossip_digest_t *req;
+    for (i = 0; unique && i < ack->nrequests; i++)
+        if (strcmp(ack->requests[i].name, name) == 0)
+            return;
+    req = &ack->requests[ack->nrequests++];
+    memset(req, 0, sizeof(*req));
+    if (m != NULL)
+        make_digest(req, &m->e);
+    else
+        memcpy(req->name, name, strnlen(name, GOSSIP_NAME_MAX));
+}
+
+/* The anti-entropy answer to digests covering `mask` of nb buckets: the
+ * entries this node has newer or the digests lack there, and requests for
+ * those it is behind on. */
+static void answer_digests(gossip_t *g, const gossip_syn_t *syn, gossip_ack_t *ack)
+{
+    uint64_t stamp = ++g->stamp;
+    size_t i, hint = 0;
+
+    for (i = 0; i < syn->ndigests; i++) {
+        const gossip_digest_t *d = &syn->digests[i];
+        struct gmember *m = find_hint(g, d->name, &hint);
         int c;
 
         if (m == NULL) {
-            struct grave *gr = find_grave(g, d->name);
-
-            if (gr != NULL &&
-                cmp_gv(d->generation, d->version, gr->generation, gr->version) <= 0)
-                continue; /* a tombstone we already expired */
-            req = &ack->requests[ack->nrequests++];
-            memcpy(req->name, d->name, sizeof(req->name));
-            req->generation = 0;
-            req->version = 0;
+            if (!buried(g, d->name, d->generation, d->version))
+                add_request(ack, d->name, NULL, false);
             continue;
         }
         m->stamp = stamp;
-        c = cmp_gv(m->e.generation, m->e.version, d->generation, d->version);
+        c = cmp_entry_digest(&m->e, d);
         if (c > 0)
             ack->entries[ack->nentries++] = m->e;
         else if (c < 0 && !m->is_self)
-            make_digest(&ack->requests[ack->nrequests++], m);
+            add_request(ack, d->name, m, false);
     }
-    for (i = 0; i < g->n; i++)
-        if (g->members[i]->stamp != stamp)
-            ack->entries[ack->nentries++] = g->members[i]->e;
+    for (i = 0; i < g->n; i++) {
+        const struct gmember *m = g->members[i];
+
+        if (m->stamp != stamp && ((syn->mask >> (m->nh & (syn->nbuckets - 1))) & 1))
+            ack->entries[ack->nentries++] = m->e;
+    }
+}
+
+/* Validates a SYN: every field, every item. */
+static int check_syn(const gossip_syn_t *syn, gossip_member_t *rents, size_t *nrents)
+{
+    int rc;
+
+    if (syn == NULL || !valid_hb(&syn->from) || !pow2_buckets(syn->nbuckets) ||
+        (syn->nbuckets < 64 && (syn->mask >> syn->nbuckets) != 0) ||
+        (syn->mask == 0 && syn->ndigests > 0))
+        return -EINVAL;
+    rc = check_digests(syn->digests, syn->ndigests);
+    if (rc == 0)
+        rc = check_hbs(syn->heartbeats, syn->nheartbeats);
+    if (rc == 0)
+        rc = check_rumors(syn->rumors, syn->nrumors, rents, nrents);
+    return rc;
+}
+
+int gossip_on_syn(gossip_t *g, const gossip_syn_t *syn, int64_t now_ms,
+                  gossip_ack_t *ack)
+{
+    gossip_member_t rents[GOSSIP_MSG_RUMORS];
+    struct gmember **rslot = NULL;
+    size_t i, nrents = 0;
+    int64_t now;
+    int rc;
+
+    memset(ack, 0, sizeof(*ack));
+    now = clock_at(g, now_ms);
+    rc = check_syn(syn, rents, &nrents);
+    if (rc == -EINVAL)
+        g->stats.msgs_rejected++;
+    if (rc != 0)
+        return rc;
+    if (!sender_budget(g, syn->from.name, now))
+        return -EBUSY;
+    rc = plan_entries(g, rents, nrents, &rslot);
+    if (rc != 0) {
+        if (rc == -EINVAL)
+            g->stats.msgs_rejected++;
+        return rc;
+    }
+    /* Everything the answer may need, before anything is applied. */
+    ack->entries = malloc((g->n + nrents) * sizeof(*ack->entries));
+    ack->requests = malloc((syn->ndigests + syn->nheartbeats + 1) * sizeof(*ack->requests));
+    if (syn->mask == 0)
+        ack->buckets = malloc(syn->nbuckets * sizeof(*ack->buckets));
+    if (ack->entries == NULL || ack->requests == NULL ||
+        (syn->mask == 0 && ack->buckets == NULL) ||
+        heartbeats_pick(g, &ack->heartbeats, &ack->nheartbeats) != 0 ||
+        rumors_pick(g, &ack->rumors, &ack->nrumors) != 0) {
+        for (i = 0; i < nrents && rslot != NULL; i++)
+            free_member(rslot[i]);
+        free(rslot);
+        gossip_ack_free(ack);
+        return -ENOMEM;
+    }
+    /* Apply: rumors first (what they tell is the freshest), then the
+     * sender's and the relayed heartbeats. */
+    count_entry_rumors(g, rents, nrents);
+    commit_entries(g, rents, nrents, rslot, now, true);
+    apply_downs(g, syn->rumors, syn->nrumors);
+    if (syn->mask != 0)
+        answer_digests(g, syn, ack);
+    if (apply_hb(g, &syn->from, now, true))
+        add_request(ack, syn->from.name, find(g, syn->from.name), true);
+    for (i = 0; i < syn->nheartbeats; i++)
+        if (apply_hb(g, &syn->heartbeats[i], now, false))
+            add_request(ack, syn->heartbeats[i].name, find(g, syn->heartbeats[i].name), true);
+    if (syn->mask == 0) {
+        if (summary_of(g) != syn->summary) {
+            bucket_hashes(g, syn->nbuckets, ack->buckets);
+            ack->nbuckets = syn->nbuckets;
+            g->stats.summaries_differ++;
+        } else {
+            free(ack->buckets);
+            ack->buckets = NULL;
+            g->stats.summaries_equal++;
+        }
+    }
+    make_digest(&ack->from, &g->self->e);
     return 0;
 }
 
-int gossip_on_ack(gossip_t *g, const gossip_ack_t *ack, int64_t now_ms,
-                  gossip_ack2_t *ack2)
+/* The SYN2 of a bucket-hash ACK: digests of this node's members in the
+ * buckets whose hashes differ (nbuckets 0 when none differ). */
+static void build_syn2(gossip_t *g, const gossip_ack_t *ack, uint64_t *mine,
+                       gossip_syn_t *syn2)
 {
-    struct gmember **slot;
-    int64_t now;
+    uint32_t nb = (uint32_t)ack->nbuckets, b;
     size_t i;
+
+    bucket_hashes(g, nb, mine);
+    for (b = 0; b < nb; b++)
+        if (mine[b] != ack->buckets[b])
+            syn2->mask |= 1ULL << b;
+    if (syn2->mask == 0) {
+        gossip_syn_free(syn2);
+        return;
+    }
+    make_digest(&syn2->from, &g->self->e);
+    syn2->summary = summary_of(g);
+    syn2->nbuckets = nb;
+    for (i = 0; i < g->n; i++)
+        if ((syn2->mask >> (g->members[i]->nh & (nb - 1))) & 1)
+            make_digest(&syn2->digests[syn2->ndigests++], &g->members[i]->e);
+}
+
+int gossip_on_ack(gossip_t *g, const gossip_ack_t *ack, int64_t now_ms,
+                  gossip_ack2_t *ack2, gossip_syn_t *syn2)
+{
+    gossip_member_t rents[GOSSIP_MSG_RUMORS];
+    struct gmember **slot = NULL, **rslot = NULL;
+    uint64_t mine[GOSSIP_MAX_BUCKETS];
+    size_t i, nrents = 0, hint;
+    int64_t now;
     int rc;
 
     memset(ack2, 0, sizeof(*ack2));
+    if (syn2 != NULL)
+        memset(syn2, 0, sizeof(*syn2));
     now = clock_at(g, now_ms);
-    if (ack == NULL)
+    if (ack == NULL || !valid_hb(&ack->from) ||
+        (ack->nbuckets > 0 && (!pow2_buckets(ack->nbuckets) || ack->buckets == NULL)) ||
+        (ack->nbuckets > 0 && syn2 == NULL)) {
+        g->stats.msgs_rejected++;
         return -EINVAL;
+    }
     rc = check_digests(ack->requests, ack->nrequests);
+    if (rc == 0)
+        rc = check_hbs(ack->heartbeats, ack->nheartbeats);
+    if (rc == 0)
+        rc = check_rumors(ack->rumors, ack->nrumors, rents, &nrents);
+    if (rc == 0)
+        rc = plan_entries(g, ack->entries, ack->nentries, &slot);
+    if (rc == 0) {
+        rc = plan_entries(g, rents, nrents, &rslot);
+        if (rc != 0) {
+            for (i = 0; slot != NULL && i < ack->nentries; i++)
+                free_member(slot[i]);
+            free(slot);
+        }
+    }
+    if (rc == -EINVAL)
+        g->stats.msgs_rejected++;
     if (rc != 0)
         return rc;
-    if (ack->nrequests > 0) {
+    if (ack->nrequests > 0)
         ack2->entries = malloc(ack->nrequests * sizeof(*ack2->entries));
-        if (ack2->entries == NULL)
-            return -ENOMEM;
-    }
-    rc = plan_entries(g, ack->entries, ack->nentries, &slot);
-    if (rc != 0) {
+    if (ack->nbuckets > 0)
+        syn2->digests = malloc((g->n + ack->nentries + nrents) * sizeof(*syn2->digests));
+    if ((ack->nrequests > 0 && ack2->entries == NULL) ||
+        (ack->nbuckets > 0 && syn2->digests == NULL)) {
+        for (i = 0; slot != NULL && i < ack->nentries; i++)
+            free_member(slot[i]);
+        for (i = 0; rslot != NULL && i < nrents; i++)
+            free_member(rslot[i]);
+        free(slot);
+        free(rslot);
         gossip_ack2_free(ack2);
-        return rc;
+        if (syn2 != NULL)
+            gossip_syn_free(syn2);
+        return -ENOMEM;
     }
-    commit_entries(g, ack->entries, ack->nentries, slot, now);
-    for (i = 0; i < ack->nrequests; i++) {
+    count_entry_rumors(g, rents, nrents);
+    commit_entries(g, rents, nrents, rslot, now, true);
+    commit_entries(g, ack->entries, ack->nentries, slot, now, false);
+    apply_downs(g, ack->rumors, ack->nrumors);
+    apply_hb(g, &ack->from, now, true);
+    for (i = 0; i < ack->nheartbeats; i++)
+        apply_hb(g, &ack->heartbeats[i], now, false);
+    for (i = 0, hint = 0; i < ack->nrequests; i++) {
         const gossip_digest_t *r = &ack->requests[i];
-        const struct gmember *m = find(g, r->name);
+        const struct gmember *m = find_hint(g, r->name, &hint);
 
-        if (m != NULL &&
-            cmp_gv(m->e.generation, m->e.version, r->generation, r->version) > 0)
+        if (m != NULL && cmp_entry_digest(&m->e, r) > 0)
             ack2->entries[ack2->nentries++] = m->e;
     }
+    if (ack->nbuckets > 0)
+        build_syn2(g, ack, mine, syn2);
     return 0;
 }
 
@@ -767,10 +1699,88 @@ int gossip_on_ack2(gossip_t *g, const gossip_member_t *entries, size_t n,
     int64_t now = clock_at(g, now_ms);
     int rc = plan_entries(g, entries, n, &slot);
 
+    if (rc == -EINVAL)
+        g->stats.msgs_rejected++;
     if (rc != 0)
         return rc;
-    commit_entries(g, entries, n, slot, now);
+    /* ACK2s carry no sender: one budget for all, as for unknown senders. */
+    if (!budget_take(g, &g->ack2_budget, GOSSIP_FLOOD_BURST * UNKNOWN_BUDGET_FACTOR,
+                     GOSSIP_FLOOD_RATE * UNKNOWN_BUDGET_FACTOR, now)) {
+        size_t i;
+
+        for (i = 0; slot != NULL && i < n; i++)
+            free_member(slot[i]);
+        free(slot);
+        g->stats.msgs_throttled++;
+        return -EBUSY;
+    }
+    commit_entries(g, entries, n, slot, now, false);
     return 0;
+}
+
+int gossip_on_mail(gossip_t *g, const gossip_member_t *entry, int64_t now_ms,
+                   gossip_digest_t *me)
+{
+    struct gmember **slot, *m;
+    int64_t now = clock_at(g, now_ms);
+    size_t news;
+    int rc;
+
+    if (me != NULL)
+        memset(me, 0, sizeof(*me));
+    if (entry == NULL || !valid_entry(entry)) {
+        g->stats.msgs_rejected++;
+        return -EINVAL;
+    }
+    if (!sender_budget(g, entry->name, now))
+        return -EBUSY;
+    rc = plan_entries(g, entry, 1, &slot);
+    if (rc == -EINVAL)
+        g->stats.msgs_rejected++;
+    if (rc != 0)
+        return rc;
+    news = commit_entries(g, entry, 1, slot, now, true);
+    m = find(g, entry->name);
+    if (m != NULL && m->e.generation == entry->generation)
+        note_arrival(g, m, now, EV_DIRECT); /* the mail came from it */
+    if (me != NULL)
+        make_digest(me, &g->self->e);
+    return news > 0;
+}
+
+int gossip_on_mail_ack(gossip_t *g, const gossip_target_t *to,
+                       uint64_t version, const gossip_digest_t *answer,
+                       int64_t now_ms)
+{
+    int64_t now = clock_at(g, now_ms);
+    int ended = 0;
+    size_t i;
+
+    if (to == NULL || strnlen(to->name, sizeof(to->name)) == sizeof(to->name) ||
+        strnlen(to->addr.host, sizeof(to->addr.host)) == sizeof(to->addr.host) ||
+        (to->name[0] != '\0' && !valid_name(to->name, sizeof(to->name))))
+        return -EINVAL;
+    if (answer != NULL && valid_hb(answer))
+        apply_hb(g, answer, now, true);
+    if (version != g->self->e.version)
+        return 0; /* the answer to an older change */
+    if (to->name[0] != '\0') {
+        struct gmember *m = find(g, to->name);
+
+        if (m != NULL && m->mail_pending) {
+            m->mail_pending = false;
+            ended = 1;
+        }
+    } else {
+        for (i = 0; i < g->nseeds; i++)
+            if (g->seedmail[i].pending &&
+                addr_equal(to->addr.host, to->addr.port, &g->seeds[i])) {
+                g->seedmail[i].pending = false;
+                ended = 1;
+            }
+    }
+    g->stats.mail_acked += (uint64_t)ended;
+    return ended;
 }
 
 /* ---- probes, owner actions, views ------------------------------------- */
@@ -785,20 +1795,26 @@ int gossip_on_probe_ack(gossip_t *g, const char *name, int64_t now_ms)
     m = find(g, name);
     if (m == NULL || m->is_self || m->e.status == GOSSIP_LEFT)
         return 0;
-    note_arrival(g, m, now);
+    note_arrival(g, m, now, EV_DIRECT);
     return 1;
 }
 
 int gossip_set_status(gossip_t *g, gossip_status_t status, int64_t now_ms)
 {
-    clock_at(g, now_ms);
+    int64_t now = clock_at(g, now_ms);
+    gossip_member_t e;
+
     if ((unsigned)status > GOSSIP_LEFT)
         return -EINVAL;
     if (g->self->e.status == (uint32_t)status)
         return 0;
-    g->self->e.status = (uint32_t)status;
-    g->self->e.version++;
+    e = g->self->e;
+    e.status = (uint32_t)status;
+    e.version++;
+    set_entry(g->self, &e);
     g->epoch++;
+    rumor_heat(g, GOSSIP_RUMOR_ENTRY, &g->self->e);
+    mail_start(g, now);
     return 0;
 }
 
@@ -860,21 +1876,40 @@ bool gossip_lookup(const gossip_t *g, const char *name, gossip_member_info_t *ou
     return m != NULL;
 }
 
+void gossip_get_stats(const gossip_t *g, gossip_stats_t *out)
+{
+    *out = g->stats;
+}
+
 void gossip_round_free(gossip_round_t *round)
 {
     if (round == NULL)
         return;
-    free(round->syn);
+    gossip_syn_free(&round->syn);
     free(round->probes);
+    free(round->mail);
     memset(round, 0, sizeof(*round));
+}
+
+void gossip_syn_free(gossip_syn_t *syn)
+{
+    if (syn == NULL)
+        return;
+    free(syn->digests);
+    free(syn->heartbeats);
+    free(syn->rumors);
+    memset(syn, 0, sizeof(*syn));
 }
 
 void gossip_ack_free(gossip_ack_t *ack)
 {
     if (ack == NULL)
         return;
+    free(ack->buckets);
     free(ack->entries);
     free(ack->requests);
+    free(ack->heartbeats);
+    free(ack->rumors);
     memset(ack, 0, sizeof(*ack));
 }
 

@@ -45,6 +45,7 @@ enum peer_msg {
     MSG_REPLICA_PUT = 6, /* merge an object into the local replica (or a hint) */
     MSG_COORD_WRITE = 7, /* run a write on a coordinating replica */
     MSG_FLUSH = 8,       /* flush_all time */
+    MSG_GOSSIP_MAIL = 9, /* a node's own entry, sent to every peer (direct mail) */
 };
 
 /* Called for every request or one-way frame that arrives. */
