@@ -88,7 +88,7 @@ CLI           := $(BINDIR)/quorumkv-cli
 BENCH         := $(BINDIR)/quorumkv-bench
 QKV_EXAMPLE   := $(BUILD)/client/examples/merge
 QKV_DRIVER    := $(BUILD)/tests/qkv_driver
-CLIENT_ALL    := $(LIBDIR)/libquorumkv.a $(LIBDIR)/libquorumkv.so $(CLI) $(QKV_EXAMPLE)
+CLIENT_ALL    := $(LIBDIR)/libquorumkv.a $(LIBDIR)/libquorumkv.so $(CLI) $(BENCH) $(QKV_EXAMPLE)
 TEST_MODS_test_client_ring := client ring common
 all: $(CLIENT_ALL)
 
