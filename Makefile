@@ -5,6 +5,7 @@
 #   make run             install missing packages, build, start the local 3-node cluster
 #   make bench           benchmarks against memcached: one node, then a 3-node cluster (bench/)
 #   make SANITIZE=address test   the same suite under ASan+UBSan
+#   make property SEEDS=N  the version model's property test over N seeds
 #
 # `test`, `run` and `bench` first run scripts/deps.sh (apt-get for what is
 # missing) and then call make again, so pkg-config sees the installed
@@ -35,6 +36,7 @@ CORE_LIBS:= $(foreach m,$(MODULES),$(call mod_lib,$(m)))
 
 TEST_MODS_test_vclock := common
 TEST_MODS_test_object := storage common
+TEST_MODS_test_versions := storage common
 TEST_MODS_test_store  := storage common
 TEST_MODS_test_ring   := ring common
 TEST_MODS_test_gossip := gossip ring common
@@ -66,7 +68,7 @@ LIBDIR   := lib
 endif
 DAEMON   := $(BINDIR)/quorumkvd
 
-.PHONY: all test check unit integration run bench deps clean fuzz fuzz-smoke
+.PHONY: all test check unit integration run bench deps clean fuzz fuzz-smoke property
 all: $(DAEMON)
 
 $(BUILD)/%.o: %.c
@@ -182,6 +184,13 @@ bench: deps
 
 check: all $(UNIT_BIN) $(QKV_DRIVER)
 	@$(MAKE) --no-print-directory unit fuzz-smoke integration
+
+# The version model's property test over many more seeds than `make test`
+# runs (tests/unit/test_versions.c): make property SEEDS=20000 SEED0=1
+SEEDS ?= 5000
+SEED0 ?= 1000
+property: $(BUILD)/tests/test_versions
+	QKV_SEEDS=$(SEEDS) QKV_SEED0=$(SEED0) $(BUILD)/tests/test_versions
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done

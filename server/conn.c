@@ -663,6 +663,9 @@ static void do_stats(conn_t *c, const char *arg)
     U("coord_reads", srv->coord.reads);
     U("coord_writes", srv->coord.writes);
     U("coord_forwarded", srv->coord.forwarded);
+    U("coord_key_waits", srv->coord.key_waits);
+    U("coord_key_wait_timeouts", srv->coord.key_wait_timeouts);
+    U("coord_keys_waiting", coord_keys_waiting(srv));
     U("quorum_failures", srv->coord.quorum_failures);
     U("read_repairs", srv->coord.read_repairs);
     U("replica_errors", srv->coord.replica_errors);

@@ -11,12 +11,18 @@
  *           R replies ──> merge (obj_sync) ──> done
  *           all replied ──> REPLICA_PUT(merged) to every stale replica
  *
- *   write:  C is an owner?  no ──> COORD_WRITE to the first live owner A,
- *           which runs the rest and answers C
- *           read phase: own replica only (set), or R replicas (add, cas,
- *             incr, append, delete, touch...: their answer depends on it)
- *           kv_decide ──> obj_update with our dot ──> REPLICA_PUT to every
- *           target (own by direct call) ──> W acks ──> done
+ *   write:  set/delete: C is an owner?  no ──> COORD_WRITE to the first
+ *           live owner A, which runs the rest and answers C
+ *           incr, cas, append, add...: C is the FIRST live owner?  no ──>
+ *           COORD_WRITE to it (one place orders them, so they are atomic)
+ *
+ *           at the coordinating owner, one write of a key at a time:
+ *           key queue (keyq.c) ──> read phase: own replica only (set), or
+ *             R replicas (the answer of the others depends on it)
+ *           kv_decide ──> node_write: mint the dot against our own stored
+ *             object and persist it, in one step ──> key queue released
+ *           ──> REPLICA_PUT(stored object) to every other target, which
+ *             merges it (never mints) ──> W acks (ours counts) ──> done
  *
  * An op lives until its callback ran and every request it sent has
  * answered (each holds a reference); the transport guarantees each request
@@ -31,6 +37,7 @@
 
 #include "../common/log.h"
 #include "handoff.h"
+#include "keyq.h"
 #include "node.h"
 #include "server.h"
 
@@ -72,8 +79,13 @@ typedef struct op {
     /* write */
     bool is_write;
     bool writing; /* in the write phase */
+    bool locked;  /* holds its key in srv->keyq */
+    int64_t queued_us; /* when it started waiting for its key, 0 if it did not */
+    struct op *ready_next; /* in coord_state.ready: its turn has come */
     kv_op_t kop;
     uint8_t *data;
+    vclock_t ctx; /* the client's explicit causal context, when has_ctx */
+    bool has_ctx;
     int w, wgot, wfail;
     enum kv_result result;
     uint64_t number;
@@ -161,10 +173,14 @@ static op_t *op_new(server_t *srv, const void *key, size_t klen, coord_done_fn d
     return op;
 }
 
+static void op_unlock(op_t *op);
+
 static void op_unref(op_t *op)
 {
     if (--op->refs > 0)
         return;
+    op_unlock(op); /* never left held; normally released long before */
+    vc_free(&op->ctx);
     for (int i = 0; i < op->plan.n; i++) /* only answers of targets are kept */
         obj_free(&op->rep[i]);
     obj_free(&op->merged);
@@ -179,6 +195,7 @@ static void op_unref(op_t *op)
 /* Report once.  obj (may be NULL) is moved into the result. */
 static void op_finish(op_t *op, int status, int got, int needed, obj_t *obj)
 {
+    op_unlock(op);
     if (op->done_called)
         return;
     op->done_called = true;
@@ -267,16 +284,6 @@ static int op_send(op_t *op, int i, uint8_t type, msgpack_sbuffer *sb, peer_repl
 
 static void write_phase(op_t *op);
 
-static bool differs(const obj_t *a, const obj_t *b)
-{
-    if (a->nsib != b->nsib || vc_compare(&a->vc, &b->vc) != VC_EQUAL)
-        return true;
-    for (uint32_t i = 0; i < a->nsib; i++)
-        if (a->sib[i].dot.node != b->sib[i].dot.node || a->sib[i].dot.counter != b->sib[i].dot.counter)
-            return true;
-    return false;
-}
-
 static void ignore_reply(void *arg, int status, const frame_t *f)
 {
     (void)status;
@@ -300,7 +307,7 @@ static void read_repair(op_t *op)
     for (int i = 0; i < op->plan.n; i++) {
         if (op->rstate[i] != R_FOUND && op->rstate[i] != R_MISSING)
             continue;
-        if (op->rstate[i] == R_FOUND && !differs(&op->rep[i], &op->merged))
+        if (op->rstate[i] == R_FOUND && obj_equal(&op->rep[i], &op->merged))
             continue;
         srv->coord.read_repairs++;
         const target_t *t = &op->plan.t[i];
@@ -544,33 +551,62 @@ static void on_put_reply(void *arg, int status, const frame_t *f)
     op_unref(op);
 }
 
-/* The read phase reached its quorum: decide, make the new version, send it. */
+/* dst = the pointwise minimum of a and b (an entry only where both have
+ * one). */
+static int vc_clip(vclock_t *dst, const vclock_t *a, const vclock_t *b)
+{
+    for (uint32_t i = 0; i < a->n; i++) {
+        uint64_t m = vc_get(b, a->e[i].node);
+        uint64_t c = a->e[i].counter < m ? a->e[i].counter : m;
+        if (c > 0 && vc_set(dst, a->e[i].node, c, a->e[i].ts_us) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* The read phase reached its quorum: decide; if it writes, mint and
+ * persist the new version here (node_write), let the next write of the key
+ * go, and send the stored object to every other target. */
 static void write_phase(op_t *op)
 {
     server_t *srv = op->srv;
     sibling_t sib;
     bool write = false;
     int64_t now_us = node_now_us();
-    op->result = kv_decide(&op->kop, op->key, op->klen, &op->merged, now_us, &sib, &write, &op->number);
+    op->result = kv_decide(&op->kop, op->key, op->klen, &op->merged, now_us, &sib, &write,
+                           &op->number);
     if (!write) {
         op_finish(op, COORD_OK, op->rgot, op->r, NULL);
         return;
     }
-    vclock_t ctx;
-    vc_init(&ctx);
-    int rc = obj_copy(&op->newobj, &op->merged);
-    if (rc == 0)
-        rc = vc_copy(&ctx, &op->merged.vc);
-    if (rc == 0)
-        rc = obj_update(&op->newobj, &ctx, srv->node_id, &sib, now_us);
-    vc_free(&ctx);
+    /* the write supersedes what it read, or what the client says it read
+     * but no more than the replicas hold: a context naming versions nobody
+     * has (made up, or from another cluster) must not make the key's
+     * vector claim them, which would hide real writes later */
+    vclock_t clipped;
+    vc_init(&clipped);
+    const vclock_t *ctx = &op->merged.vc;
+    if (op->has_ctx) {
+        if (vc_clip(&clipped, &op->ctx, &op->merged.vc) < 0) {
+            free(sib.value);
+            op_finish(op, -ENOMEM, 0, 0, NULL);
+            return;
+        }
+        ctx = &clipped;
+    }
+    int self = plan_self(&op->plan);
+    obj_t *known = NULL;
+    if (self >= 0 && op->local_i == self && op->local_seq == srv->write_seq)
+        known = &op->rep[self]; /* nothing written since we read it */
+    int rc = self < 0 ? -EINVAL
+                      : node_write(srv, op->key, op->klen, known, ctx, &sib, now_us, &op->newobj);
+    free(sib.value);
+    vc_free(&clipped);
+    op_unlock(op);
     if (rc < 0) {
-        free(sib.value);
         op_finish(op, rc, 0, 0, NULL);
         return;
     }
-    srv->stats.siblings_pruned += obj_prune_siblings(&op->newobj, (uint32_t)srv->cfg.max_siblings);
-    srv->stats.vv_entries_pruned += obj_prune_vc(&op->newobj, (uint32_t)srv->cfg.max_vv_entries);
     if (!sib.tombstone)
         srv->stats.total_items++;
 
@@ -578,18 +614,14 @@ static void write_phase(op_t *op)
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     op->refs++;
+    write_answer(op, self, true);
     for (int i = 0; i < op->plan.n; i++) {
+        if (i == self)
+            continue;
         const target_t *t = &op->plan.t[i];
         const char *hint = t->hint_for == RING_NODE_NONE ? "" : node_name(op, t->hint_for);
-        if (is_self(op, t->node)) {
-            /* our replica unchanged since the read phase read it: the new
-             * version supersedes it as it is, no second read needed */
-            if (*hint)
-                rc = handoff_store(srv, hint, op->key, op->klen, &op->newobj);
-            else if (op->local_i == i && op->local_seq == srv->write_seq)
-                rc = node_replace(srv, op->key, op->klen, &op->rep[i], &op->newobj);
-            else
-                rc = node_merge(srv, op->key, op->klen, &op->newobj);
+        if (is_self(op, t->node)) { /* we also stand in for a down owner */
+            rc = handoff_store(srv, hint, op->key, op->klen, &op->newobj);
             write_answer(op, i, rc == 0);
             continue;
         }
@@ -610,14 +642,16 @@ static void write_phase(op_t *op)
     op_unref(op);
 }
 
-/* Run a write here, where we are an owner of the key. */
-static void write_local(op_t *op)
+/* ---- one write of a key at a time ---- */
+
+/* The key is ours: read, then (write_phase) decide and write. */
+static void write_start(op_t *op)
 {
-    op->srv->coord.writes++;
-    op->is_write = true;
+    op->locked = true;
     /* a blind set needs only our own context (overwrite what we have seen);
-     * everything else answers from what R replicas hold */
-    bool blind = op->kop.cmd == MC_SET;
+     * everything else answers from what R replicas hold, and so does a set
+     * with the client's own context (which is clipped to what they hold) */
+    bool blind = op->kop.cmd == MC_SET && !op->has_ctx;
     int r = op->r;
     if (blind)
         op->r = 1;
@@ -626,10 +660,139 @@ static void write_local(op_t *op)
         op->r = r;
 }
 
+/* Writes queued behind a key, and those whose turn has come. */
+struct coord_state {
+    keyq_t *keyq;
+    struct event *turn; /* runs the ready list from the loop */
+    op_t *ready, *ready_tail;
+    bool closing;       /* coord_close: ready ops fail instead of running */
+};
+
+/* A queued write's turn: run it, or fail it if its client has given up (or
+ * the node is stopping).  It holds the key now, and the queue's reference
+ * is dropped here. */
+static void key_turn(op_t *op, bool closing)
+{
+    op->locked = true;
+    int64_t waited_ms = (node_now_us() - op->queued_us) / 1000;
+    if (closing) {
+        op_finish(op, -ECANCELED, 0, 0, NULL);
+    } else if (waited_ms >= op->srv->cfg.request_timeout_ms) {
+        /* running it this late would only surprise (an incr applied after
+         * its client got an error); it never ran, so it fails cleanly */
+        op->srv->coord.key_wait_timeouts++;
+        op_finish(op, COORD_QUORUM, 0, op->w, NULL);
+    } else {
+        write_start(op);
+    }
+    op_unref(op);
+}
+
+/* From the loop, not from inside the releasing write's call stack, so a
+ * long queue never deepens the stack. */
+static void on_turn(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct coord_state *cs = arg;
+    op_t *op = cs->ready;
+    cs->ready = cs->ready_tail = NULL;
+    while (op) {
+        op_t *next = op->ready_next;
+        key_turn(op, cs->closing);
+        op = next;
+    }
+}
+
+/* Let the next write of the key go; the op no longer holds it. */
+static void op_unlock(op_t *op)
+{
+    if (!op->locked)
+        return;
+    op->locked = false;
+    struct coord_state *cs = op->srv->coordq;
+    op_t *next = keyq_release(cs->keyq, op->key, op->klen);
+    if (!next)
+        return;
+    next->ready_next = NULL;
+    if (cs->ready_tail)
+        cs->ready_tail->ready_next = next;
+    else
+        cs->ready = next;
+    cs->ready_tail = next;
+    event_active(cs->turn, EV_TIMEOUT, 0);
+}
+
+int coord_open(server_t *srv, char *err, size_t errlen)
+{
+    struct coord_state *cs = calloc(1, sizeof(*cs));
+    if (cs)
+        cs->keyq = keyq_new();
+    if (cs && cs->keyq)
+        cs->turn = event_new(srv->base, -1, 0, on_turn, cs);
+    if (!cs || !cs->keyq || !cs->turn) {
+        if (cs)
+            keyq_free(cs->keyq);
+        free(cs);
+        snprintf(err, errlen, "coordinator: out of memory");
+        return -1;
+    }
+    srv->coordq = cs;
+    return 0;
+}
+
+void coord_close(server_t *srv)
+{
+    struct coord_state *cs = srv->coordq;
+    if (!cs)
+        return;
+    /* Fail every queued write; each one failed hands its key to the next
+     * waiter, which lands on the ready list and fails in turn. */
+    cs->closing = true;
+    while (cs->ready)
+        on_turn(-1, 0, cs);
+    event_free(cs->turn);
+    keyq_free(cs->keyq);
+    free(cs);
+    srv->coordq = NULL;
+}
+
+size_t coord_keys_waiting(const server_t *srv)
+{
+    return srv->coordq ? keyq_waiting(srv->coordq->keyq) : 0;
+}
+
+/* Run a write here, where we are an owner of the key: now if no other
+ * write of the key is running here, else after those queued before it. */
+static void write_local(op_t *op)
+{
+    server_t *srv = op->srv;
+    srv->coord.writes++;
+    op->is_write = true;
+    int rc = keyq_acquire(srv->coordq->keyq, op->key, op->klen, op);
+    if (rc < 0) {
+        op_finish(op, -ENOMEM, 0, 0, NULL);
+        return;
+    }
+    if (rc == 0) {
+        srv->coord.key_waits++;
+        op->queued_us = node_now_us();
+        op->refs++; /* held by the queue until on_key_turn */
+        return;
+    }
+    write_start(op);
+}
+
 static int copy_op(op_t *op, const kv_op_t *kop)
 {
     op->kop = *kop;
     op->kop.data = NULL;
+    op->kop.ctx = NULL; /* op->ctx below; the caller's may not outlive this call */
+    if (kop->ctx) {
+        if (vc_copy(&op->ctx, kop->ctx) < 0)
+            return -ENOMEM;
+        op->has_ctx = true;
+    }
     if (kop->len) {
         op->data = malloc(kop->len);
         if (!op->data)
@@ -660,9 +823,14 @@ static void on_forward_reply(void *arg, int status, const frame_t *f)
     int next;
     if (status == -ECONNREFUSED && (next = next_owner(op, rq->i)) >= 0) {
         /* the request never reached that owner (no connection): another
-         * owner may coordinate it without risk of applying it twice */
+         * owner may coordinate it without risk of applying it twice (for a
+         * read-modify-write, in a second place at once: concurrent ones
+         * there become siblings, never a loss) */
         free(rq);
-        forward_write(op, next);
+        if (is_self(op, op->plan.t[next].node))
+            write_local(op);
+        else
+            forward_write(op, next);
         op_unref(op);
         return;
     }
@@ -689,6 +857,21 @@ static void on_forward_reply(void *arg, int status, const frame_t *f)
     op_unref(op);
 }
 
+/* The explicit context as its text form (vc_format), or nil. */
+static int pack_ctx(msgpack_packer *pk, const op_t *op)
+{
+    if (!op->has_ctx)
+        return msgpack_pack_nil(pk) == 0 ? 0 : -ENOMEM;
+    size_t need = vc_format(&op->ctx, NULL, 0) + 1;
+    char *txt = malloc(need);
+    if (!txt)
+        return -ENOMEM;
+    vc_format(&op->ctx, txt, need);
+    pack_str(pk, txt);
+    free(txt);
+    return 0;
+}
+
 static void forward_write(op_t *op, int i)
 {
     server_t *srv = op->srv;
@@ -697,7 +880,7 @@ static void forward_write(op_t *op, int i)
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 9);
+    msgpack_pack_array(&pk, 10);
     pack_bin(&pk, op->key, op->klen);
     msgpack_pack_uint32(&pk, (uint32_t)op->kop.cmd);
     msgpack_pack_uint32(&pk, op->kop.flags);
@@ -707,6 +890,11 @@ static void forward_write(op_t *op, int i)
     msgpack_pack_uint64(&pk, op->kop.delta);
     msgpack_pack_int32(&pk, op->r);
     msgpack_pack_int32(&pk, op->w);
+    if (pack_ctx(&pk, op) < 0) {
+        msgpack_sbuffer_destroy(&sb);
+        op_finish(op, -ENOMEM, 0, 0, NULL);
+        return;
+    }
     const cluster_node_t *n = &op->plan.view->nodes[op->plan.t[i].node];
     req_t *rq = malloc(sizeof(*rq));
     if (rq) {
@@ -744,15 +932,16 @@ void coord_write(server_t *srv, const kv_op_t *kop, const void *key, size_t klen
     op->w = w;
     if (plan_build(srv, key, klen, &op->plan) < 0)
         op->plan.n = 0;
-    if (plan_self(&op->plan) >= 0) {
+    /* set and delete: any owner (its dot is its own); everything that
+     * reads before it writes: the first live owner, where they queue */
+    bool any_owner = kop->cmd == MC_SET || kop->cmd == MC_DELETE;
+    int self = plan_self(&op->plan), first = next_owner(op, -1);
+    if (self >= 0 && (any_owner || self == first))
         write_local(op);
-    } else {
-        int owner = next_owner(op, -1);
-        if (owner >= 0)
-            forward_write(op, owner);
-        else /* every owner is down: nobody may name this write */
-            op_finish(op, COORD_QUORUM, 0, w, NULL);
-    }
+    else if (first >= 0)
+        forward_write(op, first);
+    else /* every owner is down: nobody may name this write */
+        op_finish(op, COORD_QUORUM, 0, w, NULL);
     op_unref(op);
 }
 
@@ -852,6 +1041,18 @@ static void on_forwarded_done(void *arg, coord_result_t *res)
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* A COORD_WRITE's context: nil, or vc_format's text (bounded). */
+static bool unpack_ctx(const msgpack_object *m, vclock_t *ctx, bool *has)
+{
+    char txt[64 * 1024];
+    if (m->type == MSGPACK_OBJECT_NIL)
+        return true;
+    if (!mp_str(m, txt, sizeof(txt)) || vc_parse(txt, strlen(txt), 1000, ctx) < 0)
+        return false;
+    *has = true;
+    return true;
+}
+
 static void handle_coord_write(server_t *srv, peer_link_t *link, const frame_t *f)
 {
     const msgpack_object *it;
@@ -862,24 +1063,31 @@ static void handle_coord_write(server_t *srv, peer_link_t *link, const frame_t *
     size_t klen;
     const uint8_t *data;
     size_t dlen;
-    if (!mp_array(&f->body, 9, 9, &it, &n) || !unpack_key(&it[0], key, &klen) ||
+    vclock_t ctx;
+    vc_init(&ctx);
+    bool has_ctx = false;
+    if (!mp_array(&f->body, 9, 10, &it, &n) || !unpack_key(&it[0], key, &klen) ||
         !mp_u32(&it[1], &cmd) || !mp_u32(&it[2], &flags) || !mp_i64(&it[3], &expiry) ||
         !mp_bin(&it[4], &data, &dlen, srv->cfg.max_value_bytes) || !mp_u64(&it[5], &cas) ||
         !mp_u64(&it[6], &delta) || !mp_i64(&it[7], &r) || !mp_i64(&it[8], &w) ||
         r < 1 || r > MAXT || w < 1 || w > MAXT ||
         !(cmd == MC_SET || cmd == MC_ADD || cmd == MC_REPLACE || cmd == MC_APPEND ||
           cmd == MC_PREPEND || cmd == MC_CAS || cmd == MC_DELETE || cmd == MC_INCR ||
-          cmd == MC_DECR || cmd == MC_TOUCH || cmd == MC_GAT || cmd == MC_GATS)) {
+          cmd == MC_DECR || cmd == MC_TOUCH || cmd == MC_GAT || cmd == MC_GATS) ||
+        (n == 10 && !unpack_ctx(&it[9], &ctx, &has_ctx))) {
         srv->coord.replica_errors++;
         reply_status(link, f->req_id, MSG_COORD_WRITE, -EINVAL);
+        vc_free(&ctx);
         return;
     }
     kv_op_t kop = {.cmd = (enum mc_cmd)cmd, .flags = flags, .expiry = expiry, .data = data,
-                   .len = dlen, .cas = cas, .delta = delta};
+                   .len = dlen, .cas = cas, .delta = delta, .ctx = has_ctx ? &ctx : NULL};
     /* the op is its own callback argument: on_forwarded_done answers on the
      * link the request came in on */
     op_t *op = op_new(srv, key, klen, on_forwarded_done, NULL);
-    if (!op || copy_op(op, &kop) < 0) {
+    int rc = op ? copy_op(op, &kop) : -ENOMEM;
+    vc_free(&ctx);
+    if (rc < 0) {
         if (op) {
             op->done_called = true;
             op_unref(op);

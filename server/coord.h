@@ -3,10 +3,16 @@
  * key, read repair, sloppy quorum, and the replica side of those messages.
  *
  * Any node coordinates a read.  A write is coordinated by a replica of the
- * key (this node if it is one, else the first live owner, to which the
- * request is forwarded), because the dot that names the write comes from
- * the coordinator's own counter for that key, and only a replica holds all
- * of its own dots for the key (see DESIGN.md, Versions).
+ * key, because the dot that names the write is minted by the replica that
+ * first stores it, against its own stored object, in the step that
+ * persists it (node_write; DESIGN.md, Versions).  set and delete run at any
+ * owner (this node if it is one, else the first live owner, to which the
+ * request is forwarded); every command that reads before it writes (incr,
+ * decr, append, prepend, cas, add, replace, touch, gat) runs at the key's
+ * first live owner, and one write of a key at a time there (a per-key
+ * queue), so in a healthy cluster they are atomic as in memcached.  When
+ * the first owner cannot be reached they run at the next owner: concurrent
+ * ones at two owners become siblings, never a loss.
  *
  * Completion: the done callback runs exactly once, possibly before
  * coord_get/coord_write return (when every replica is local).  The result
@@ -46,6 +52,14 @@ void coord_write(struct server *srv, const kv_op_t *op, const void *key, size_t 
                  int w, coord_done_fn done, void *arg);
 /* flush_all on every live node; got/needed count the nodes that applied it. */
 void coord_flush(struct server *srv, int64_t delay_s, coord_done_fn done, void *arg);
+
+/* The coordinator's own state (the per-key write queues).  coord_close()
+ * fails the writes still queued; call it after the transport is closed
+ * (so nothing in flight can queue more) and before storage is. */
+int coord_open(struct server *srv, char *err, size_t errlen);
+void coord_close(struct server *srv);
+/* Writes waiting behind another write of their key (stats). */
+size_t coord_keys_waiting(const struct server *srv);
 
 /* Replica side: REPLICA_GET, REPLICA_PUT, COORD_WRITE, FLUSH frames. */
 void coord_on_request(struct server *srv, peer_link_t *link, const frame_t *f);

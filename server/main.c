@@ -18,6 +18,7 @@
 
 #include "../common/log.h"
 #include "../common/version.h"
+#include "coord.h"
 #include "handoff.h"
 #include "node.h"
 #include "server.h"
@@ -107,7 +108,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "quorumkvd: %s\n", err);
         goto out_conn;
     }
-    if (cluster_open(&srv, &srv.cluster, err, sizeof(err)) < 0 ||
+    if (coord_open(&srv, err, sizeof(err)) < 0 ||
+        cluster_open(&srv, &srv.cluster, err, sizeof(err)) < 0 ||
         handoff_open(&srv, err, sizeof(err)) < 0) {
         fprintf(stderr, "quorumkvd: %s\n", err);
         goto out_conn;
@@ -135,6 +137,7 @@ out_conn:
      * (cancels what is in flight), then hints and storage */
     conn_close_all(&srv);
     cluster_close(&srv.cluster);
+    coord_close(&srv);
     handoff_close(&srv);
     node_close(&srv);
 out_base:

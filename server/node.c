@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -28,6 +29,9 @@
 #define CRAWL_INTERVAL_MS 100
 #define CRAWL_SLICE 200
 #define META_FLUSH "flush_us"
+#define META_ACTOR "actor"
+#define META_DOT_LEASE "dot_lease"
+#define DOT_LEASE (1u << 20) /* counters handed out per metadata write */
 
 int64_t node_now_us(void)
 {
@@ -116,9 +120,57 @@ out:
     return rc;
 }
 
-int node_replace(server_t *srv, const void *key, size_t klen, const obj_t *before, const obj_t *o)
+/* Counter c was minted: the next dot comes after it.  Counters up to the
+ * lease may be used without another metadata write; the lease moves ahead
+ * in big steps, and is on disk before a counter beyond the old lease is
+ * written anywhere (LevelDB's log is in order, so a crash that loses the
+ * lease loses the writes that used it too). */
+static int dot_taken(server_t *srv, uint64_t c)
 {
-    return persist(srv, key, klen, o, acct_of(before, klen));
+    srv->dot_next = c + 1;
+    if (srv->dot_next <= srv->dot_lease)
+        return 0;
+    uint64_t lease = srv->dot_next + DOT_LEASE;
+    int rc = store_raw_put(srv->store, 'm', META_DOT_LEASE, strlen(META_DOT_LEASE), &lease, 8);
+    if (rc < 0) {
+        srv->stats.store_errors++;
+        return rc;
+    }
+    srv->dot_lease = lease;
+    return 0;
+}
+
+int node_write(server_t *srv, const void *key, size_t klen, obj_t *known, const vclock_t *ctx,
+               sibling_t *s, int64_t now_us, obj_t *out)
+{
+    obj_t cur;
+    obj_init(&cur);
+    int rc = 0;
+    if (known) { /* taken over, not copied: values can be large */
+        cur = *known;
+        obj_init(known);
+    } else {
+        rc = node_read(srv, key, klen, &cur);
+    }
+    if (rc < 0)
+        goto out;
+    acct_t before = acct_of(&cur, klen);
+    if ((rc = obj_update(&cur, ctx, srv->node_id, srv->dot_next, s, now_us)) < 0)
+        goto out;
+    if ((rc = dot_taken(srv, s->dot.counter)) < 0)
+        goto out;
+    srv->stats.siblings_pruned += obj_prune_siblings(&cur, (uint32_t)srv->cfg.max_siblings);
+    srv->stats.vv_entries_pruned += obj_prune_vc(&cur, (uint32_t)srv->cfg.max_vv_entries);
+    if ((rc = persist(srv, key, klen, &cur, before)) < 0)
+        goto out;
+    obj_free(out);
+    *out = cur;
+    obj_init(&cur);
+out:
+    free(s->value);
+    s->value = NULL;
+    obj_free(&cur);
+    return rc;
 }
 
 int64_t node_flush_time(int64_t delay_s)
@@ -238,6 +290,56 @@ void node_start_crawler(server_t *srv)
         event_add(srv->crawler, &tv);
 }
 
+/* This replica's actor in version vectors and its dot counter.  The
+ * counter is one for all keys and only grows (node_write, dot_taken), so
+ * the replica never mints a dot twice, whatever pruning forgot.  The actor
+ * is kept in metadata, made anew for a new data directory.  A replica that lost its data (wiped directory)
+ * must not mint dots it minted before, which its old counters would do
+ * under the same actor: replicas that still hold the old writes would take
+ * the new ones for writes they had already seen (Riak gives a vnode a new
+ * id for the same reason).  A directory written before actors were kept
+ * (it has a node generation but no actor) keeps the old actor, the hash
+ * of the node name, so its counters stay valid. */
+static int load_actor(server_t *srv, char *err, size_t errlen)
+{
+    uint8_t *val = NULL;
+    size_t vlen = 0;
+    /* the next dot counter: the lease of the last run (every counter it
+     * used is below it) */
+    if (store_raw_get(srv->store, 'm', META_DOT_LEASE, strlen(META_DOT_LEASE), &val, &vlen) == 1 &&
+        vlen == 8) {
+        memcpy(&srv->dot_lease, val, 8);
+        srv->dot_next = srv->dot_lease;
+    }
+    free(val);
+    val = NULL;
+    int rc = store_raw_get(srv->store, 'm', META_ACTOR, strlen(META_ACTOR), &val, &vlen);
+    if (rc == 1 && vlen == 8) {
+        memcpy(&srv->node_id, val, 8);
+        free(val);
+        return 0;
+    }
+    free(val);
+    val = NULL;
+    uint64_t actor = qkv_hash64(srv->cfg.name, strlen(srv->cfg.name));
+    if (store_raw_get(srv->store, 'm', "generation", 10, &val, &vlen) != 1) {
+        uint64_t seed;
+        if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed)) {
+            snprintf(err, errlen, "cannot make a replica id: getrandom: %s", strerror(errno));
+            return -1;
+        }
+        actor = qkv_hash64_seed(srv->cfg.name, strlen(srv->cfg.name), seed);
+    }
+    free(val);
+    if (store_raw_put(srv->store, 'm', META_ACTOR, strlen(META_ACTOR), &actor, 8) < 0) {
+        snprintf(err, errlen, "cannot store the replica id in %s", srv->cfg.data_dir);
+        return -1;
+    }
+    srv->node_id = actor;
+    log_info("storage: replica id %016llx", (unsigned long long)actor);
+    return 0;
+}
+
 /* mkdir -p */
 static int make_dirs(const char *path)
 {
@@ -271,7 +373,11 @@ int node_open(server_t *srv, char *err, size_t errlen)
         free(msg);
         return -1;
     }
-    srv->node_id = qkv_hash64(srv->cfg.name, strlen(srv->cfg.name));
+    if (load_actor(srv, err, errlen) < 0) {
+        store_close(srv->store);
+        srv->store = NULL;
+        return -1;
+    }
     uint8_t *val = NULL;
     size_t vlen = 0;
     if (store_raw_get(srv->store, 'm', META_FLUSH, strlen(META_FLUSH), &val, &vlen) == 1) {

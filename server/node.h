@@ -22,11 +22,20 @@ int node_read(server_t *srv, const void *key, size_t klen, obj_t *o);
  * local one (obj_sync) and persist it.  0 or a negative errno. */
 int node_merge(server_t *srv, const void *key, size_t klen, const obj_t *in);
 
-/* Store o, a version that descends from `before`, the local object as
- * node_read() returned it, when nothing was written since (srv->write_seq
- * unchanged): the merge node_merge() would do is o itself, so skip the
- * second read. */
-int node_replace(server_t *srv, const void *key, size_t klen, const obj_t *before, const obj_t *o);
+/* The coordinating replica's step of a new write (DESIGN.md, Versions):
+ * in one step of the loop, read the local object, mint the write's dot
+ * against it (obj_update with causal context ctx, NULL for none, and this
+ * replica's actor srv->node_id), prune, and persist.  The dot is new:
+ * it comes from this replica's own counter, one for all keys, which only
+ * grows (kept across restarts by a lease in metadata), and a wiped data
+ * directory gets a new actor (node_open).
+ * `known`, when not NULL, is the local object as node_read() returned it
+ * with nothing written since (srv->write_seq unchanged), which saves the
+ * read; it is taken over (left empty).  The sibling's value moves into the object (s->value is NULL after,
+ * on success and failure alike).  On success *out (obj_init'ed by the
+ * caller) is the object now stored, to replicate.  0 or a negative errno. */
+int node_write(server_t *srv, const void *key, size_t klen, obj_t *known, const vclock_t *ctx,
+               sibling_t *s, int64_t now_us, obj_t *out);
 
 /* flush_all [delay]: the flush time in microseconds: now + delay, or for a
  * delay over 30 days that absolute unix time, as in memcached. */

@@ -57,7 +57,9 @@ typedef struct server {
     struct event_base *base;
     struct evconnlistener *listener;
     store_t *store;
-    uint64_t node_id;       /* hash of node.name: our actor in version vectors */
+    uint64_t node_id;       /* this replica's actor in version vectors (node.c load_actor) */
+    uint64_t dot_next;      /* the next dot counter this replica mints (node_write) */
+    uint64_t dot_lease;     /* counters below it are reserved in metadata */
     int64_t flush_us;       /* items written at or before this are flushed, once now >= it */
     uint64_t write_seq;     /* bumped by every write of the local replica (node.c) */
     int64_t started;        /* unix seconds */
@@ -66,7 +68,10 @@ typedef struct server {
     struct handoff *handoff; /* hints for replicas that are down (handoff.c) */
     struct coord_stats {
         uint64_t reads, writes, forwarded, quorum_failures, read_repairs, replica_errors;
+        uint64_t key_waits;         /* writes that queued behind another write of their key */
+        uint64_t key_wait_timeouts; /* ... and gave up waiting (request_timeout_ms) */
     } coord;
+    struct coord_state *coordq; /* per-key write queues (coord.c) */
     struct conn_list conns; /* every open connection */
     int curr_conns;
     struct event *sig_int, *sig_term, *crawler;

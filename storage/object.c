@@ -421,7 +421,8 @@ out:
 
 /* ---- DVV operations ---- */
 
-int obj_update(obj_t *o, const vclock_t *ctx, uint64_t node, sibling_t *s, int64_t now_us)
+int obj_update(obj_t *o, const vclock_t *ctx, uint64_t node, uint64_t min_counter, sibling_t *s,
+               int64_t now_us)
 {
     uint64_t base = vc_get(&o->vc, node);
     if (ctx != NULL && vc_get(ctx, node) > base)
@@ -430,7 +431,7 @@ int obj_update(obj_t *o, const vclock_t *ctx, uint64_t node, sibling_t *s, int64
         return -EOVERFLOW;
     if (s->len > 0 && s->value == NULL)
         return -EINVAL;
-    dot_t dot = {.node = node, .counter = base + 1};
+    dot_t dot = {.node = node, .counter = base + 1 > min_counter ? base + 1 : min_counter};
 
     /* Everything that can fail first, on the side. */
     if (o->nsib == UINT32_MAX)
@@ -532,6 +533,14 @@ int obj_sync(obj_t *dst, const obj_t *src)
         int c = i >= dst->nsib ? 1 : j >= src->nsib ? -1 : dot_cmp(a[i]->dot, b[j]->dot);
         if (c <= 0) {
             const sibling_t *s = a[i++];
+            if (c == 0 && obj_sib_order(b[j], s) > 0) {
+                /* one dot, two contents (written before dots were minted at
+                 * the replica): the greater wins on both sides */
+                if ((rc = sib_dup(&out[nout], b[j++])) < 0)
+                    goto out;
+                copied[nout++] = true;
+                continue;
+            }
             if (c == 0)
                 j++;
             if (c == 0 || !vc_covers(&src->vc, s->dot)) {
@@ -574,6 +583,39 @@ out:
     free(a);
     free(b);
     return rc;
+}
+
+/* ---- comparison ---- */
+
+int obj_sib_order(const sibling_t *a, const sibling_t *b)
+{
+    if (a->ts_us != b->ts_us)
+        return a->ts_us < b->ts_us ? -1 : 1;
+    if (a->tombstone != b->tombstone)
+        return a->tombstone ? 1 : -1;
+    if (a->flags != b->flags)
+        return a->flags < b->flags ? -1 : 1;
+    if (a->expiry != b->expiry)
+        return a->expiry < b->expiry ? -1 : 1;
+    if (a->len != b->len)
+        return a->len < b->len ? -1 : 1;
+    return a->len ? memcmp(a->value, b->value, a->len) : 0;
+}
+
+bool obj_equal(const obj_t *a, const obj_t *b)
+{
+    if (a->vc.n != b->vc.n || a->nsib != b->nsib)
+        return false;
+    for (uint32_t i = 0; i < a->vc.n; i++) {
+        const vc_entry_t *x = &a->vc.e[i], *y = &b->vc.e[i];
+        if (x->node != y->node || x->counter != y->counter || x->ts_us != y->ts_us)
+            return false;
+    }
+    /* both sorted by dot (the invariant above) */
+    for (uint32_t i = 0; i < a->nsib; i++)
+        if (dot_cmp(a->sib[i].dot, b->sib[i].dot) != 0 || obj_sib_order(&a->sib[i], &b->sib[i]) != 0)
+            return false;
+    return true;
 }
 
 /* ---- housekeeping ---- */

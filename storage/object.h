@@ -61,20 +61,38 @@ int obj_encode(const obj_t *o, uint8_t **out, size_t *outlen);
  * bytes, a sibling dot the vector does not cover. */
 int obj_decode(const uint8_t *buf, size_t len, obj_t *o);
 
-/* A new write coordinated by node: the new sibling *s (its value ownership
+/* A new write minted by actor node: the new sibling *s (its value ownership
  * moves into o; s->dot is assigned here) supersedes every sibling whose dot
- * ctx covers.  The new dot is (node, max(vc[node], ctx[node]) + 1); o->vc
- * becomes merge(o->vc, ctx) plus the new dot (stamped now_us).  ctx may be
- * NULL for "no context" (the write becomes a sibling of everything).  On
- * success *s is left with value NULL; on failure o and *s are unchanged. */
-int obj_update(obj_t *o, const vclock_t *ctx, uint64_t node, sibling_t *s,
-               int64_t now_us);
+ * ctx covers.  The new dot is (node, max(vc[node] + 1, ctx[node] + 1,
+ * min_counter)); o->vc becomes merge(o->vc, ctx) plus the new dot (stamped
+ * now_us).  ctx may be NULL for "no context" (the write becomes a sibling
+ * of everything).  min_counter is the actor's own next counter across all
+ * keys (0: none): a replica that mints from one counter for every key never
+ * mints a dot twice, even for a key whose entry for it was pruned (the
+ * vector of a key still covers the actor's earlier dots for that key: it
+ * has seen every one of them, since only this actor mints them, in
+ * increasing order, against this same object).  On success *s is left with
+ * value NULL; on failure o and *s are unchanged. */
+int obj_update(obj_t *o, const vclock_t *ctx, uint64_t node, uint64_t min_counter,
+               sibling_t *s, int64_t now_us);
 
 /* Replica merge (read repair, handoff, anti-entropy): dst becomes the union
  * of dst and src where a sibling survives if the other side also holds its
  * dot or has not seen it (its vector does not cover the dot).  Commutative,
- * associative, idempotent. */
+ * associative, idempotent, also for input that breaks the one-value-per-dot
+ * rule (data written before dots were minted at the replica): when both
+ * sides hold one dot with different content, the greater by
+ * obj_sib_order() survives on both, so replicas still converge. */
 int obj_sync(obj_t *dst, const obj_t *src);
+
+/* A total order on sibling content (ts_us, tombstone, flags, expiry, len,
+ * value bytes; the dot is not compared): <0, 0, >0. */
+int obj_sib_order(const sibling_t *a, const sibling_t *b);
+
+/* True when a and b hold exactly the same content: every vector entry
+ * (node, counter, ts) and every sibling (dot and content).  Read repair
+ * compares with this, never with a summary that could hide a difference. */
+bool obj_equal(const obj_t *a, const obj_t *b);
 
 /* The sibling memcached clients see: greatest ts_us, ties broken by the
  * greater dot (node, then counter).  Tombstones take part (a newest
@@ -94,9 +112,12 @@ uint32_t obj_purge(obj_t *o, int64_t now_us, int64_t flush_us);
 /* Keep at most max vector entries, dropping the least recently advanced
  * first, but never an entry that covers a sibling's dot (so the object stays
  * well formed; it may keep more than max entries when its siblings need
- * them).  Pruning forgets history: a later write that the dropped entries
- * would have shown as older may become a sibling instead, never a loss.
- * Returns how many were dropped. */
+ * them).  The choice depends on the object alone, so replicas that hold the
+ * same object prune it the same way.  Pruning forgets history: a later
+ * write that the dropped entries would have shown as older may become a
+ * sibling instead, never a loss (replicas mint dots from a counter of their
+ * own, not from the pruned entry: see obj_update).  Returns how many were
+ * dropped. */
 uint32_t obj_prune_vc(obj_t *o, uint32_t max);
 
 /* True when the object has a live winner (exists, not a tombstone). */

@@ -7,14 +7,21 @@ error the connection is dropped and the next node tried), write attempt
 i = 0, 1, 2, ... with a value naming the writer and i, to
   - a key of its own written once, "w<t>-<i>", for three attempts in four;
   - one of HOT_KEYS keys it overwrites, "w<t>-hot-<j>", for the fourth;
-and record which sets were acknowledged (STORED).  Writers are paced to
-WRITE_RATE sets/s each so every acknowledged key can be read back.
+and record which sets were acknowledged (STORED).  Two more writers (first
+to n3, resp. n1) share SHARED_KEYS keys "shared-<j>": both write every one
+of them, so writes of one key from two coordinators really overlap.
+Writers are paced to WRITE_RATE sets/s each so every acknowledged key can
+be read back.
 Meanwhile the main thread kills one node at a time with SIGKILL
 (round-robin), waits until the others see it down, restarts it (same
 ports, same data dir), waits until every node sees every node up, and goes
 on.  Afterwards every acknowledged key is read with r=2 through every node:
 a once-written key must hold exactly its value, a hot key the last value
-acknowledged for it or a later attempt of the same writer.
+acknowledged for it or a later attempt of the same writer.  A shared key is
+read with `siblings r=2`: every acknowledged write must still be one of its
+siblings, unless a sibling there was written by an attempt that ended after
+the acknowledged one began (only such a write can have seen it, and so
+superseded it; one that ended before it began cannot have).
 
 Failed sets (SERVER_ERROR, broken connections) are allowed, counted and
 broken down by the phase of the kill/restart cycle they fell in.
@@ -34,6 +41,8 @@ MIN_CYCLES = 3
 WRITERS = 2
 WRITE_RATE = 1500        # sets/s per writer, at most
 HOT_KEYS = 20
+SHARED_WRITERS = 2
+SHARED_KEYS = 10
 IO_TIMEOUT = 3.0
 VALUE_RE = re.compile(rb"^writer=(\d+) i=(\d+) pad=x*$")
 
@@ -122,6 +131,99 @@ class Writer(threading.Thread):
                 c.close()
         except BaseException as e:     # reported by the main thread
             self.error = e
+
+
+class SharedWriter(Writer):
+    """Writes attempt i to "shared-<i % SHARED_KEYS>", shared with the other
+    shared writer; remembers when each attempt started and ended."""
+
+    def __init__(self, t, nodes, stop):
+        Writer.__init__(self, t, nodes, stop)
+        self.next_node = (2, 0)[t - WRITERS]   # first to n3, resp. n1
+        self.attempts = {}       # i -> (key, start, end, acknowledged)
+
+    def run(self):
+        try:
+            c = None
+            i = 0
+            t0 = time.monotonic()
+            while not self.stop.is_set():
+                ahead = t0 + i / WRITE_RATE - time.monotonic()
+                if ahead > 0:                       # pacing, not synchronisation
+                    self.stop.wait(ahead)
+                    continue
+                if c is None:
+                    c = self._connect()
+                    if c is None:
+                        continue
+                key = "shared-%d" % (i % SHARED_KEYS)
+                start = time.monotonic()
+                try:
+                    reply = c.set(key, value_of(self.t, i))
+                except OSError as e:
+                    self.attempts[i] = (key, start, float("inf"), False)  # may have landed late
+                    self._note(type(e).__name__, "%s: %s" % (type(e).__name__, e))
+                    c.close()
+                    c = None
+                    self.next_node += 1
+                    i += 1
+                    continue
+                ok = reply == "STORED"
+                self.attempts[i] = (key, start, time.monotonic() if ok else float("inf"), ok)
+                if ok:
+                    self.n_acked += 1
+                else:
+                    self._note(reply.split(":")[0], reply)
+                i += 1
+            if c is not None:
+                c.close()
+        except BaseException as e:     # reported by the main thread
+            self.error = e
+
+
+def verify_shared(nodes, shared):
+    """siblings r=2 of every shared key through every node: (acknowledged
+    writes checked, problems)."""
+    by_writer = {w.t: w.attempts for w in shared}
+    acked = [(w.t, i, a) for w in shared for i, a in w.attempts.items() if a[3]]
+    problems = []
+    checked = 0
+    for node in nodes:
+        with QConn(node.client_port, timeout=10.0) as c:
+            held = {}
+            for j in range(SHARED_KEYS):
+                key = "shared-%d" % j
+                try:
+                    held[key] = c.siblings(key, "r=2")
+                except ReplyError as e:
+                    problems.append("%s: siblings %s r=2 answered %r" % (node.name, key, e.line))
+                    held[key] = None
+        for key, sibs in held.items():
+            if sibs is None:
+                continue
+            for b in sibs:
+                m = VALUE_RE.match(b["data"])
+                if not m or int(m.group(1)) not in by_writer or int(m.group(2)) not in by_writer[int(m.group(1))]:
+                    problems.append("%s: %s holds %r, which no shared writer wrote" % (node.name, key, b["data"][:60]))
+        for t, i, (key, start, end, _) in acked:
+            sibs = held.get(key)
+            if sibs is None:
+                continue
+            checked += 1
+            mine = value_of(t, i)
+            if any(b["data"] == mine for b in sibs):
+                continue
+            later = []
+            for b in sibs:
+                m = VALUE_RE.match(b["data"])
+                if m:
+                    a = by_writer[int(m.group(1))].get(int(m.group(2)))
+                    if a and a[2] > start:
+                        later.append(b["data"][:30])
+            if not later:
+                problems.append("%s: %s lost writer=%d i=%d: no sibling was written after it began (%r)"
+                                % (node.name, key, t, i, [b["data"][:30] for b in sibs]))
+    return checked, problems
 
 
 def kill_restart_cycle(nodes, victim):
@@ -220,6 +322,8 @@ def test_no_acknowledged_write_lost_under_kill9(cluster):
     nodes, _ = start_converged(cluster, 3, {"storage.sync": "false"})
     stop = threading.Event()
     writers = [Writer(t, nodes, stop) for t in range(WRITERS)]
+    shared = [SharedWriter(WRITERS + t, nodes, stop) for t in range(SHARED_WRITERS)]
+    writers += shared
     cycles = []
     t_start = time.monotonic()
     try:
@@ -254,12 +358,15 @@ def test_no_acknowledged_write_lost_under_kill9(cluster):
     assert n_acked > 0, "no write was acknowledged at all"
 
     t0 = time.monotonic()
-    n_keys, verified, problems = verify(nodes, writers)
+    n_keys, verified, problems = verify(nodes, [w for w in writers if w not in shared])
+    shared_checked, shared_problems = verify_shared(nodes, shared)
+    problems += shared_problems
     t_verify = time.monotonic() - t0
     result("faults run=%.1fs cycles=%d acknowledged=%d failed=%d failure_kinds=%r connects=%d",
            t_run, len(cycles), n_acked, n_failed, failures, sum(w.connects for w in writers))
-    result("faults acknowledged_keys=%d reads=%d verified=%d problems=%d verify_time=%.2fs",
-           n_keys, n_keys * len(nodes), verified, len(problems), t_verify)
+    result("faults acknowledged_keys=%d reads=%d verified=%d shared_writes_checked=%d problems=%d "
+           "verify_time=%.2fs", n_keys, n_keys * len(nodes), verified, shared_checked, len(problems),
+           t_verify)
     for ph, kinds in sorted(failure_summary(writers, cycles).items()):
         for kind, cnt in sorted(kinds.items(), key=lambda x: -x[1])[:4]:
             result("faults failures phase=%s count=%d %s", ph, cnt, kind)
@@ -267,6 +374,7 @@ def test_no_acknowledged_write_lost_under_kill9(cluster):
     assert not problems, "%d acknowledged writes not read back (first 20):\n%s\n%s" % (
         len(problems), "\n".join(problems[:20]), describe(nodes))
     assert verified == n_keys * len(nodes)
+    assert shared_checked > 0
 
 
 # --------------------------------------------------------------------------

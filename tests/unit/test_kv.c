@@ -43,7 +43,7 @@ static void write_sib(obj_t *o, const vclock_t *ctx, uint64_t node, const char *
         assert_non_null(s.value);
         memcpy(s.value, val, s.len);
     }
-    assert_int_equal(obj_update(o, ctx, node, &s, ts), 0);
+    assert_int_equal(obj_update(o, ctx, node, 0, &s, ts), 0);
 }
 
 /* A normal (superseding) write. */
@@ -94,7 +94,7 @@ static void apply(obj_t *cur, decided_t *d)
     assert_true(d->write);
     assert_true(d->out.ts_us == NOW_US);
     sibling_t s = d->out;
-    assert_int_equal(obj_update(cur, &cur->vc, NODE_A, &s, NOW_US), 0);
+    assert_int_equal(obj_update(cur, &cur->vc, NODE_A, 0, &s, NOW_US), 0);
     d->out.value = NULL; /* moved into cur */
     assert_int_equal(cur->nsib, 1); /* it supersedes everything read */
 }

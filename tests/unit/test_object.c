@@ -41,7 +41,7 @@ static sibling_t mk(const char *str, int64_t ts_us)
 static void put(obj_t *o, const vclock_t *ctx, uint64_t node, const char *str, int64_t ts)
 {
     sibling_t s = mk(str, ts);
-    assert_int_equal(obj_update(o, ctx, node, &s, ts), 0);
+    assert_int_equal(obj_update(o, ctx, node, 0, &s, ts), 0);
     assert_null(s.value);
 }
 
@@ -148,11 +148,11 @@ static void test_roundtrip_values(void **state)
         s.value[i] = (uint8_t)i;
     s.flags = UINT32_MAX;
     s.expiry = INT64_MIN;
-    assert_int_equal(obj_update(&o, NULL, NODE_C, &s, INT64_MIN), 0);
+    assert_int_equal(obj_update(&o, NULL, NODE_C, 0, &s, INT64_MIN), 0);
     sibling_t t = mk(NULL, 42); /* tombstone */
     t.tombstone = true;
     t.expiry = 1700000000;
-    assert_int_equal(obj_update(&o, NULL, UINT64_MAX, &t, 42), 0);
+    assert_int_equal(obj_update(&o, NULL, UINT64_MAX, 0, &t, 42), 0);
     assert_int_equal(o.nsib, 4);
     roundtrip(&o);
     obj_free(&o);
@@ -260,7 +260,7 @@ static void test_encode_refuses_undecodable(void **state)
     o.sib[0].value = NULL;
     assert_int_equal(obj_encode(&o, &buf, &len), -EINVAL);
     sibling_t s = {.len = 4};
-    assert_int_equal(obj_update(&o, NULL, NODE_A, &s, 1), -EINVAL);
+    assert_int_equal(obj_update(&o, NULL, NODE_A, 0, &s, 1), -EINVAL);
     assert_int_equal(o.nsib, 2);
     o.sib[0].len = 0;
     obj_free(&o);
@@ -606,7 +606,7 @@ static void test_update_first_write(void **state)
     obj_init(&o);
     sibling_t s = mk("v1", 100);
     s.flags = 9;
-    assert_int_equal(obj_update(&o, NULL, NODE_A, &s, 100), 0);
+    assert_int_equal(obj_update(&o, NULL, NODE_A, 0, &s, 100), 0);
     assert_null(s.value);
     assert_int_equal(s.dot.node, NODE_A);
     assert_int_equal(s.dot.counter, 1);
@@ -706,7 +706,7 @@ static void test_update_dot_from_context(void **state)
     uint8_t *before, *after;
     size_t lb, la;
     encode(&o, &before, &lb);
-    assert_int_equal(obj_update(&o, &ctx, NODE_C, &s, 11), -EOVERFLOW);
+    assert_int_equal(obj_update(&o, &ctx, NODE_C, 0, &s, 11), -EOVERFLOW);
     assert_non_null(s.value);
     encode(&o, &after, &la);
     assert_int_equal(la, lb);
@@ -824,7 +824,7 @@ static void test_sync_purged_sibling_stays_gone(void **state)
     obj_init(&a);
     sibling_t s = mk("ttl", 10);
     s.expiry = 100;
-    assert_int_equal(obj_update(&a, NULL, NODE_A, &s, 10), 0);
+    assert_int_equal(obj_update(&a, NULL, NODE_A, 0, &s, 10), 0);
     put(&a, NULL, NODE_B, "forever", 20);
     obj_init(&b);
     assert_int_equal(obj_copy(&b, &a), 0);
@@ -887,7 +887,7 @@ static void test_live_and_tombstones(void **state)
     assert_true(obj_live(&o));
     sibling_t t = mk(NULL, 2);
     t.tombstone = true;
-    assert_int_equal(obj_update(&o, &o.vc, NODE_A, &t, 2), 0);
+    assert_int_equal(obj_update(&o, &o.vc, NODE_A, 0, &t, 2), 0);
     assert_int_equal(o.nsib, 1);
     assert_false(obj_live(&o));
     assert_non_null(obj_winner(&o));
@@ -938,7 +938,7 @@ static void test_prune_vc_keeps_dot_entries(void **state)
     vc_init(&ctx);
     assert_int_equal(vc_copy(&ctx, &o.vc), 0);
     sibling_t s = mk("v", 100);
-    assert_int_equal(obj_update(&o, &ctx, 2, &s, 100), 0);
+    assert_int_equal(obj_update(&o, &ctx, 2, 0, &s, 100), 0);
     vc_free(&ctx);
     assert_int_equal(obj_prune_vc(&o, 3), 7);
     assert_int_equal(o.vc.n, 3);
@@ -960,6 +960,88 @@ static void test_prune_vc_keeps_dot_entries(void **state)
     obj_free(&o);
 }
 
+/* Regression (issue 7): once pruning dropped an actor's entry (its
+ * siblings superseded), a write minted from the key's own counter reused a
+ * dot replicas remembered, and they took the new write for one already
+ * seen.  Minting from the actor's own counter (min_counter) never does. */
+static void test_mint_after_prune_is_new(void **state)
+{
+    (void)state;
+    obj_t o, other;
+    obj_init(&o);
+    obj_init(&other);
+    put(&o, NULL, 7, "by7", 1);    /* actor 7's dot (7,1) */
+    put(&o, &o.vc, 8, "by8", 2);   /* superseded by actor 8 */
+    assert_int_equal(obj_copy(&other, &o), 0); /* a replica that remembers (7,1) */
+    for (uint64_t node = 20; node < 30; node++)
+        assert_int_equal(vc_set(&o.vc, node, 1, 100 + (int64_t)node), 0);
+    obj_prune_vc(&o, 2);
+    assert_int_equal(vc_get(&o.vc, 7), 0); /* forgotten here */
+    sibling_t s = mk("again", 300);
+    assert_int_equal(obj_update(&o, &o.vc, 7, 2, &s, 300), 0); /* 7's next counter is 2 */
+    assert_int_equal(s.dot.counter, 2);
+    assert_int_equal(obj_sync(&other, &o), 0);
+    assert_true(has_value(&other, "again")); /* not mistaken for (7,1) */
+    obj_free(&o);
+    obj_free(&other);
+}
+
+/* obj_equal sees every difference: a vector timestamp, a value byte, a
+ * flag, a dot; equal content compares equal. */
+static void test_equal_whole_content(void **state)
+{
+    (void)state;
+    obj_t a, b;
+    obj_init(&a);
+    obj_init(&b);
+    put(&a, NULL, 1, "hello", 10);
+    put(&a, NULL, 2, "world", 11);
+    assert_int_equal(obj_copy(&b, &a), 0);
+    assert_true(obj_equal(&a, &b));
+    b.sib[0].value[0] ^= 1;
+    assert_false(obj_equal(&a, &b));
+    b.sib[0].value[0] ^= 1;
+    b.sib[1].flags = 9;
+    assert_false(obj_equal(&a, &b));
+    b.sib[1].flags = a.sib[1].flags;
+    b.vc.e[0].ts_us++;
+    assert_false(obj_equal(&a, &b));
+    b.vc.e[0].ts_us--;
+    b.sib[1].dot.counter++; /* not well formed, but must not compare equal */
+    assert_false(obj_equal(&a, &b));
+    b.sib[1].dot.counter--;
+    assert_true(obj_equal(&a, &b));
+    obj_free(&a);
+    obj_free(&b);
+}
+
+/* Regression (issue 7): two replicas holding different values under one
+ * dot (written before dots were minted at the replica) never converged,
+ * since each kept its own copy.  Now both keep the greater content. */
+static void test_sync_same_dot_converges(void **state)
+{
+    (void)state;
+    obj_t a, b, ab, ba;
+    obj_init(&a);
+    obj_init(&b);
+    obj_init(&ab);
+    obj_init(&ba);
+    put(&a, NULL, 1, "from-a", 10);
+    put(&b, NULL, 1, "from-b", 10); /* the same dot (1,1) */
+    assert_int_equal(obj_copy(&ab, &a), 0);
+    assert_int_equal(obj_sync(&ab, &b), 0);
+    assert_int_equal(obj_copy(&ba, &b), 0);
+    assert_int_equal(obj_sync(&ba, &a), 0);
+    assert_true(obj_equal(&ab, &ba));
+    assert_int_equal(ab.nsib, 1);
+    assert_true(has_value(&ab, "from-b"));
+    assert_well_formed(&ab);
+    obj_free(&a);
+    obj_free(&b);
+    obj_free(&ab);
+    obj_free(&ba);
+}
+
 static void test_purge_expiry(void **state)
 {
     (void)state;
@@ -969,12 +1051,12 @@ static void test_purge_expiry(void **state)
     for (int i = 0; i < 4; i++) {
         sibling_t s = mk("v", i);
         s.expiry = expiry[i];
-        assert_int_equal(obj_update(&o, NULL, (uint64_t)(i + 1), &s, i), 0);
+        assert_int_equal(obj_update(&o, NULL, (uint64_t)(i + 1), 0, &s, i), 0);
     }
     sibling_t t = mk(NULL, 9);
     t.tombstone = true;
     t.expiry = 50;
-    assert_int_equal(obj_update(&o, NULL, 9, &t, 9), 0);
+    assert_int_equal(obj_update(&o, NULL, 9, 0, &t, 9), 0);
     assert_int_equal(obj_purge(&o, 98 * US, 0), 0);
     assert_int_equal(obj_purge(&o, 100 * US, 0), 2); /* expiry 99 and 100 */
     assert_int_equal(o.nsib, 3);
@@ -997,7 +1079,7 @@ static void test_purge_flush(void **state)
     put(&o, NULL, NODE_C, "after", 6000000);
     sibling_t t = mk(NULL, 1000000);
     t.tombstone = true;
-    assert_int_equal(obj_update(&o, NULL, 0xd, &t, 1000000), 0);
+    assert_int_equal(obj_update(&o, NULL, 0xd, 0, &t, 1000000), 0);
     assert_int_equal(obj_purge(&o, 4 * US, flush_us), 0); /* the flush is still ahead */
     assert_int_equal(obj_purge(&o, 5 * US, 0), 0);        /* no flush at all */
     assert_int_equal(obj_purge(&o, 5 * US, flush_us), 2);
@@ -1054,6 +1136,9 @@ int main(void)
         cmocka_unit_test(test_prune_siblings),
         cmocka_unit_test(test_purge_expiry),
         cmocka_unit_test(test_prune_vc_keeps_dot_entries),
+        cmocka_unit_test(test_mint_after_prune_is_new),
+        cmocka_unit_test(test_equal_whole_content),
+        cmocka_unit_test(test_sync_same_dot_converges),
         cmocka_unit_test(test_purge_flush),
         cmocka_unit_test(test_copy_is_deep),
     };

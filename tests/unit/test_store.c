@@ -78,7 +78,7 @@ static void make_obj(obj_t *o, const char *str, uint64_t node)
     sibling_t s = {.ts_us = 1, .len = strlen(str)};
     s.value = malloc(s.len ? s.len : 1);
     memcpy(s.value, str, s.len);
-    assert_int_equal(obj_update(o, NULL, node, &s, 1), 0);
+    assert_int_equal(obj_update(o, NULL, node, 0, &s, 1), 0);
 }
 
 static void assert_value(const obj_t *o, const char *str)
