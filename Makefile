@@ -198,7 +198,7 @@ unit: $(UNIT_BIN)
 # Two pytest sessions: each folder's tests import helpers from their own
 # conftest.py, which one session could not tell apart.
 PYTEST = QKV_BIN=$(CURDIR)/$(DAEMON) QKV_CLI=$(CURDIR)/$(CLI) QKV_BENCH=$(CURDIR)/$(BENCH) \
-         QKV_DRIVER=$(CURDIR)/$(QKV_DRIVER) QKV_LIBDIR=$(CURDIR)/$(LIBDIR) /usr/bin/python3 -m pytest -q -ra -p no:cacheprovider $(PYTEST_ARGS)
+         QKV_DRIVER=$(CURDIR)/$(QKV_DRIVER) QKV_EXAMPLE=$(CURDIR)/$(QKV_EXAMPLE) QKV_LIBDIR=$(CURDIR)/$(LIBDIR) /usr/bin/python3 -m pytest -q -ra -p no:cacheprovider $(PYTEST_ARGS)
 integration: all $(QKV_DRIVER)
 	cd tests/integration && $(PYTEST) .
 	cd tests/cluster && $(PYTEST) .

@@ -279,8 +279,8 @@ static void checkin(qkv_client_t *c, qnode_t *n, qconn_t *q, uint64_t gen)
 /* ---- candidates ---- */
 
 /* The nodes to try for a key, best first: its live owners in preference
- * order, then other live nodes (any node coordinates), then owners that
- * failed recently (last resort).  Returns the count (0: nothing known). */
+ * order, then other live nodes (any node coordinates), then the others.
+ * Returns the count (0: nothing known). */
 static size_t candidates(qkv_client_t *c, const char *key, size_t klen, qnode_t **out, size_t cap)
 {
     size_t k = 0;
@@ -296,21 +296,22 @@ static size_t candidates(qkv_client_t *c, const char *key, size_t klen, qnode_t 
             if (c->ring_nodes[list[j]])
                 owners[nown++] = c->ring_nodes[list[j]];
     }
-    for (size_t j = 0; j < nown && k < cap; j++)
-        if (node_usable(owners[j], now))
-            out[k++] = owners[j];
-    for (size_t j = 0; j < c->nnodes && k < cap; j++) {
-        qnode_t *n = c->nodes[j];
-        bool owner = false;
-        for (size_t m = 0; m < nown; m++)
-            owner |= owners[m] == n;
-        if (!owner && node_usable(n, now))
-            out[k++] = n;
-    }
-    for (size_t j = 0; j < nown && k < cap; j++) {
-        int st = atomic_load(&owners[j]->state);
-        if (!node_usable(owners[j], now) && st != QNODE_GONE)
-            out[k++] = owners[j];
+    /* pass 0: usable owners, 1: other usable nodes, 2: owners that failed
+     * recently or are said down, 3: any other member (last resorts: a
+     * cluster of one node has nobody else) */
+    for (int pass = 0; pass < 4; pass++) {
+        size_t count = pass % 2 == 0 ? nown : c->nnodes;
+        for (size_t j = 0; j < count && k < cap; j++) {
+            qnode_t *n = pass % 2 == 0 ? owners[j] : c->nodes[j];
+            bool owner = pass % 2 == 0;
+            for (size_t m = 0; !owner && m < nown; m++)
+                owner = owners[m] == n;
+            if (pass % 2 == 1 && owner)
+                continue;
+            bool usable = node_usable(n, now);
+            if (pass < 2 ? usable : !usable && atomic_load(&n->state) != QNODE_GONE)
+                out[k++] = n;
+        }
     }
     pthread_rwlock_unlock(&c->topo_lock);
     return k;
