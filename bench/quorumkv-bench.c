@@ -4,7 +4,8 @@
  * Drives a quorumkv cluster through libquorumkv (token-aware: each request
  * goes straight to a replica of its key), or any memcached text-protocol
  * server with --protocol memcached (thread i talks to server i mod count,
- * as a plain client would), with the same workload either way, so
+ * as a plain client would, failing over to the next one in the list),
+ * with the same workload either way, so
  * comparisons use one tool and one load.
  *
  * Model: --threads closed-loop clients, one request in flight each (the
@@ -130,7 +131,8 @@ static const char usage_text[] =
     "usage: quorumkv-bench [options]\n"
     "  -s, --servers LIST     host:port,... seeds of a cluster, or memcached servers [127.0.0.1:11211]\n"
     "      --protocol P       qkv (libquorumkv, token-aware) or memcached (plain text protocol) [qkv]\n"
-    "  -k, --keys N           key space [100000]       --key-prefix P  [bench:]\n"
+    "  -k, --keys N           key space: PREFIX%08d for 0 <= i < N [100000]\n"
+    "      --key-prefix P     [bench:]\n"
     "  -v, --value-size N     value bytes [100]\n"
     "  -W, --write-ratio F    fraction of writes (sets) [0.1]\n"
     "      --dist D           uniform or zipfian [uniform]   --zipf-theta F [0.99]\n"
@@ -175,7 +177,6 @@ typedef struct worker {
     stats_t st;
     /* memcached mode */
     int fd;
-    struct sockaddr_in sa;
     char *buf;
     size_t cap, start, end;
     char first_err[160];
@@ -247,25 +248,35 @@ static uint64_t rd(const _Atomic uint64_t *a)
 
 /* ---- memcached-protocol backend: one blocking connection per thread ---- */
 
+static struct sockaddr_in addrs[64];
+static int naddr;
+
+/* (Re)connect: the thread's own server first, then the others, as a plain
+ * client with a server list fails over. */
 static int mc_connect(worker_t *w)
 {
     if (w->fd >= 0)
         close(w->fd);
+    w->fd = -1;
     w->start = w->end = 0;
-    w->fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (w->fd < 0)
-        return -1;
-    int one = 1;
-    setsockopt(w->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    struct timeval tv = {opt.timeout_ms / 1000, (opt.timeout_ms % 1000) * 1000};
-    setsockopt(w->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(w->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    if (connect(w->fd, (struct sockaddr *)&w->sa, sizeof(w->sa)) < 0) {
-        close(w->fd);
-        w->fd = -1;
-        return -1;
+    for (int k = 0; k < naddr; k++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+        if (fd < 0)
+            return -1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        struct timeval tv = {opt.timeout_ms / 1000, (opt.timeout_ms % 1000) * 1000};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        if (connect(fd, (struct sockaddr *)&addrs[(w->id + k) % naddr], sizeof(addrs[0])) == 0) {
+            w->fd = fd;
+            return 0;
+        }
+        close(fd);
     }
-    return 0;
+    /* nobody answers: do not spin on refused connects */
+    struct timespec pause = {0, 10 * 1000000L};
+    nanosleep(&pause, NULL);
+    return -1;
 }
 
 /* Ensure n bytes are buffered: 0, or the error kind. */
@@ -526,7 +537,8 @@ static void one_op(worker_t *w, char *value)
     bool write = rnd01(&w->rng) < opt.write_ratio;
     bool hot = write && opt.hot_keys > 0;
     long k = hot ? (long)(rnd(&w->rng) % (uint64_t)opt.hot_keys) : pick_key(&w->rng);
-    size_t kl = (size_t)snprintf(key, sizeof(key), "%s%s%ld", opt.prefix, hot ? "hot:" : "", k);
+    size_t kl = hot ? (size_t)snprintf(key, sizeof(key), "%shot:%ld", opt.prefix, k)
+                    : (size_t)snprintf(key, sizeof(key), "%s%08ld", opt.prefix, k);
     bool measured = atomic_load_explicit(&phase, memory_order_relaxed) == 1;
     int kind = -1;
     bool flag = false;
@@ -608,7 +620,7 @@ static void *preload_main(void *arg)
     if (!value)
         return NULL;
     for (long k = w->id; k < opt.keys; k += opt.threads) {
-        size_t kl = (size_t)snprintf(key, sizeof(key), "%s%ld", opt.prefix, k);
+        size_t kl = (size_t)snprintf(key, sizeof(key), "%s%08ld", opt.prefix, k);
         uint64_t seq = atomic_fetch_add(&nextseq[k], 1) + 1;
         size_t vl = make_value(value, seq);
         int kind = do_write(w, "set", key, kl, value, vl, &nf);
@@ -887,8 +899,6 @@ int main(int argc, char **argv)
     }
     /* memcached: thread i on server i mod count */
     char *list = strdup(opt.servers), *save = NULL;
-    struct sockaddr_in addrs[64];
-    int naddr = 0;
     for (char *s = strtok_r(list, ",", &save); s && naddr < 64; s = strtok_r(NULL, ",", &save)) {
         char *colon = strrchr(s, ':');
         memset(&addrs[naddr], 0, sizeof(addrs[naddr]));
@@ -910,10 +920,9 @@ int main(int argc, char **argv)
         w->fd = -1;
         w->rng = opt.seed * 1000003u + (uint64_t)i * 7919u + 1;
         if (opt.proto == P_MEMCACHED) {
-            w->sa = addrs[i % naddr];
             if (mc_connect(w) < 0) {
-                fprintf(stderr, "quorumkv-bench: cannot connect to server %d of %s: %s\n",
-                        i % naddr, opt.servers, strerror(errno));
+                fprintf(stderr, "quorumkv-bench: cannot connect to any of %s: %s\n", opt.servers,
+                        strerror(errno));
                 return 1;
             }
         }
