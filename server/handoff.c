@@ -81,7 +81,7 @@ int handoff_get(server_t *srv, const char *owner, const void *key, size_t klen, 
     size_t hl = hint_key(hk, owner, key, klen);
     uint8_t *val = NULL;
     size_t vlen = 0;
-    int rc = store_raw_get(srv->store, 'h', hk, hl, &val, &vlen);
+    int rc = store_raw_get(srv->store, STORE_PREFIX_HINT, hk, hl, &val, &vlen);
     if (rc <= 0)
         return rc;
     rc = vlen >= 8 ? obj_decode(val + 8, vlen - 8, o) : -EINVAL;
@@ -126,7 +126,7 @@ int handoff_store(server_t *srv, const char *owner, const void *key, size_t klen
     free(enc);
     uint8_t hk[HINT_KEY_MAX];
     size_t hl = hint_key(hk, owner, key, klen);
-    rc = store_raw_put(srv->store, 'h', hk, hl, val, elen + 8);
+    rc = store_raw_put(srv->store, STORE_PREFIX_HINT, hk, hl, val, elen + 8);
     free(val);
     if (rc < 0)
         goto out;
@@ -153,7 +153,7 @@ typedef struct delivery {
 
 static void hint_remove(handoff_t *h, owner_t *ow, const uint8_t *hk, size_t hl)
 {
-    if (store_raw_del(h->srv->store, 'h', hk, hl) == 0 && ow) {
+    if (store_raw_del(h->srv->store, STORE_PREFIX_HINT, hk, hl) == 0 && ow) {
         ow->pending--;
         h->stats.pending--;
     }
@@ -170,7 +170,7 @@ static void on_delivered(void *arg, int status, const frame_t *f)
         uint8_t *cur = NULL;
         size_t clen = 0;
         /* delete only what was delivered: a write merged in meanwhile stays */
-        if (store_raw_get(h->srv->store, 'h', d->hk, d->hl, &cur, &clen) == 1 &&
+        if (store_raw_get(h->srv->store, STORE_PREFIX_HINT, d->hk, d->hl, &cur, &clen) == 1 &&
             clen == d->sent_len && !memcmp(cur, d->sent, clen)) {
             hint_remove(h, ow, d->hk, d->hl);
             h->stats.delivered++;
@@ -181,79 +181,95 @@ static void on_delivered(void *arg, int status, const frame_t *f)
     free(d);
 }
 
-typedef struct scan {
-    handoff_t *h;
-    owner_t *ow;
-    const cluster_node_t *node;
-    size_t prefix_len;
-    int budget, sent;
-    bool first;
-    bool reached_end;
-    int64_t now;
-} scan_t;
-
-static int deliver_cb(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+/* Send one hint (key: owner NUL user key; val: created-ms + object) to
+ * node as a REPLICA_PUT.  0 when sent, negative when it could not be. */
+static int send_hint(handoff_t *h, owner_t *ow, const cluster_node_t *node, size_t plen,
+                     const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
 {
-    scan_t *sc = arg;
-    owner_t *ow = sc->ow;
-    if (klen < sc->prefix_len || memcmp(key, ow->name, sc->prefix_len - 1) ||
-        key[sc->prefix_len - 1] != '\0' || klen > HINT_KEY_MAX) {
-        sc->reached_end = true;
-        return 1;
-    }
-    /* the scan starts at the cursor itself, which was sent last tick */
-    if (sc->first) {
-        sc->first = false;
-        if (ow->cursor_len > sc->prefix_len && ow->cursor_len == klen &&
-            !memcmp(ow->cursor, key, klen))
-            return 0;
-    }
-    memcpy(ow->cursor, key, klen);
-    ow->cursor_len = klen;
-    server_t *srv = sc->h->srv;
-    uint64_t created = 0;
-    for (int i = 0; vlen >= 8 && i < 8; i++)
-        created |= (uint64_t)val[i] << (8 * i);
-    if (vlen < 8 || (int64_t)created + (int64_t)srv->cfg.hint_ttl_s * 1000 < sc->now) {
-        hint_remove(sc->h, ow, key, klen); /* expired or unreadable */
-        sc->h->stats.dropped++;
-        return --sc->budget <= 0 ? 1 : 0;
-    }
+    server_t *srv = h->srv;
     delivery_t *d = calloc(1, sizeof(*d));
     uint8_t *copy = d ? malloc(vlen) : NULL;
     if (!copy) {
         free(d);
-        return 1;
+        return -ENOMEM;
     }
     memcpy(copy, val, vlen);
-    d->h = sc->h;
+    d->h = h;
     snprintf(d->owner, sizeof(d->owner), "%s", ow->name);
     memcpy(d->hk, key, klen);
     d->hl = klen;
     d->sent = copy;
     d->sent_len = vlen;
     /* body: [key, hint_for "", object] */
-    msgpack_sbuffer *sb = &sc->h->sb;
+    msgpack_sbuffer *sb = &h->sb;
     msgpack_packer pk;
     sb->size = 0;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     msgpack_pack_array(&pk, 3);
-    msgpack_pack_bin(&pk, klen - sc->prefix_len);
-    msgpack_pack_bin_body(&pk, key + sc->prefix_len, klen - sc->prefix_len);
+    msgpack_pack_bin(&pk, klen - plen);
+    msgpack_pack_bin_body(&pk, key + plen, klen - plen);
     msgpack_pack_str(&pk, 0);
     msgpack_pack_bin(&pk, vlen - 8);
     msgpack_pack_bin_body(&pk, val + 8, vlen - 8);
     ow->inflight++;
-    if (transport_request(srv->cluster.transport, sc->node->host, sc->node->peer_port,
+    if (transport_request(srv->cluster.transport, node->host, node->peer_port,
                           MSG_REPLICA_PUT, sb->data, sb->size, srv->cfg.request_timeout_ms * 2,
                           on_delivered, d) < 0) {
         ow->inflight--;
         free(d->sent);
         free(d);
-        return 1;
+        return -EIO;
     }
-    sc->sent++;
-    return (--sc->budget <= 0 || ow->inflight >= HANDOFF_MAX_INFLIGHT) ? 1 : 0;
+    return 0;
+}
+
+/* One slice of ow's hints, from its cursor (which the previous slice sent,
+ * so it is skipped) in key order: up to budget hints sent or dropped, and
+ * no more than HANDOFF_MAX_INFLIGHT in flight.  Deleting expired hints
+ * while iterating is safe: a LevelDB iterator reads a fixed snapshot.
+ * Returns true when the slice reached the end of ow's hints. */
+static bool deliver_slice(handoff_t *h, owner_t *ow, const cluster_node_t *node, int budget)
+{
+    server_t *srv = h->srv;
+    size_t plen = strlen(ow->name) + 1; /* name NUL */
+    int64_t now = now_ms();
+    store_iter_t *it;
+    if (store_iter_create_raw(srv->store, NULL, STORE_PREFIX_HINT, &it) < 0)
+        return false;
+    bool first = true, at_end = true;
+    for (store_iter_seek(it, 0, ow->cursor, ow->cursor_len); store_iter_valid(it);
+         store_iter_next(it)) {
+        size_t klen, vlen;
+        const uint8_t *key = store_iter_key(it, &klen);
+        if (klen < plen || memcmp(key, ow->name, plen) != 0 || klen > HINT_KEY_MAX)
+            break; /* past this owner's hints */
+        if (first) {
+            first = false;
+            if (ow->cursor_len > plen && ow->cursor_len == klen && !memcmp(ow->cursor, key, klen))
+                continue;
+        }
+        const uint8_t *val = store_iter_value(it, &vlen);
+        uint64_t created = 0;
+        for (int i = 0; vlen >= 8 && i < 8; i++)
+            created |= (uint64_t)val[i] << (8 * i);
+        if (vlen < 8 || (int64_t)created + (int64_t)srv->cfg.hint_ttl_s * 1000 < now) {
+            hint_remove(h, ow, key, klen); /* expired or unreadable */
+            h->stats.dropped++;
+        } else if (send_hint(h, ow, node, plen, key, klen, val, vlen) < 0) {
+            at_end = false; /* not sent: the next slice starts with it again */
+            break;
+        }
+        memcpy(ow->cursor, key, klen);
+        ow->cursor_len = klen;
+        if (--budget <= 0 || ow->inflight >= HANDOFF_MAX_INFLIGHT) {
+            at_end = false;
+            break;
+        }
+    }
+    if (store_iter_error(it) < 0)
+        at_end = false;
+    store_iter_destroy(it);
+    return at_end;
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -288,33 +304,38 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
             memcpy(ow->cursor, ow->name, plen); /* name NUL */
             ow->cursor_len = plen;
         }
-        scan_t sc = {.h = h, .ow = ow, .node = node, .prefix_len = plen, .budget = budget,
-                     .first = true, .now = now_ms()};
-        int rc = store_iterate(srv->store, 'h', ow->cursor, ow->cursor_len, deliver_cb, &sc);
-        if (rc == 0 || sc.reached_end)
+        if (deliver_slice(h, ow, node, budget))
             ow->cursor_len = 0; /* the end of this owner's hints: next pass from the start */
     }
 }
 
 /* ---- open, close, stats ---- */
 
-static int count_cb(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+/* Count the stored hints per owner (key: owner NUL user key). */
+static int count_hints(handoff_t *h)
 {
-    (void)val;
-    (void)vlen;
-    handoff_t *h = arg;
-    const uint8_t *nul = memchr(key, '\0', klen);
-    if (!nul || nul == key || (size_t)(nul - key) > GOSSIP_NAME_MAX)
-        return 0;
-    char name[GOSSIP_NAME_MAX + 1];
-    memcpy(name, key, (size_t)(nul - key));
-    name[nul - key] = '\0';
-    owner_t *ow = owner_get(h, name, true);
-    if (ow) {
-        ow->pending++;
-        h->stats.pending++;
+    store_iter_t *it;
+    int rc = store_iter_create_raw(h->srv->store, NULL, STORE_PREFIX_HINT, &it);
+    if (rc < 0)
+        return rc;
+    for (store_iter_seek_first(it); store_iter_valid(it); store_iter_next(it)) {
+        size_t klen;
+        const uint8_t *key = store_iter_key(it, &klen);
+        const uint8_t *nul = memchr(key, '\0', klen);
+        if (!nul || nul == key || (size_t)(nul - key) > GOSSIP_NAME_MAX)
+            continue;
+        char name[GOSSIP_NAME_MAX + 1];
+        memcpy(name, key, (size_t)(nul - key));
+        name[nul - key] = '\0';
+        owner_t *ow = owner_get(h, name, true);
+        if (ow) {
+            ow->pending++;
+            h->stats.pending++;
+        }
     }
-    return 0;
+    rc = store_iter_error(it);
+    store_iter_destroy(it);
+    return rc;
 }
 
 int handoff_open(server_t *srv, char *err, size_t errlen)
@@ -327,7 +348,7 @@ int handoff_open(server_t *srv, char *err, size_t errlen)
     h->srv = srv;
     msgpack_sbuffer_init(&h->sb);
     srv->handoff = h;
-    if (store_iterate(srv->store, 'h', NULL, 0, count_cb, h) < 0) {
+    if (count_hints(h) < 0) {
         snprintf(err, errlen, "cannot scan stored hints");
         return -1;
     }

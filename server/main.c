@@ -2,9 +2,10 @@
  * main.c - quorumkvd: command line, configuration, start-up and shutdown.
  *
  * Start-up order: config, storage (node_open), client listener, cluster
- * (peer port, gossip), crawler,
- * signals, then the event loop.  SIGTERM/SIGINT stop the loop; shutdown
- * closes connections, then storage (LevelDB flushes and closes), and frees
+ * (peer port, gossip), hints, anti-entropy trees (built in the background),
+ * crawler, signals, then the event loop.  SIGTERM/SIGINT stop the loop;
+ * shutdown closes connections, the anti-entropy trees (their storage
+ * snapshot), then storage (LevelDB flushes and closes), and frees
  * everything so ASan's leak check stays clean.
  */
 #include <errno.h>
@@ -18,6 +19,7 @@
 
 #include "../common/log.h"
 #include "../common/version.h"
+#include "aae.h"
 #include "coord.h"
 #include "handoff.h"
 #include "node.h"
@@ -110,7 +112,7 @@ int main(int argc, char **argv)
     }
     if (coord_open(&srv, err, sizeof(err)) < 0 ||
         cluster_open(&srv, &srv.cluster, err, sizeof(err)) < 0 ||
-        handoff_open(&srv, err, sizeof(err)) < 0) {
+        handoff_open(&srv, err, sizeof(err)) < 0 || aae_open(&srv, err, sizeof(err)) < 0) {
         fprintf(stderr, "quorumkvd: %s\n", err);
         goto out_conn;
     }
@@ -136,6 +138,7 @@ out_conn:
     /* clients first (their pending requests detach), then the transport
      * (cancels what is in flight), then hints and storage */
     conn_close_all(&srv);
+    aae_close(&srv);
     cluster_close(&srv.cluster);
     coord_close(&srv);
     handoff_close(&srv);

@@ -197,55 +197,35 @@ int node_flush_at(server_t *srv, int64_t when)
 
 /* ---- start-up scan and crawler ---- */
 
-typedef struct scan_ctx {
-    server_t *srv;
-    int64_t now_us;
-    size_t seen;
-    size_t limit;
-    /* keys with dead siblings, reclaimed after the iteration */
-    uint8_t (*dead)[MC_KEY_MAX];
-    size_t *dead_len;
-    size_t ndead;
-    uint8_t last[MC_KEY_MAX];
-    size_t last_len;
-} scan_ctx_t;
-
-static int count_cb(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+/* The item counters of every stored object, by one scan in token order. */
+static int count_items(server_t *srv)
 {
-    scan_ctx_t *sc = arg;
-    (void)key;
+    store_iter_t *it;
+    int rc = store_iter_create(srv->store, NULL, &it);
+    if (rc < 0)
+        return rc;
     obj_t o;
     obj_init(&o);
-    if (obj_decode(val, vlen, &o) == 0) {
-        acct_apply(sc->srv, acct_of(NULL, 0), acct_of(&o, klen));
-    } else {
-        log_warn("store: undecodable record for a key of %zu bytes ignored", klen);
+    for (store_iter_seek_first(it); store_iter_valid(it); store_iter_next(it)) {
+        size_t klen, vlen;
+        store_iter_key(it, &klen);
+        const uint8_t *val = store_iter_value(it, &vlen);
+        if (obj_decode(val, vlen, &o) == 0)
+            acct_apply(srv, acct_of(NULL, 0), acct_of(&o, klen));
+        else
+            log_warn("store: undecodable record for a key of %zu bytes ignored", klen);
     }
     obj_free(&o);
-    return 0;
+    rc = store_iter_error(it);
+    store_iter_destroy(it);
+    return rc;
 }
 
-static int crawl_cb(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
-{
-    scan_ctx_t *sc = arg;
-    if (klen > MC_KEY_MAX)
-        return 0;
-    /* the iteration starts at the cursor itself: skip it */
-    if (sc->seen == 0 && klen == sc->last_len && memcmp(key, sc->last, klen) == 0)
-        return 0;
-    obj_t o;
-    obj_init(&o);
-    if (obj_decode(val, vlen, &o) == 0 &&
-        obj_purge(&o, sc->now_us, sc->srv->flush_us) > 0) {
-        memcpy(sc->dead[sc->ndead], key, klen);
-        sc->dead_len[sc->ndead++] = klen;
-    }
-    obj_free(&o);
-    memcpy(sc->last, key, klen);
-    sc->last_len = klen;
-    return ++sc->seen >= sc->limit ? 1 : 0;
-}
-
+/* One crawler slice: up to CRAWL_SLICE records after the cursor (the last
+ * key the previous slice saw, so the walk is in token order and resumes
+ * where it stopped even if that key was deleted since).  Keys with dead
+ * siblings are collected first and reclaimed through node_read() once the
+ * iterator is gone, so the scan never races its own writes. */
 static void crawl(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -253,26 +233,50 @@ static void crawl(evutil_socket_t fd, short what, void *arg)
     server_t *srv = arg;
     uint8_t(*dead)[MC_KEY_MAX] = srv->crawl_keys;
     size_t *dead_len = srv->crawl_lens;
-    scan_ctx_t sc = {.srv = srv, .now_us = node_now_us(), .limit = CRAWL_SLICE,
-                     .dead = dead, .dead_len = dead_len};
-    memcpy(sc.last, srv->crawl_cursor, srv->crawl_cursor_len);
-    sc.last_len = srv->crawl_cursor_len;
-    int rc = store_iterate(srv->store, 'd', srv->crawl_cursor, srv->crawl_cursor_len, crawl_cb,
-                           &sc);
-    if (rc < 0)
+    size_t ndead = 0, seen = 0;
+    int64_t now_us = node_now_us();
+    store_iter_t *it;
+    if (store_iter_create(srv->store, NULL, &it) < 0)
         return;
-    for (size_t i = 0; i < sc.ndead; i++) {
-        obj_t o;
+    const uint8_t *cur = srv->crawl_cursor;
+    size_t curlen = srv->crawl_cursor_len;
+    if (curlen == 0) {
+        store_iter_seek_first(it);
+    } else {
+        store_iter_seek(it, store_key_token(cur, curlen), cur, curlen);
+        size_t kl;
+        const uint8_t *k = store_iter_key(it, &kl);
+        if (store_iter_valid(it) && kl == curlen && memcmp(k, cur, kl) == 0)
+            store_iter_next(it); /* seen by the previous slice */
+    }
+    obj_t o;
+    obj_init(&o);
+    for (; store_iter_valid(it) && seen < CRAWL_SLICE; store_iter_next(it)) {
+        size_t klen, vlen;
+        const uint8_t *key = store_iter_key(it, &klen);
+        const uint8_t *val = store_iter_value(it, &vlen);
+        if (klen > MC_KEY_MAX)
+            continue;
+        if (obj_decode(val, vlen, &o) == 0 && obj_purge(&o, now_us, srv->flush_us) > 0) {
+            memcpy(dead[ndead], key, klen);
+            dead_len[ndead++] = klen;
+        }
+        memcpy(srv->crawl_cursor, key, klen);
+        srv->crawl_cursor_len = klen;
+        seen++;
+    }
+    obj_free(&o);
+    bool at_end = !store_iter_valid(it);
+    int rc = store_iter_error(it);
+    store_iter_destroy(it);
+    for (size_t i = 0; i < ndead; i++) {
         obj_init(&o);
         node_read(srv, dead[i], dead_len[i], &o); /* purges and persists */
         obj_free(&o);
     }
-    if (sc.seen < CRAWL_SLICE) { /* reached the end: next pass from the start */
+    if (rc == 0 && at_end) { /* next pass from the start */
         srv->crawl_cursor_len = 0;
         srv->stats.crawler_runs++;
-    } else {
-        memcpy(srv->crawl_cursor, sc.last, sc.last_len);
-        srv->crawl_cursor_len = sc.last_len;
     }
 }
 
@@ -388,8 +392,7 @@ int node_open(server_t *srv, char *err, size_t errlen)
         srv->flush_us = strtoll(buf, NULL, 10);
     }
     free(val);
-    scan_ctx_t sc = {.srv = srv};
-    if (store_iterate(srv->store, 'd', NULL, 0, count_cb, &sc) < 0) {
+    if (count_items(srv) < 0) {
         snprintf(err, errlen, "cannot scan storage in %s", path);
         store_close(srv->store);
         srv->store = NULL;

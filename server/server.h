@@ -66,6 +66,7 @@ typedef struct server {
     server_stats_t stats;
     cluster_t cluster;      /* transport, gossip, ring */
     struct handoff *handoff; /* hints for replicas that are down (handoff.c) */
+    struct aae *aae;        /* anti-entropy trees (aae.c); NULL when disabled */
     struct coord_stats {
         uint64_t reads, writes, forwarded, quorum_failures, read_repairs, replica_errors;
         uint64_t key_waits;         /* writes that queued behind another write of their key */

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import QKV_BIN, only_quorumkv, require_daemon
+from conftest import QKV_BIN, only_quorumkv, require_daemon, wait_for
 
 pytestmark = only_quorumkv
 
@@ -107,6 +107,58 @@ def test_cas_unique_does_not_repeat_across_restart(node_factory):
         assert c.get("ck") == b"v2"
         assert c.store("cas", "ck", b"stale", cas=u1) == b"EXISTS"
         assert c.get("ck") == b"v2"
+
+
+def test_item_count_survives_restart_and_crawler_reclaims_expired(node_factory):
+    # the start-up scan counts every stored item, and the crawler walks all
+    # of them (several slices, in token order) and reclaims the expired ones
+    # without anybody reading them
+    node = node_factory()
+    with node.conn() as c:
+        for i in range(700):
+            assert c.set("cr-live-%d" % i, b"x" * 10) == b"STORED"
+        for i in range(700):
+            assert c.set("cr-exp-%d" % i, b"y" * 10, exptime=2) == b"STORED"
+    assert node.stop() == 0
+    node.start()
+    with node.conn() as c:
+        assert int(c.stats()["curr_items"]) == 1400
+        runs0 = int(c.stats()["crawler_runs"])
+        wait_for(lambda: int(c.stats()["curr_items"]) == 700, timeout=15, interval=0.2,
+                 what="the crawler to reclaim 700 expired items")
+        st = c.stats()
+        assert int(st["reclaimed"]) == 700
+        wait_for(lambda: int(c.stats()["crawler_runs"]) >= runs0 + 1, timeout=10, interval=0.1,
+                 what="a full crawler pass")
+        assert c.get("cr-live-123") == b"x" * 10
+        assert c.get("cr-exp-123") is None
+
+
+def test_antientropy_trees_built_at_startup(node_factory):
+    # a lone node holds every range of its ring (64 vnodes): at start-up it
+    # builds one Merkle tree per range by scanning the stored keys
+    node = node_factory()
+    with node.conn() as c:
+        for i in range(300):
+            assert c.set("ae-%d" % i, b"v") == b"STORED"
+    assert node.stop() == 0
+    node.start()
+
+    def built():
+        with open(node.log_path, "rb") as f:
+            return re.findall(rb"aae: (\d+) trees built, (\d+) keys", f.read())
+
+    wait_for(lambda: built(), timeout=10, interval=0.1, what="the anti-entropy tree build")
+    assert built()[-1] == (b"64", b"300")
+
+
+def test_antientropy_disabled_builds_no_trees(node_factory):
+    node = node_factory(antientropy__enabled="false")
+    with node.conn() as c:
+        assert c.set("k", b"v") == b"STORED"
+    assert node.stop() == 0
+    with open(node.log_path, "rb") as f:
+        assert b"aae:" not in f.read()
 
 
 # ---------------------------------------------------------------- command line and config
