@@ -314,7 +314,8 @@ static int mc_line(worker_t *w, char **line, size_t *len)
 {
     size_t scanned = 0;
     for (;;) {
-        char *p = memchr(w->buf + w->start + scanned, '\n', w->end - w->start - scanned);
+        size_t avail = w->end - w->start;
+        char *p = avail > scanned ? memchr(w->buf + w->start + scanned, '\n', avail - scanned) : NULL;
         if (p && p > w->buf + w->start && p[-1] == '\r') {
             *line = w->buf + w->start;
             *len = (size_t)(p - *line) - 1;
