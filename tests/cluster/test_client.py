@@ -235,3 +235,24 @@ def test_bad_arguments(cluster, driver):
     port = free_ports(1)[0]
     r = driver.call("connect 127.0.0.1:%d timeout=500" % port)
     assert r["rc"] != 0 and "refused" in r["err"], r
+
+
+@pytest.mark.timeout(120)
+def test_learns_a_new_node_from_the_ring_epoch(cluster, driver):
+    nodes, _ = start_converged(cluster, 3)
+    ok(driver.call("connect %s refresh=200" % seeds(nodes[:1])))
+    keys = ["epoch:%d" % i for i in range(64)]
+
+    def owners():
+        return {k: driver.call("replicas %s" % k)["replicas"].split(",") for k in keys}
+    assert all("n4" not in o for o in owners().values())
+    n4 = cluster.node()
+    n4.launch()
+    n4.wait_ready()
+    # the ring changes (new epoch): the client re-reads it and routes to n4
+    wait_for(lambda: any("n4" in o for o in owners().values()), 30,
+             "the client to place keys on the new node n4")
+    wait_for(lambda: stat_sum(nodes + [n4], "ring_nodes") == 16, 30, "every node to see 4 ring nodes")
+    fwd = stat_sum(nodes + [n4], "coord_forwarded")
+    assert ok(driver.call("load 200 epoch: level=quorum"))["ok"] == 200
+    assert stat_sum(nodes + [n4], "coord_forwarded") == fwd
