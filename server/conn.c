@@ -3,10 +3,14 @@
  * replies, backpressure, and closing at a safe point.
  *
  *   socket ──recv──> input ──> CS_CMD ──(storage cmd)──> CS_DATA ──> coord_write ─> CS_WAIT
- *                           │   └─(too large)─────> CS_SWALLOW                  │
+ *                           │   └─(rejected)──────> CS_SWALLOW                  │
+ *                           │                        └─(set too large: delete)──┤
  *                           ├─(delete, incr...)──────────────> coord_write ─────┤
- *                           └─(get/gat)─> CS_MGET: windows of MGET_WINDOW keys  │
- *                                          in flight at once, replies in order  │
+ *                           ├─(get/gat)─> CS_MGET: windows of MGET_WINDOW keys  │
+ *                           │              in flight at once, replies in order  │
+ *                           └─(get line > 64 KiB)─> CS_MSTREAM: the same        │
+ *                                windows, read from the line as it arrives      │
+ *                                (an error in it: CS_SKIPLINE to its end)       │
  *             CS_CMD <── the coordinator's callback writes the reply ───────────┘
  *
  * While a command waits for its replicas the connection reads nothing more
@@ -16,7 +20,16 @@
  *
  * Every line is bounded (CONN_MAX_LINE) before it is parsed; a data block
  * is bounded by node.max_value_bytes.  Lines are parsed in place in the
- * input buffer (evbuffer_pullup) and drained after the command ran.
+ * input buffer (evbuffer_pullup) and drained after the command ran.  The
+ * one exception is a get/gets/gat/gats line longer than CONN_MAX_LINE:
+ * memcached answers multi-gets of any length, so such a line is read a
+ * token at a time (CS_MSTREAM) and never held whole; only one window of
+ * keys (MGET_WINDOW copies of at most MC_KEY_MAX bytes) is kept.
+ *
+ * A storage command that is rejected once its line announced a valid data
+ * block (bad option, level above n, bad context, too large) swallows the
+ * block, so the data is never read as a command.  Error lines obey noreply
+ * as memcached's out_string does (proto.h says when).
  *
  * Backpressure: when a connection's output passes CONN_OUT_HIGH the
  * connection stops reading and stops executing (even between the keys of
@@ -58,8 +71,27 @@
 #define CONN_OUT_HIGH (1024 * 1024)
 #define CONN_OUT_LOW (256 * 1024)
 #define MGET_WINDOW 32
+#define CONN_CTX_MAX 1000      /* entries of a ctx= vector (~38 KB of text) */
+#define MSTREAM_LOOK 512       /* lookahead for one token of a streamed line:
+                                  more than any key, level or exptime */
 
-enum conn_state { CS_CMD, CS_DATA, CS_SWALLOW, CS_MGET, CS_WAIT, CS_CLOSING };
+enum conn_state {
+    CS_CMD, CS_DATA, CS_SWALLOW, CS_MGET, CS_MSTREAM, CS_SKIPLINE, CS_WAIT, CS_CLOSING
+};
+
+/* CS_MSTREAM: a get line too long to hold, read as it arrives.  Options
+ * (r=/w=) must come before its first key: by then the keys already started
+ * were read at the levels in force. */
+typedef struct mstream {
+    char kbuf[MGET_WINDOW][MC_KEY_MAX];
+    mc_key_t keys[MGET_WINDOW]; /* the window: into kbuf */
+    size_t nfill;               /* keys read into the window, not started yet */
+    bool have_exp;              /* gat/gats: the exptime was read */
+    bool any_key;
+    bool eol;                   /* the end of the line was read */
+    bool failed;                /* errline ends the reply */
+    char errline[128];
+} mstream_t;
 
 struct conn;
 
@@ -100,6 +132,12 @@ typedef struct conn {
     bool in_process;          /* conn_process is on the stack */
     bool write_on;            /* wev armed: a partial write waits for the socket */
     mc_level_t dflt_r, dflt_w; /* `consistency` for this connection */
+    /* ctx= of the command being run, from its line until coord_write (which
+     * copies it): across CS_DATA for a set.  Owned; ctx_clear() frees. */
+    vclock_t ctx;
+    bool has_ctx;
+    bool delete_after_swallow; /* a set too large: delete the key once its data is gone */
+    mstream_t *ms;             /* CS_MSTREAM */
 } conn_t;
 
 static void conn_process(conn_t *c);
@@ -123,6 +161,8 @@ static void reap(evutil_socket_t fd, short what, void *arg)
             free(c->mkeys);
         for (int i = 0; i < MGET_WINDOW; i++)
             obj_free(&c->slots[i].res.obj);
+        vc_free(&c->ctx);
+        free(c->ms);
         free(c);
     }
 }
@@ -267,17 +307,32 @@ static void levels(conn_t *c, const mc_request_t *req, int *r, int *w)
     *w = mc_level_resolve(req->w.kind ? req->w : c->dflt_w, cfg->n, cfg->w);
 }
 
-/* Reject a request whose levels exceed cluster.n (CLIENT_ERROR sent). */
+static int levels_error(conn_t *c, char *buf, size_t cap)
+{
+    return snprintf(buf, cap, "CLIENT_ERROR consistency level exceeds replication factor n=%d\r\n",
+                    c->srv->cfg.n);
+}
+
+/* Reject a request whose levels exceed cluster.n (CLIENT_ERROR sent unless
+ * noreply). */
 static bool check_levels(conn_t *c, const mc_request_t *req)
 {
     int r, w;
     levels(c, req, &r, &w);
     if (r < 0 || w < 0) {
-        out_fmt(c, "CLIENT_ERROR consistency level exceeds replication factor n=%d\r\n",
-                c->srv->cfg.n);
+        char buf[128];
+        levels_error(c, buf, sizeof(buf));
+        if (!req->noreply)
+            out_str(c, buf);
         return false;
     }
     return true;
+}
+
+static void ctx_clear(conn_t *c)
+{
+    vc_free(&c->ctx);
+    c->has_ctx = false;
 }
 
 static void count_get(server_t *srv, enum mc_cmd cmd, bool hit)
@@ -371,14 +426,15 @@ static void mget_start_key(conn_t *c, int slot, const mc_key_t *k)
     }
 }
 
-/* Write out a finished window; false when a key failed (reply ended). */
-static bool mget_output(conn_t *c)
+/* Write out a finished window (keys[0..win_n)); false when a key failed
+ * (reply ended). */
+static bool mget_output(conn_t *c, const mc_key_t *keys)
 {
     bool gat = c->req.cmd == MC_GAT || c->req.cmd == MC_GATS;
     bool with_cas = c->req.cmd == MC_GETS || c->req.cmd == MC_GATS;
     for (size_t i = 0; i < c->win_n; i++) {
         mget_slot_t *s = &c->slots[i];
-        const mc_key_t *k = &c->mkeys[c->win_first + i];
+        const mc_key_t *k = &keys[i];
         if (s->res.status != COORD_OK) {
             out_quorum_error(c, &s->res);
             return false;
@@ -401,7 +457,7 @@ static bool mget_drive(conn_t *c)
         if (c->win_n > 0) {
             if (c->inflight > 0)
                 return false; /* answers still to come */
-            bool ok = mget_output(c);
+            bool ok = mget_output(c, c->mkeys + c->win_first);
             c->win_n = 0;
             if (!ok)
                 return true;
@@ -518,10 +574,48 @@ static void exec_write(conn_t *c, const mc_request_t *req, const void *key, size
     if (!t) {
         if (!req->noreply)
             out_str(c, "SERVER_ERROR out of memory\r\n");
+        ctx_clear(c);
         return;
     }
     c->state = CS_WAIT;
+    op.ctx = c->has_ctx ? &c->ctx : NULL;
     coord_write(c->srv, &op, key, klen, r, w, on_write_done, t);
+    ctx_clear(c); /* coord_write copied it */
+}
+
+/* The delete that follows a set too large for the cache (memcached unlinks
+ * the old item then, so nobody goes on reading the value the client meant
+ * to replace).  It goes through the write path so the replicas agree; its
+ * reply is the SERVER_ERROR line, whatever the delete found. */
+static void on_too_large_done(void *arg, coord_result_t *res)
+{
+    (void)res;
+    ticket_t *t = arg;
+    conn_t *c = ticket_take(t);
+    if (!c)
+        return;
+    if (!c->req.noreply)
+        out_str(c, mc_parse_error_line(MC_ERR_TOO_LARGE));
+    c->state = CS_CMD;
+    conn_resume(c);
+}
+
+static void too_large_delete(conn_t *c)
+{
+    kv_op_t op = {.cmd = MC_DELETE};
+    int r, w;
+    levels(c, &c->req, &r, &w);
+    ticket_t *t = ticket_new(c, -1);
+    if (!t) {
+        if (!c->req.noreply)
+            out_str(c, mc_parse_error_line(MC_ERR_TOO_LARGE));
+        ctx_clear(c);
+        return;
+    }
+    c->state = CS_WAIT;
+    op.ctx = c->has_ctx ? &c->ctx : NULL;
+    coord_write(c->srv, &op, c->key, c->klen, r, w, on_too_large_done, t);
+    ctx_clear(c); /* coord_write copied it */
 }
 
 static void on_siblings_done(void *arg, coord_result_t *res)
@@ -539,6 +633,50 @@ static void on_siblings_done(void *arg, coord_result_t *res)
                 out_value(c, c->key, c->klen, &res->obj.sib[i], true, token);
         out_str(c, "END\r\n");
     }
+    c->state = CS_CMD;
+    conn_resume(c);
+}
+
+/* vget: every sibling of the merged object, tombstones included, then the
+ * object's version vector as the context a later ctx= write supersedes. */
+static void out_vget(conn_t *c, const coord_result_t *res)
+{
+    if (res->status != COORD_OK) {
+        out_quorum_error(c, res);
+        return;
+    }
+    /* the context first: a vector too long for the stack must not fail
+     * half-way through the reply */
+    char small[1024], *vv = small;
+    size_t need = vc_format(&res->obj.vc, NULL, 0) + 1;
+    if (need > sizeof(small) && !(vv = malloc(need))) {
+        out_str(c, "SERVER_ERROR out of memory\r\n");
+        return;
+    }
+    vc_format(&res->obj.vc, vv, need);
+    for (uint32_t i = 0; i < res->obj.nsib; i++) {
+        const sibling_t *s = &res->obj.sib[i];
+        size_t len = s->tombstone ? 0 : s->len;
+        out_fmt(c, "VALUE %.*s %u %zu %lld %s\r\n", (int)c->klen, c->key, s->flags, len,
+                (long long)s->ts_us, s->tombstone ? "deleted" : "live");
+        if (len)
+            out_add(c, s->value, len);
+        out_add(c, "\r\n", 2);
+    }
+    out_str(c, "CONTEXT ");
+    out_str(c, vv);
+    out_str(c, "\r\nEND\r\n");
+    if (vv != small)
+        free(vv);
+}
+
+static void on_vget_done(void *arg, coord_result_t *res)
+{
+    ticket_t *t = arg;
+    conn_t *c = ticket_take(t);
+    if (!c)
+        return;
+    out_vget(c, res);
     c->state = CS_CMD;
     conn_resume(c);
 }
@@ -636,6 +774,7 @@ static void do_stats(conn_t *c, const char *arg)
     U("reclaimed", s->reclaimed);
     U("crawler_runs", s->crawler_runs);
     U("store_errors", s->store_errors);
+    U("http_requests_refused", s->http_requests_refused);
     U("siblings_pruned", s->siblings_pruned);
     U("vv_entries_pruned", s->vv_entries_pruned);
     const cluster_t *cl = &srv->cluster;
@@ -772,8 +911,10 @@ static void exec_line(conn_t *c, mc_request_t *req, size_t line_total)
         do_mget(c, line_total);
         return;
     case MC_DELETE: case MC_INCR: case MC_DECR: case MC_TOUCH:
-        if (!check_levels(c, req))
+        if (!check_levels(c, req)) {
+            ctx_clear(c);
             return;
+        }
         exec_write(c, req, req->keys[0].ptr, req->keys[0].len, NULL, 0);
         return;
     case MC_FLUSH_ALL: {
@@ -806,7 +947,7 @@ static void exec_line(conn_t *c, mc_request_t *req, size_t line_total)
     case MC_LGET:
         do_lget(c, &req->keys[0]);
         return;
-    case MC_SIBLINGS: {
+    case MC_SIBLINGS: case MC_VGET: {
         if (!check_levels(c, req))
             return;
         int r, w;
@@ -819,7 +960,8 @@ static void exec_line(conn_t *c, mc_request_t *req, size_t line_total)
         c->klen = req->keys[0].len;
         memcpy(c->key, req->keys[0].ptr, c->klen);
         c->state = CS_WAIT;
-        coord_get(srv, c->key, c->klen, r, on_siblings_done, t);
+        coord_get(srv, c->key, c->klen, r,
+                  req->cmd == MC_VGET ? on_vget_done : on_siblings_done, t);
         return;
     }
     case MC_CONSISTENCY:
@@ -851,25 +993,65 @@ static void consume(conn_t *c, size_t n)
     c->srv->stats.bytes_read += n;
 }
 
+static bool is_storage(enum mc_cmd cmd)
+{
+    return cmd >= MC_SET && cmd <= MC_CAS;
+}
+
+/* A command line that was refused: its error line (unless noreply) and,
+ * when a data block follows, CS_SWALLOW for it. */
+static void reject(conn_t *c, const mc_request_t *req, const char *line)
+{
+    ctx_clear(c);
+    if (!req->noreply)
+        out_str(c, line);
+    if (req->swallow) {
+        c->swallow = (uint64_t)req->bytes + 2;
+        c->state = CS_SWALLOW;
+    }
+}
+
+/* A get line over CONN_MAX_LINE: start reading it as a stream.  False when
+ * the line is not a retrieval (then it is junk). */
+static bool mstream_start(conn_t *c)
+{
+    size_t have = evbuffer_get_length(c->in);
+    size_t look = have < MSTREAM_LOOK ? have : MSTREAM_LOOK;
+    const char *p = (const char *)evbuffer_pullup(c->in, (ssize_t)look);
+    enum mc_cmd cmd;
+    size_t pre = p ? mc_get_prefix(p, look, &cmd) : 0;
+    if (pre == 0)
+        return false;
+    mstream_t *ms = calloc(1, sizeof(*ms));
+    if (!ms)
+        return false;
+    consume(c, pre);
+    memset(&c->req, 0, sizeof(c->req));
+    c->req.cmd = cmd;
+    c->ms = ms;
+    c->win_n = 0;
+    c->inflight = 0;
+    c->state = CS_MSTREAM;
+    return true;
+}
+
 /* CS_CMD: one line.  Returns false when more input is needed. */
 static bool step_cmd(conn_t *c)
 {
     struct evbuffer *in = c->in;
     size_t eol_len = 0;
+    ctx_clear(c); /* nothing carries over from the last command */
     struct evbuffer_ptr pos = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
-    if (pos.pos < 0) {
-        if (evbuffer_get_length(in) > CONN_MAX_LINE) {
-            out_str(c, "CLIENT_ERROR line too long\r\n");
-            conn_close_after_write(c);
-        }
-        return false;
-    }
-    size_t len = (size_t)pos.pos, total = len + eol_len;
-    if (len > CONN_MAX_LINE) {
+    if (pos.pos < 0 ? evbuffer_get_length(in) > CONN_MAX_LINE : (size_t)pos.pos > CONN_MAX_LINE) {
+        if (mstream_start(c))
+            return true;
         out_str(c, "CLIENT_ERROR line too long\r\n");
         conn_close_after_write(c);
         return false;
     }
+    if (pos.pos < 0)
+        return false;
+    size_t len = (size_t)pos.pos, total = len + eol_len;
     char *line = (char *)evbuffer_pullup(in, (ssize_t)total);
     if (!line) {
         conn_close_after_write(c);
@@ -878,36 +1060,60 @@ static bool step_cmd(conn_t *c)
     mc_request_t req;
     enum mc_parse_rc rc = mc_parse(line, len, &req, c->srv->keybuf, c->srv->keybuf_cap,
                                    c->srv->cfg.max_value_bytes);
-    if (rc == MC_ERR_TOO_LARGE) {
+    if (rc == MC_ERR_HTTP) {
+        /* someone pointed a browser or an HTTP health check at us: close
+         * without a reply, as memcached does (replies of earlier pipelined
+         * commands still go out) */
         consume(c, total);
-        out_str(c, mc_parse_error_line(rc));
+        c->srv->stats.http_requests_refused++;
+        conn_close_after_write(c);
+        return false;
+    }
+    if ((rc == MC_OK || rc == MC_ERR_TOO_LARGE) && req.ctx) {
+        int e = vc_parse(req.ctx, req.ctx_len, CONN_CTX_MAX, &c->ctx);
+        if (e < 0) {
+            consume(c, total);
+            reject(c, &req, e == -ENOMEM ? "SERVER_ERROR out of memory\r\n"
+                                         : mc_parse_error_line(MC_ERR_CTX));
+            return true;
+        }
+        c->has_ctx = true;
+    }
+    if (rc == MC_ERR_TOO_LARGE && req.cmd == MC_SET) {
+        /* the old value goes (see too_large_delete) once the data is
+         * swallowed; the SERVER_ERROR line answers after the delete, which
+         * supersedes what the set's ctx= covered, if it had one */
+        consume(c, total);
         c->swallow = (uint64_t)req.bytes + 2;
         c->state = CS_SWALLOW;
+        if (check_levels(c, &req)) {
+            c->req = req;
+            c->req.keys = NULL;
+            c->klen = req.keys[0].len;
+            memcpy(c->key, req.keys[0].ptr, c->klen);
+            c->delete_after_swallow = true;
+        } else {
+            ctx_clear(c);
+        }
         return true;
     }
     if (rc != MC_OK) {
         consume(c, total);
-        out_str(c, mc_parse_error_line(rc));
+        reject(c, &req, mc_parse_error_line(rc));
         return true;
     }
-    switch (req.cmd) {
-    case MC_SET: case MC_ADD: case MC_REPLACE: case MC_APPEND: case MC_PREPEND: case MC_CAS:
+    if (is_storage(req.cmd)) {
+        consume(c, total);
         if (!check_levels(c, &req)) {
-            /* the data block follows regardless: swallow it */
-            consume(c, total);
-            c->swallow = (uint64_t)req.bytes + 2;
-            c->state = CS_SWALLOW;
+            reject(c, &req, ""); /* check_levels answered */
             return true;
         }
         c->req = req;
         c->klen = req.keys[0].len;
         memcpy(c->key, req.keys[0].ptr, c->klen);
         c->req.keys = NULL;
-        consume(c, total);
         c->state = CS_DATA;
         return true;
-    default:
-        break;
     }
     exec_line(c, &req, total);
     if (c->state == CS_MGET)
@@ -929,7 +1135,9 @@ static bool step_data(conn_t *c)
     }
     c->state = CS_CMD;
     if (data[need - 2] != '\r' || data[need - 1] != '\n') {
-        out_str(c, "CLIENT_ERROR bad data chunk\r\n");
+        ctx_clear(c);
+        if (!c->req.noreply)
+            out_str(c, "CLIENT_ERROR bad data chunk\r\n");
     } else {
         exec_write(c, &c->req, c->key, c->klen, data, need - 2); /* copies the data */
     }
@@ -946,7 +1154,11 @@ static bool step_swallow(conn_t *c)
     if (c->swallow)
         return false;
     c->state = CS_CMD;
-    return true;
+    if (c->delete_after_swallow) {
+        c->delete_after_swallow = false;
+        too_large_delete(c);
+    }
+    return c->state == CS_CMD;
 }
 
 static bool step_mget(conn_t *c)
@@ -961,6 +1173,177 @@ static bool step_mget(conn_t *c)
     return true;
 }
 
+/* ---- get lines too long to hold (CS_MSTREAM) ---- */
+
+enum { TOK_MORE, TOK_EOL, TOK_WORD, TOK_LONG };
+
+/* The next token of a streamed line, after dropping the spaces before it:
+ * TOK_WORD with *tp, *tlen valid until the caller consumes that many bytes, TOK_EOL
+ * (consumed), TOK_MORE when the input ends first, TOK_LONG for a token
+ * longer than anything valid.  A line ends at "\n" or "\r\n", as in
+ * step_cmd. */
+static int mstream_token(conn_t *c, const char **tp, size_t *tlen)
+{
+    for (;;) {
+        size_t have = evbuffer_get_length(c->in);
+        size_t look = have < MSTREAM_LOOK ? have : MSTREAM_LOOK;
+        const char *p = look ? (const char *)evbuffer_pullup(c->in, (ssize_t)look) : NULL;
+        if (!p)
+            return TOK_MORE;
+        size_t i = 0;
+        while (i < look && p[i] == ' ')
+            i++;
+        if (i > 0) {
+            consume(c, i);
+            continue;
+        }
+        size_t j = 0;
+        bool end = false;
+        for (; j < look; j++) {
+            if (p[j] == ' ' || p[j] == '\n' || (p[j] == '\r' && j + 1 < look && p[j + 1] == '\n')) {
+                end = true;
+                break;
+            }
+            if (p[j] == '\r' && j + 1 == look)
+                break; /* "\r" then what? */
+        }
+        if (!end)
+            return look == MSTREAM_LOOK ? TOK_LONG : TOK_MORE;
+        if (j == 0) {
+            consume(c, p[0] == '\n' ? 1 : 2);
+            return TOK_EOL;
+        }
+        *tp = p;
+        *tlen = j;
+        return TOK_WORD;
+    }
+}
+
+static void mstream_fail(mstream_t *ms, const char *line)
+{
+    if (ms->failed)
+        return;
+    ms->failed = true;
+    snprintf(ms->errline, sizeof(ms->errline), "%s", line);
+}
+
+/* Read tokens into the window until it is full, the line ends, an error
+ * or the input runs dry (then true). */
+static bool mstream_fill(conn_t *c)
+{
+    mstream_t *ms = c->ms;
+    while (ms->nfill < MGET_WINDOW && !ms->failed && !ms->eol) {
+        const char *p;
+        size_t len;
+        int t = mstream_token(c, &p, &len);
+        if (t == TOK_MORE)
+            return true;
+        if (t == TOK_EOL) {
+            ms->eol = true;
+            break;
+        }
+        if (t == TOK_LONG) {
+            mstream_fail(ms, mc_parse_error_line(MC_ERR_FORMAT));
+            break;
+        }
+        enum mc_get_arg kind;
+        enum mc_parse_rc rc = mc_get_arg(&c->req, p, len, &ms->have_exp, &kind);
+        if (rc != MC_OK) {
+            mstream_fail(ms, mc_parse_error_line(rc));
+        } else if (kind == MC_ARG_OPTION && ms->any_key) {
+            mstream_fail(ms, "CLIENT_ERROR in a get line over 64 KiB, r= and w= must come "
+                             "before the keys\r\n");
+        } else if (kind == MC_ARG_KEY) {
+            if (!ms->any_key) {
+                /* the levels are final now */
+                levels(c, &c->req, &c->mget_r, &c->mget_w);
+                if (c->mget_r < 0 || c->mget_w < 0) {
+                    char buf[128];
+                    levels_error(c, buf, sizeof(buf));
+                    mstream_fail(ms, buf);
+                    break;
+                }
+                ms->any_key = true;
+            }
+            memcpy(ms->kbuf[ms->nfill], p, len);
+            ms->keys[ms->nfill] = (mc_key_t){ms->kbuf[ms->nfill], len};
+            ms->nfill++;
+        }
+        consume(c, len);
+    }
+    return false;
+}
+
+static void mstream_end(conn_t *c)
+{
+    /* after an error, the rest of the line is not commands */
+    c->state = c->ms->eol ? CS_CMD : CS_SKIPLINE;
+    free(c->ms);
+    c->ms = NULL;
+}
+
+static bool step_mstream(conn_t *c)
+{
+    mstream_t *ms = c->ms;
+    if (c->win_n > 0) {
+        if (c->inflight > 0)
+            return false; /* answers still to come */
+        bool ok = mget_output(c, ms->keys);
+        c->win_n = 0;
+        if (!ok) {
+            mstream_end(c);
+            return true;
+        }
+        return true; /* the caller checks the output watermark first */
+    }
+    bool dry = mstream_fill(c);
+    if (ms->nfill > 0) {
+        c->win_first = 0;
+        c->win_n = ms->nfill;
+        ms->nfill = 0;
+        c->starting = true;
+        for (size_t i = 0; i < c->win_n; i++)
+            mget_start_key(c, (int)i, &ms->keys[i]);
+        c->starting = false;
+        return true;
+    }
+    if (dry)
+        return false; /* the rest of the line is still to come */
+    bool gat = c->req.cmd == MC_GAT || c->req.cmd == MC_GATS;
+    if (ms->failed)
+        out_str(c, ms->errline);
+    else if (!ms->any_key || (gat && !ms->have_exp))
+        out_str(c, "ERROR\r\n"); /* as mc_parse for a line of only spaces */
+    else
+        out_str(c, "END\r\n");
+    mstream_end(c);
+    return true;
+}
+
+/* CS_SKIPLINE: drop input up to and including the end of the line. */
+static bool step_skipline(conn_t *c)
+{
+    struct evbuffer_ptr pos = evbuffer_search(c->in, "\n", 1, NULL);
+    if (pos.pos < 0) {
+        consume(c, evbuffer_get_length(c->in));
+        return false;
+    }
+    consume(c, (size_t)pos.pos + 1);
+    c->state = CS_CMD;
+    return true;
+}
+
+/* Whether the connection reads now: not while a command waits for its
+ * replicas (replies must come in order, and input must not pile up). */
+static bool wants_input(const conn_t *c)
+{
+    switch (c->state) {
+    case CS_MGET: case CS_WAIT: case CS_CLOSING: return false;
+    case CS_MSTREAM: return c->win_n == 0;
+    default: return true;
+    }
+}
+
 static void conn_process_loop(conn_t *c);
 
 static void conn_process(conn_t *c)
@@ -971,8 +1354,7 @@ static void conn_process(conn_t *c)
     conn_flush(c);
     /* reading was turned off while a command waited: turn it back on, once
      * (not per command: each switch is an epoll_ctl) */
-    if (!c->dead && !c->paused && c->state != CS_MGET && c->state != CS_WAIT &&
-        c->state != CS_CLOSING)
+    if (!c->dead && !c->paused && wants_input(c))
         read_set(c, true);
 }
 
@@ -985,6 +1367,8 @@ static void conn_process_loop(conn_t *c)
         case CS_DATA: more = step_data(c); break;
         case CS_SWALLOW: more = step_swallow(c); break;
         case CS_MGET: more = step_mget(c); break;
+        case CS_MSTREAM: more = step_mstream(c); break;
+        case CS_SKIPLINE: more = step_skipline(c); break;
         default: more = false; break;
         }
         if (c->state == CS_CLOSING)
@@ -996,7 +1380,7 @@ static void conn_process_loop(conn_t *c)
             return;
         }
         if (!more) {
-            if (c->state == CS_MGET || c->state == CS_WAIT)
+            if (!wants_input(c))
                 read_set(c, false); /* waiting for replicas: one command at a time */
             return;
         }
@@ -1092,6 +1476,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     }
     c->srv = srv;
     c->state = CS_CMD;
+    vc_init(&c->ctx);
     TAILQ_INSERT_TAIL(&srv->conns, c, link);
     srv->curr_conns++;
     srv->stats.total_connections++;

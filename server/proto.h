@@ -6,9 +6,16 @@
  * "\r\n") on spaces in place and fills an mc_request_t whose key pointers
  * point into that line, so the line must outlive the request.  Keys are
  * checked here (1..250 bytes, no control characters), numbers are checked
- * with memcached's rules, and trailing `r=LEVEL` / `w=LEVEL` tokens are
- * taken as per-request consistency options, never as keys.  The result code
- * says which memcached error line to send.
+ * with memcached's rules, and trailing `r=LEVEL` / `w=LEVEL` / `ctx=VECTOR`
+ * tokens (the option names in any case) are options, never keys.  The
+ * result code says which memcached error line to send, req->noreply whether
+ * to send it, and req->swallow whether a data block follows that must be
+ * discarded.
+ *
+ * A get/gets/gat/gats line may be longer than the connection holds
+ * (memcached reads multi-gets of any length): the connection then parses it
+ * a token at a time with mc_get_prefix() and mc_get_arg(), which apply the
+ * same rules as mc_parse().
  */
 #ifndef QKV_PROTO_H
 #define QKV_PROTO_H
@@ -25,6 +32,7 @@ enum mc_cmd {
     MC_DELETE, MC_INCR, MC_DECR, MC_TOUCH,
     MC_FLUSH_ALL, MC_STATS, MC_VERSION, MC_VERBOSITY, MC_QUIT,
     MC_LGET, MC_SIBLINGS, MC_CONSISTENCY, MC_RING, MC_MEMBERS, MC_LEAVE, MC_DEBUG,
+    MC_VGET,
 };
 
 enum mc_parse_rc {
@@ -35,8 +43,14 @@ enum mc_parse_rc {
     MC_ERR_EXPTIME,     /* "CLIENT_ERROR invalid exptime argument" */
     MC_ERR_LEVEL,       /* "CLIENT_ERROR bad consistency level" */
     MC_ERR_TOO_LARGE,   /* storage command whose length is over the limit:
-                           "SERVER_ERROR object too large for cache", and
-                           the data block (req->bytes + 2) must be swallowed */
+                           "SERVER_ERROR object too large for cache" */
+    MC_ERR_DELETE_USAGE, /* delete with a second argument other than 0 */
+    MC_ERR_CTX,         /* "CLIENT_ERROR bad context" (ctx= given twice; the
+                           connection also sends it when vc_parse fails) */
+    MC_ERR_CTX_CMD,     /* ctx= on a command other than set and delete */
+    MC_ERR_HTTP,        /* an HTTP request line (an unknown command whose last
+                           token starts with "HTTP/"): memcached closes the
+                           connection without a reply */
 };
 
 /* A consistency level: ONE, QUORUM, ALL, or an explicit count. */
@@ -62,8 +76,20 @@ typedef struct mc_request {
     uint64_t delta;   /* incr/decr */
     int64_t delay;    /* flush_all (0..UINT32_MAX, memcached exptime rules), verbosity */
     bool has_delay;
+    /* On MC_OK: the command carries noreply.  On an error: true exactly when
+     * memcached sends no error line (the line ends in noreply and the error
+     * is not a wrong argument count, which is always "ERROR"). */
     bool noreply;
+    /* Storage commands: the line announced a valid data block (key, flags,
+     * exptime, length and cas unique are well formed), so bytes + 2 bytes
+     * follow; on an error return they must be read and discarded.  Errors
+     * in memcached's own fields leave it false, as memcached does not
+     * swallow then. */
+    bool swallow;
     mc_level_t r, w;  /* MC_LEVEL_DEFAULT unless given */
+    const char *ctx;  /* set/delete: the text after "ctx=" (not NUL-terminated,
+                         points into the line), or NULL; vc_parse() it */
+    size_t ctx_len;
     const char *arg;  /* stats subcommand, debug switch, or NULL; points to argbuf */
     const char *arg2; /* debug: on|off */
     char argbuf[2][32]; /* NUL-terminated copies of those words */
@@ -72,11 +98,25 @@ typedef struct mc_request {
 /* Parse line[0..len) (no "\r\n"; it is modified in place).  keys/maxkeys is
  * the caller's array for key pointers; more keys than maxkeys is
  * MC_ERR_FORMAT.  max_value is the largest data block a storage command may
- * announce.  On MC_ERR_TOO_LARGE req->bytes and req->noreply are set. */
+ * announce.  On every return req->noreply and req->swallow are meaningful
+ * (see mc_request_t), and req->bytes when req->swallow is set. */
 enum mc_parse_rc mc_parse(char *line, size_t len, mc_request_t *req, mc_key_t *keys,
                           size_t maxkeys, uint64_t max_value);
 
-/* Parse "one", "quorum", "all" or 1..16 into *lv; 0 or -1. */
+/* The start of a retrieval line: when line[0..len) begins (after spaces)
+ * with "get ", "gets ", "gat " or "gats ", set *cmd and return the length
+ * of that prefix; else 0. */
+size_t mc_get_prefix(const char *line, size_t len, enum mc_cmd *cmd);
+
+enum mc_get_arg { MC_ARG_KEY, MC_ARG_OPTION, MC_ARG_EXPTIME };
+/* One argument token p[0..len) of a retrieval line (req->cmd set), taken
+ * in order: an option (applied to req), gat's exptime (the first token that
+ * is not an option; *have_exp tracks it) or a key.  *kind says which; the
+ * result is MC_OK or the error the token gives. */
+enum mc_parse_rc mc_get_arg(mc_request_t *req, const char *p, size_t len, bool *have_exp,
+                            enum mc_get_arg *kind);
+
+/* Parse "one", "quorum", "all" (in any case) or 1..16 into *lv; 0 or -1. */
 int mc_parse_level(const char *s, size_t len, mc_level_t *lv);
 /* Resolve a level against replication factor n and the default: the number
  * of replies needed, or -1 when out of range (0 or > n). */
@@ -84,7 +124,8 @@ int mc_level_resolve(mc_level_t lv, int n, int dflt);
 /* Text of a level for replies ("one", "quorum", "all" or the number). */
 const char *mc_level_str(mc_level_t lv, char *buf, size_t cap);
 
-/* The memcached reply line (with "\r\n") for a parse error. */
+/* The memcached reply line (with "\r\n") for a parse error ("" for
+ * MC_ERR_HTTP, which gets none). */
 const char *mc_parse_error_line(enum mc_parse_rc rc);
 
 #endif

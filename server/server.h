@@ -45,6 +45,7 @@ typedef struct server_stats {
     uint64_t expired_unfetched, reclaimed, crawler_runs;
     uint64_t siblings_pruned, vv_entries_pruned;
     uint64_t store_errors;
+    uint64_t http_requests_refused; /* HTTP request lines: closed unanswered, as memcached does */
     int64_t curr_items; /* keys whose winner is a live value */
     int64_t bytes;      /* key + winner value bytes of those keys */
 } server_stats_t;

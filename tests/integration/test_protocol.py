@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import IS_MEMCACHED, MAX_VALUE_BYTES, ConnectionClosed, wait_for
+from conftest import IS_MEMCACHED, MAX_VALUE_BYTES, ConnectionClosed, only_quorumkv, wait_for
 
 U64_MAX = 2**64 - 1
 
@@ -148,6 +148,22 @@ def test_gets_unique_is_stable_without_modification(conn, key):
     k = key()
     conn.set(k, b"v")
     assert conn.gets(k)[2] == conn.gets(k)[2]
+
+
+def test_gets_uniques_differ_between_items(conn, key):
+    # issue 8 (1): two keys each written once returned the same unique, so
+    # clients that use uniques as version ids took one item for another
+    keys = [key() for _ in range(20)]
+    for k in keys:
+        assert conn.set(k, b"same value") == b"STORED"
+    first = {k: conn.gets(k)[2] for k in keys}
+    assert len(set(first.values())) == len(keys), "uniques repeat across items: %r" % first
+    # stable while unchanged, also when fetched together
+    got = {v[0]: v[3] for v in conn.get_multi(*keys, verb="gets")}
+    assert got == first
+    # one item's unique does not pass for another's
+    assert conn.store("cas", keys[0], b"x", cas=first[keys[1]]) == b"EXISTS"
+    assert conn.store("cas", keys[0], b"x", cas=first[keys[0]]) == b"STORED"
 
 
 def test_gets_multiple_keys(conn, key):
@@ -562,7 +578,7 @@ def test_too_large_value_is_rejected_and_swallowed(conn, key, size):
     payload = b"set %s 0 0 %d\r\n" % (k.encode(), size) + (b"\r\n" * (size // 2 + 1))[:size] + b"\r\n"
     assert conn.cmd(payload[:-2]) == b"SERVER_ERROR object too large for cache"
     # the data ("\r\n" repeated: would be many ERRORs if parsed as commands) is swallowed
-    assert conn.get(k) in (None, b"previous")   # memcached drops the old item
+    assert conn.get(k) is None   # memcached drops the old item
     assert conn.set(k, b"small") == b"STORED"
     assert conn.get(k) == b"small"
 
@@ -649,3 +665,171 @@ def test_multi_get_of_100_long_keys(conn, key):
         assert conn.set(k, k[:20].encode()) == b"STORED"
     vals = conn.get_multi(*keys)
     assert [(v[0], v[2]) for v in vals] == [(k, k[:20].encode()) for k in keys[::3]]
+
+
+# ---------------------------------------------------------------- issue 8 (memcached conformance)
+
+def _too_large(conn, verb, k, noreply=False, cas=None):
+    size = MAX_VALUE_BYTES + 1
+    line = b"%s %s 0 0 %d" % (verb.encode(), k.encode(), size)
+    if cas is not None:
+        line += b" %d" % cas
+    if noreply:
+        line += b" noreply"
+    conn.send(line + b"\r\n" + b"x" * size + b"\r\n")
+
+
+def test_too_large_set_removes_the_old_value(conn, key):
+    # issue 8 item 2: memcached unlinks the item a too-large set meant to
+    # replace, so no reader goes on seeing the value the client replaced
+    k = key()
+    assert conn.set(k, b"previous") == b"STORED"
+    _too_large(conn, "set", k)
+    assert conn.readline() == b"SERVER_ERROR object too large for cache"
+    assert conn.get(k) is None
+    # noreply: no reply at all, and the old value is gone all the same
+    assert conn.set(k, b"previous") == b"STORED"
+    _too_large(conn, "set", k, noreply=True)
+    assert conn.cmd("version").startswith(b"VERSION ")
+    assert conn.get(k) is None
+    # on a missing key it is the same one line
+    _too_large(conn, "set", key())
+    assert conn.readline() == b"SERVER_ERROR object too large for cache"
+
+
+@pytest.mark.parametrize("verb", ["add", "replace", "append", "prepend", "cas"])
+def test_too_large_non_set_update_keeps_the_old_value(conn, key, verb):
+    # memcached unlinks for set only (process_update_command: comm == NREAD_SET)
+    k = key()
+    assert conn.set(k, b"previous") == b"STORED"
+    unique = conn.gets(k)[2]
+    _too_large(conn, verb, k, cas=unique if verb == "cas" else None)
+    assert conn.readline() == b"SERVER_ERROR object too large for cache"
+    assert conn.get(k) == b"previous"
+    _too_large(conn, verb, k, noreply=True, cas=unique if verb == "cas" else None)
+    assert conn.get(k) == b"previous"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("verb", ["get", "gets"])
+def test_get_line_of_18000_keys_answers_every_key(conn, verb):
+    # issue 8 item 3: a ~190 KB multi-get line answered "CLIENT_ERROR line
+    # too long"; memcached answers every key of a get line of any length
+    keys = ["ml-%s-%d" % (verb, i) for i in range(18000)]
+    hits = keys[::997] + [keys[-1]]
+    for k in hits:
+        assert conn.set(k, k.encode(), flags=7) == b"STORED"
+    line = (verb + " " + " ".join(keys)).encode() + b"\r\n"
+    assert len(line) > 180000
+    # in pieces of an odd size, so keys and the line end are split across reads
+    for i in range(0, len(line), 7001):
+        conn.send(line[i:i + 7001])
+    vals = conn.read_values(timeout=30)
+    assert [(v[0], v[1], v[2]) for v in vals] == [(k, 7, k.encode()) for k in hits]
+    assert all((v[3] is not None) == (verb == "gets") for v in vals)
+    assert conn.cmd("version").startswith(b"VERSION ")
+    st = conn.stats()
+    assert int(st["get_misses"]) >= len(keys) - len(hits)
+
+
+@only_quorumkv
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("verb", ["gat", "gats"])
+def test_gat_line_of_18000_keys_answers_every_key(conn, verb):
+    # memcached 1.6.18 only reads get/gets lines past 2 KB without a newline
+    # and closes the connection on a long gat; quorumkv streams all four
+    keys = ["ml-%s-%d" % (verb, i) for i in range(18000)]
+    hits = keys[::997] + [keys[-1]]
+    control = "ml-%s-control" % verb
+    for k in hits + [control]:
+        assert conn.set(k, k.encode(), exptime=3) == b"STORED"
+    conn.send((verb + " 1000 " + " ".join(keys)).encode() + b"\r\n")
+    vals = conn.read_values(timeout=30)
+    assert [(v[0], v[2]) for v in vals] == [(k, k.encode()) for k in hits]
+    # the touch took: once the untouched control key expired, they are still there
+    wait_for(lambda: conn.get(control) is None, timeout=10, interval=0.1, what="control key to expire")
+    assert conn.get_multi(hits[0], hits[-1]) == [(k, 0, k.encode(), None) for k in (hits[0], hits[-1])]
+
+
+def test_long_get_line_with_a_bad_key_ends_in_client_error(conn):
+    # memcached answers just the error; quorumkv may already have sent the
+    # values of the keys before the bad one (the line is never held whole),
+    # but the reply ends in the same error and the connection stays in step
+    keys = ["bk-%d" % i for i in range(18000)]
+    assert conn.set(keys[3], b"v") == b"STORED"
+    conn.send(("get " + " ".join(keys) + " " + "y" * 251 + " more keys after").encode() + b"\r\n")
+    while True:
+        line = conn.readline(timeout=30)
+        if line.startswith(b"VALUE "):
+            conn.read_exact(int(line.split(b" ")[3]) + 2)
+            continue
+        assert line == b"CLIENT_ERROR bad command line format"
+        break
+    assert conn.cmd("version").startswith(b"VERSION ")
+
+
+def test_malformed_commands_with_noreply_are_silent(conn, key):
+    # issue 8 item 4: memcached looks for a last "noreply" before it checks
+    # the arguments, so these get no reply at all (checked against 1.6.18)
+    k = key()
+    assert conn.set(k, b"kept") == b"STORED"
+    lines = ["delete %s 10 noreply", "delete %s noreply noreply", "set %s 0 0 noreply",
+             "set %s x 0 1 noreply", "set %s 0 0 -1 noreply", "cas %s 0 0 1 noreply",
+             "cas %s 0 0 1 x noreply", "incr %s noreply", "incr %s x noreply", "decr %s -1 noreply",
+             "touch %s noreply", "touch %s x noreply", "incr %s 1 noreply",
+             "delete " + "k" * 251 + " noreply%.0s"]
+    conn.send("".join(l % k + "\r\n" for l in lines).encode() +
+              b"verbosity noreply\r\nverbosity x noreply\r\nflush_all x noreply\r\n")
+    assert conn.cmd("version").startswith(b"VERSION ")
+    assert conn.get(k) == b"kept"
+
+
+def test_wrong_argument_count_is_error_even_with_noreply(conn, key):
+    # memcached's dispatcher counts the arguments before noreply is known
+    k = key()
+    assert conn.cmd("set %s 0 noreply" % k) == b"ERROR"
+    assert conn.cmd("delete %s 0 0 noreply" % k) == b"ERROR"
+    assert conn.cmd("incr noreply") == b"ERROR"
+    assert conn.cmd("version").startswith(b"VERSION ")
+
+
+def test_delete_with_nonzero_time_gives_memcached_usage_error(conn, key):
+    k = key()
+    assert conn.set(k, b"v") == b"STORED"
+    usage = b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]"
+    assert conn.cmd("delete %s 10" % k) == usage
+    assert conn.cmd("delete %s noreply 0" % k) == usage   # noreply counts only last
+    assert conn.cmd("delete %s 0 0" % k) == usage
+    assert conn.get(k) == b"v"
+    assert conn.cmd("delete %s 0" % k) == b"DELETED"
+
+
+def test_bad_data_chunk_with_noreply_is_silent(conn, key):
+    k = key()
+    conn.send(b"set %s 0 0 1 noreply\r\nab\r\n" % k.encode())
+    # "ab\r" was the block; the "\n" left over is an empty command
+    assert conn.readline() == b"ERROR"
+    assert conn.cmd("version").startswith(b"VERSION ")
+    assert conn.get(k) is None
+
+
+def _closed_without_reply(c):
+    try:
+        return c.read_until_closed() == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True   # closed with our unread request bytes: an RST
+
+
+@pytest.mark.parametrize("line", [b"GET / HTTP/1.0", b"PUT /a/b HTTP/1.1", b"DELETE HTTP/1.1",
+                                  b"HEAD / HTTP/1.1", b"POST /submit HTTP/1.1"])
+def test_http_request_closes_the_connection_without_reply(server, line):
+    # issue 8 item 5: memcached closes, unanswered, a connection whose
+    # command is unknown and ends in an HTTP/ token
+    with server.conn() as c:
+        c.send(line + b"\r\nHost: localhost\r\n\r\n")
+        assert _closed_without_reply(c)
+    with server.conn() as c:
+        assert c.cmd("version").startswith(b"VERSION ")
+        # a known command stays that command: keys that look like HTTP
+        assert c.cmd("get / HTTP/1.0") == b"END"
+        assert c.cmd("bogus HTTP/1.0 x") == b"ERROR"

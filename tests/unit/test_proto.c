@@ -7,7 +7,8 @@
  * with len excluding the "\r\n", so a parser that reads past len or relies
  * on a NUL it did not write is caught.  Expected results are memcached
  * 1.6's: a wrong argument count is "ERROR", a bad number or key "CLIENT_ERROR
- * bad command line format".
+ * bad command line format".  Where a comment says "memcached 1.6.18", the
+ * form was tried against that server.
  *
  * Tests named test_bug_* reproduce bugs reported against server/proto.c
  * that are not fixed yet; they skip (visibly) unless QKV_KNOWN_BUGS=1.
@@ -22,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "../../common/vclock.h"
 #include "../../server/proto.h"
 
 #define LINE_CAP 8192
@@ -102,6 +104,7 @@ static const struct {
     {"version x", MC_ERR_UNKNOWN},    {"verbosity", MC_ERR_UNKNOWN},
     {"verbosity 1 2", MC_ERR_UNKNOWN}, {"quit now", MC_ERR_UNKNOWN},
     {"lget", MC_ERR_UNKNOWN},         {"lget a b", MC_ERR_UNKNOWN},
+    {"vget", MC_ERR_UNKNOWN},         {"vget a b", MC_ERR_UNKNOWN},
     {"siblings", MC_ERR_UNKNOWN},     {"siblings a b", MC_ERR_UNKNOWN},
     {"ring x", MC_ERR_UNKNOWN},       {"members x", MC_ERR_UNKNOWN},
     {"leave x", MC_ERR_UNKNOWN},      {"version noreply", MC_ERR_UNKNOWN},
@@ -114,7 +117,7 @@ static const struct {
     {"ring", MC_OK},                  {"members", MC_OK},
     {"leave", MC_OK},                 {"verbosity 1", MC_OK},
     {"lget k", MC_OK},                {"siblings k", MC_OK},
-    {"consistency", MC_OK},
+    {"consistency", MC_OK},           {"vget k", MC_OK},
 };
 
 static void test_argument_counts(void **state)
@@ -145,7 +148,7 @@ static void test_every_command_word(void **state)
         {"quit", MC_QUIT},         {"lget k", MC_LGET},
         {"siblings k", MC_SIBLINGS}, {"consistency", MC_CONSISTENCY},
         {"ring", MC_RING},         {"members", MC_MEMBERS},
-        {"leave", MC_LEAVE},
+        {"leave", MC_LEAVE},       {"vget k", MC_VGET},
     };
     parsed_t p;
 
@@ -381,8 +384,92 @@ static void test_delete(void **state)
     assert_ok1(&p, "delete k 0", MC_DELETE, "k"); /* legacy time argument */
     assert_ok1(&p, "delete k 0 noreply", MC_DELETE, "k");
     assert_true(p.req.noreply);
-    assert_int_equal(rc_of("delete k 1"), MC_ERR_FORMAT);
-    assert_int_equal(rc_of("delete k x"), MC_ERR_FORMAT);
+    assert_int_equal(rc_of("delete k 1"), MC_ERR_DELETE_USAGE);
+    assert_int_equal(rc_of("delete k x"), MC_ERR_DELETE_USAGE);
+    assert_string_equal(mc_parse_error_line(MC_ERR_DELETE_USAGE),
+                        "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n");
+}
+
+/* memcached 1.6.18, each form tried against the real server: the usage
+ * error is checked before the key, noreply only counts last, and
+ * `delete noreply` deletes a key called "noreply". */
+static void test_delete_argument_forms(void **state)
+{
+    static const struct {
+        const char *line;
+        enum mc_parse_rc rc;
+        bool noreply;
+    } forms[] = {
+        {"delete k 10", MC_ERR_DELETE_USAGE, false},
+        {"delete k 10 noreply", MC_ERR_DELETE_USAGE, true},
+        {"delete k noreply 0", MC_ERR_DELETE_USAGE, false},
+        {"delete k 0 0", MC_ERR_DELETE_USAGE, false},
+        {"delete k x y", MC_ERR_DELETE_USAGE, false},
+        {"delete k noreply noreply", MC_ERR_DELETE_USAGE, true},
+        {"delete k 0 0 noreply", MC_ERR_UNKNOWN, false},
+        {"delete k 0 noreply", MC_OK, true},
+        {"delete k noreply", MC_OK, true},
+        {"delete noreply", MC_OK, false},
+        {"delete k 10 w=one noreply", MC_ERR_DELETE_USAGE, true},
+    };
+    char line[400], k251[252];
+    parsed_t p;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++)
+        if (parse(&p, forms[i].line) != forms[i].rc || p.req.noreply != forms[i].noreply)
+            fail_msg("\"%s\": rc %d noreply %d, want %d %d", forms[i].line, p.rc, p.req.noreply,
+                     forms[i].rc, forms[i].noreply);
+    assert_ok1(&p, "delete noreply", MC_DELETE, "noreply");
+    memset(k251, 'k', 251);
+    k251[251] = '\0';
+    snprintf(line, sizeof(line), "delete %s 5", k251);
+    assert_int_equal(parse(&p, line), MC_ERR_DELETE_USAGE);
+    snprintf(line, sizeof(line), "delete %s noreply", k251);
+    assert_int_equal(parse(&p, line), MC_ERR_FORMAT);
+    assert_true(p.req.noreply);
+}
+
+/* A malformed line that ends in noreply gets no error line from memcached
+ * (it looks for noreply before it checks the arguments), except a wrong
+ * argument count, which its dispatcher answers with ERROR first.  The
+ * "noreply" token may itself stand for the missing last argument. */
+static void test_noreply_silences_errors(void **state)
+{
+    static const struct {
+        const char *line;
+        enum mc_parse_rc rc;
+        bool noreply;
+    } forms[] = {
+        {"set k 0 0 noreply", MC_ERR_FORMAT, true},
+        {"set k x 0 1 noreply", MC_ERR_FORMAT, true},
+        {"set k 0 0 -1 noreply", MC_ERR_FORMAT, true},
+        {"cas k 0 0 1 noreply", MC_ERR_FORMAT, true},
+        {"cas k 0 0 1 x noreply", MC_ERR_FORMAT, true},
+        {"incr k noreply", MC_ERR_DELTA, true},
+        {"incr k x noreply", MC_ERR_DELTA, true},
+        {"decr k -1 noreply", MC_ERR_DELTA, true},
+        {"touch k noreply", MC_ERR_EXPTIME, true},
+        {"touch k x noreply", MC_ERR_EXPTIME, true},
+        {"verbosity noreply", MC_ERR_FORMAT, true},
+        {"verbosity x noreply", MC_ERR_FORMAT, true},
+        {"flush_all x noreply", MC_ERR_EXPTIME, true},
+        {"set k 0 0 1 w=0 noreply", MC_ERR_LEVEL, true},
+        {"set k 0 0 1 noreply w=bogus", MC_ERR_LEVEL, true},
+        {"set k 0 0 2000000 noreply", MC_ERR_TOO_LARGE, true},
+        /* wrong counts: ERROR, whatever the last token */
+        {"set k 0 noreply", MC_ERR_UNKNOWN, false},
+        {"incr noreply", MC_ERR_UNKNOWN, false},
+        {"touch k 1 2 noreply", MC_ERR_UNKNOWN, false},
+        {"set k 0 0 1 a b noreply", MC_ERR_UNKNOWN, false},
+    };
+    parsed_t p;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++)
+        if (parse(&p, forms[i].line) != forms[i].rc || p.req.noreply != forms[i].noreply)
+            fail_msg("\"%s\": rc %d noreply %d, want %d %d", forms[i].line, p.rc, p.req.noreply,
+                     forms[i].rc, forms[i].noreply);
 }
 
 static void test_incr_decr(void **state)
@@ -490,7 +577,7 @@ static void test_level_options(void **state)
     /* bad levels */
     static const char *const bad[] = {
         "get k r=0",   "get k r=abc", "get k r=17",     "get k w=",
-        "get k r=ONE", "get k r=-1",  "set k 0 0 1 w=0", "delete k r=x noreply",
+        "get k r=ONEE", "get k r=-1", "set k 0 0 1 w=0", "delete k r=x noreply",
         "incr k 1 w=17", "touch k 1 r=quorum w=some", "siblings k r=0", "gat 1 k w=zero",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -549,6 +636,241 @@ static void test_consistency(void **state)
     assert_int_equal(rc_of("consistency noreply"), MC_ERR_LEVEL);
 }
 
+/* issue 8 item 7: `W=ALL` answered ERROR, and `consistency one` was a bad
+ * level. */
+static void test_levels_in_any_case_and_consistency_level(void **state)
+{
+    parsed_t p;
+
+    (void)state;
+    assert_ok1(&p, "set k 0 0 1 W=ALL", MC_SET, "k");
+    assert_int_equal(p.req.w.kind, MC_LEVEL_ALL);
+    assert_int_equal(parse(&p, "get k R=One"), MC_OK);
+    assert_int_equal(p.req.nkeys, 1);
+    assert_int_equal(p.req.r.kind, MC_LEVEL_ONE);
+    assert_ok1(&p, "delete k w=Quorum", MC_DELETE, "k");
+    assert_int_equal(p.req.w.kind, MC_LEVEL_QUORUM);
+    assert_int_equal(rc_of("get k R=Onee"), MC_ERR_LEVEL);
+
+    assert_int_equal(parse(&p, "consistency one"), MC_OK);
+    assert_int_equal(p.req.r.kind, MC_LEVEL_ONE);
+    assert_int_equal(p.req.w.kind, MC_LEVEL_ONE);
+    assert_int_equal(parse(&p, "consistency ALL"), MC_OK);
+    assert_int_equal(p.req.r.kind, MC_LEVEL_ALL);
+    assert_int_equal(p.req.w.kind, MC_LEVEL_ALL);
+    assert_int_equal(parse(&p, "consistency 2"), MC_OK);
+    assert_int_equal(p.req.r.num, 2);
+    assert_int_equal(p.req.w.num, 2);
+    /* an explicit r=/w= wins over the bare level, wherever it stands */
+    assert_int_equal(parse(&p, "consistency w=all one"), MC_OK);
+    assert_int_equal(p.req.r.kind, MC_LEVEL_ONE);
+    assert_int_equal(p.req.w.kind, MC_LEVEL_ALL);
+    assert_int_equal(parse(&p, "consistency R=one W=quorum"), MC_OK);
+    assert_int_equal(p.req.r.kind, MC_LEVEL_ONE);
+    assert_int_equal(p.req.w.kind, MC_LEVEL_QUORUM);
+    assert_int_equal(rc_of("consistency one all"), MC_ERR_LEVEL);
+    assert_int_equal(rc_of("consistency 0"), MC_ERR_LEVEL);
+    assert_int_equal(rc_of("consistency ctx=[]"), MC_ERR_CTX_CMD);
+}
+
+/* issue 8 item 6: a storage command rejected after its line was read must
+ * swallow its data block, or the data is read as a command. */
+static void test_storage_rejections_swallow_data(void **state)
+{
+    static const struct {
+        const char *line;
+        enum mc_parse_rc rc;
+        bool swallow;
+    } forms[] = {
+        {"set x 0 0 1 w=0", MC_ERR_LEVEL, true},
+        {"set x 0 0 1 w=bogus", MC_ERR_LEVEL, true},
+        {"set x 0 0 1 w=17", MC_ERR_LEVEL, true},
+        {"cas x 0 0 1 5 r=x", MC_ERR_LEVEL, true},
+        {"append x 0 0 1 ctx=[]", MC_ERR_CTX_CMD, true},
+        {"set x 0 0 1 ctx=[] ctx=[]", MC_ERR_CTX, true},
+        {"set x 0 0 1 bogus", MC_ERR_UNKNOWN, true},
+        {"set x 0 0 2000000", MC_ERR_TOO_LARGE, true},
+        {"set x 0 0 2000000 w=0", MC_ERR_LEVEL, true},
+        {"set x 0 0 1 w=one", MC_OK, true},
+        /* memcached's own fields bad: memcached does not swallow, nor do we */
+        {"set x y 0 1 w=0", MC_ERR_FORMAT, false},
+        {"set x 0 0 -1 w=0", MC_ERR_FORMAT, false},
+        {"set x 0 0 z w=0", MC_ERR_FORMAT, false},
+        {"cas x 0 0 1 z w=0", MC_ERR_FORMAT, false},
+        {"set x 0 0 2147483646", MC_ERR_FORMAT, false},
+        {"set x 0 0 w=0", MC_ERR_UNKNOWN, false},
+        {"get x w=0", MC_ERR_LEVEL, false},
+    };
+    parsed_t p;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++)
+        if (parse(&p, forms[i].line) != forms[i].rc || p.req.swallow != forms[i].swallow)
+            fail_msg("\"%s\": rc %d swallow %d, want %d %d", forms[i].line, p.rc, p.req.swallow,
+                     forms[i].rc, forms[i].swallow);
+    assert_int_equal(parse(&p, "set x 0 0 7 w=0 noreply"), MC_ERR_LEVEL);
+    assert_int_equal(p.req.bytes, 7);
+    assert_true(p.req.noreply);
+}
+
+/* issue 8 item 5: memcached closes, without a reply, a connection that
+ * sends an unknown command whose last token starts with "HTTP/". */
+static void test_http_request_lines(void **state)
+{
+    static const char *const http[] = {
+        "GET / HTTP/1.0", "PUT /a/b HTTP/1.1", "DELETE HTTP/1.1", "HEAD / HTTP/1.1",
+        "POST /x HTTP/1.1", "HTTP/1.0", "bogus x HTTP/",
+    };
+    static const char *const not_http[] = {
+        "bogus HTTP/1.0 x", "GET / http/1.0", "GET / HTTPS",
+    };
+    parsed_t p;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(http) / sizeof(http[0]); i++)
+        if (rc_of(http[i]) != MC_ERR_HTTP)
+            fail_msg("\"%s\": rc %d, want MC_ERR_HTTP", http[i], rc_of(http[i]));
+    for (size_t i = 0; i < sizeof(not_http) / sizeof(not_http[0]); i++)
+        if (rc_of(not_http[i]) != MC_ERR_UNKNOWN)
+            fail_msg("\"%s\": rc %d, want MC_ERR_UNKNOWN", not_http[i], rc_of(not_http[i]));
+    /* a known command is that command: these are keys */
+    assert_int_equal(parse(&p, "get / HTTP/1.0"), MC_OK);
+    assert_int_equal(p.req.nkeys, 2);
+    assert_key(&p, 1, "HTTP/1.0");
+    assert_ok1(&p, "delete HTTP/1.1", MC_DELETE, "HTTP/1.1");
+    assert_string_equal(mc_parse_error_line(MC_ERR_HTTP), "");
+}
+
+/* ---- extensions: vget, ctx= ---- */
+
+static void test_vget(void **state)
+{
+    parsed_t p;
+
+    (void)state;
+    assert_ok1(&p, "vget k", MC_VGET, "k");
+    assert_int_equal(p.req.r.kind, MC_LEVEL_DEFAULT);
+    assert_ok1(&p, "vget k r=all", MC_VGET, "k");
+    assert_int_equal(p.req.r.kind, MC_LEVEL_ALL);
+    assert_int_equal(rc_of("vget"), MC_ERR_UNKNOWN);
+    assert_int_equal(rc_of("vget k noreply"), MC_ERR_UNKNOWN);
+    assert_int_equal(rc_of("vget k r=none"), MC_ERR_LEVEL);
+    assert_int_equal(rc_of("vget k ctx=[]"), MC_ERR_CTX_CMD);
+}
+
+static void test_ctx_option(void **state)
+{
+    static const char *const elsewhere[] = {
+        "get k ctx=[]", "gets ctx=[] k", "gat 1 k ctx=[]", "add k 0 0 1 ctx=[]",
+        "replace k 0 0 1 ctx=[]", "prepend k 0 0 1 ctx=[]", "cas k 0 0 1 1 ctx=[]",
+        "incr k 1 ctx=[]", "decr k 1 ctx=[]", "touch k 1 ctx=[]", "siblings k ctx=[]",
+        "lget k ctx=[]", "flush_all ctx=[]", "version ctx=[]",
+    };
+    parsed_t p;
+
+    (void)state;
+    assert_ok1(&p, "set k 0 0 1 ctx=[00000000000000aa:3]", MC_SET, "k");
+    assert_non_null(p.req.ctx);
+    assert_int_equal(p.req.ctx_len, strlen("[00000000000000aa:3]"));
+    assert_memory_equal(p.req.ctx, "[00000000000000aa:3]", p.req.ctx_len);
+    assert_true(p.req.ctx > p.buf && p.req.ctx + p.req.ctx_len <= p.buf + p.len);
+    assert_int_equal(p.req.bytes, 1);
+
+    assert_ok1(&p, "delete k ctx=[] noreply w=all", MC_DELETE, "k");
+    assert_int_equal(p.req.ctx_len, 2);
+    assert_memory_equal(p.req.ctx, "[]", 2);
+    assert_true(p.req.noreply);
+    assert_int_equal(p.req.w.kind, MC_LEVEL_ALL);
+
+    assert_ok1(&p, "delete k CTX=[]", MC_DELETE, "k"); /* option names in any case */
+    assert_non_null(p.req.ctx);
+    assert_ok1(&p, "set k 0 0 1 ctx=", MC_SET, "k"); /* empty: vc_parse refuses it */
+    assert_non_null(p.req.ctx);
+    assert_int_equal(p.req.ctx_len, 0);
+    assert_ok1(&p, "set k 0 0 1", MC_SET, "k");
+    assert_null(p.req.ctx);
+
+    assert_int_equal(rc_of("delete k ctx=[] ctx=[]"), MC_ERR_CTX);
+    for (size_t i = 0; i < sizeof(elsewhere) / sizeof(elsewhere[0]); i++)
+        if (rc_of(elsewhere[i]) != MC_ERR_CTX_CMD)
+            fail_msg("\"%s\": rc %d, want MC_ERR_CTX_CMD", elsewhere[i], rc_of(elsewhere[i]));
+    assert_string_equal(mc_parse_error_line(MC_ERR_CTX), "CLIENT_ERROR bad context\r\n");
+    assert_string_equal(mc_parse_error_line(MC_ERR_CTX_CMD),
+                        "CLIENT_ERROR ctx= is only valid on set and delete\r\n");
+}
+
+/* A context of 64 entries (~2.5 KB) on a storage line parses, and its text
+ * is what vc_parse reads back. */
+static void test_ctx_of_64_entries(void **state)
+{
+    parsed_t *p = malloc(sizeof(*p));
+    char *line = malloc(LINE_CAP);
+    size_t off = 0;
+    vclock_t vc;
+
+    (void)state;
+    assert_non_null(p);
+    assert_non_null(line);
+    off += (size_t)snprintf(line, LINE_CAP, "set k 0 0 1 ctx=[");
+    for (int i = 0; i < 64; i++)
+        off += (size_t)snprintf(line + off, LINE_CAP - off, "%s%016llx:%llu", i ? "," : "",
+                                (unsigned long long)(0x1000 + i) << 40,
+                                18446744073709551615ULL - (unsigned long long)i);
+    off += (size_t)snprintf(line + off, LINE_CAP - off, "] w=all noreply");
+    assert_true(off > 2400);
+    assert_int_equal(parse_n(p, line, off, MAXKEYS), MC_OK);
+    assert_true(p->req.noreply);
+    assert_int_equal(p->req.w.kind, MC_LEVEL_ALL);
+    vc_init(&vc);
+    assert_int_equal(vc_parse(p->req.ctx, p->req.ctx_len, 1000, &vc), 0);
+    assert_int_equal(vc.n, 64);
+    assert_true(vc.e[63].counter == 18446744073709551615ULL - 63);
+    vc_free(&vc);
+    free(line);
+    free(p);
+}
+
+/* The pieces a connection uses to parse a get line too long to hold. */
+static void test_get_stream_helpers(void **state)
+{
+    enum mc_cmd cmd = MC_QUIT;
+    mc_request_t req;
+    enum mc_get_arg kind;
+    bool have_exp = false;
+
+    (void)state;
+    assert_int_equal(mc_get_prefix("get a b", 7, &cmd), 4);
+    assert_int_equal(cmd, MC_GET);
+    assert_int_equal(mc_get_prefix("  gets a", 8, &cmd), 7);
+    assert_int_equal(cmd, MC_GETS);
+    assert_int_equal(mc_get_prefix("gat 1 a", 7, &cmd), 4);
+    assert_int_equal(cmd, MC_GAT);
+    assert_int_equal(mc_get_prefix("gats 1 a", 8, &cmd), 5);
+    assert_int_equal(cmd, MC_GATS);
+    assert_int_equal(mc_get_prefix("get", 3, &cmd), 0);
+    assert_int_equal(mc_get_prefix("set a", 5, &cmd), 0);
+    assert_int_equal(mc_get_prefix("getx a", 6, &cmd), 0);
+    assert_int_equal(mc_get_prefix("GET a", 5, &cmd), 0);
+
+    memset(&req, 0, sizeof(req));
+    req.cmd = MC_GAT;
+    assert_int_equal(mc_get_arg(&req, "r=one", 5, &have_exp, &kind), MC_OK);
+    assert_int_equal(kind, MC_ARG_OPTION);
+    assert_int_equal(req.r.kind, MC_LEVEL_ONE);
+    assert_false(have_exp);
+    assert_int_equal(mc_get_arg(&req, "100", 3, &have_exp, &kind), MC_OK);
+    assert_int_equal(kind, MC_ARG_EXPTIME);
+    assert_true(have_exp);
+    assert_int_equal(req.exptime, 100);
+    assert_int_equal(mc_get_arg(&req, "100", 3, &have_exp, &kind), MC_OK);
+    assert_int_equal(kind, MC_ARG_KEY);
+    assert_int_equal(mc_get_arg(&req, "a\x01", 2, &have_exp, &kind), MC_ERR_FORMAT);
+    assert_int_equal(mc_get_arg(&req, "W=7x", 4, &have_exp, &kind), MC_ERR_LEVEL);
+    assert_int_equal(mc_get_arg(&req, "ctx=[]", 6, &have_exp, &kind), MC_ERR_CTX_CMD);
+    have_exp = false;
+    assert_int_equal(mc_get_arg(&req, "soon", 4, &have_exp, &kind), MC_ERR_EXPTIME);
+}
+
 /* ---- administrative commands ---- */
 
 static void test_flush_all(void **state)
@@ -570,8 +892,13 @@ static void test_flush_all(void **state)
     assert_true(p.req.has_delay);
     assert_int_equal(p.req.delay, 0);
     assert_true(p.req.noreply);
-    assert_int_equal(rc_of("flush_all -1"), MC_ERR_FORMAT);
-    assert_int_equal(rc_of("flush_all soon"), MC_ERR_FORMAT);
+    /* memcached 1.6.18: a negative delay flushes now; a bad one is an
+     * exptime error */
+    assert_int_equal(parse(&p, "flush_all -1"), MC_OK);
+    assert_true(p.req.has_delay);
+    assert_int_equal(p.req.delay, 0);
+    assert_int_equal(rc_of("flush_all soon"), MC_ERR_EXPTIME);
+    assert_int_equal(rc_of("flush_all 2147483648"), MC_ERR_EXPTIME);
 }
 
 static void test_stats_verbosity(void **state)
@@ -597,7 +924,9 @@ static void test_stats_verbosity(void **state)
     assert_int_equal(p.req.delay, 0);
     assert_true(p.req.noreply);
     assert_int_equal(rc_of("verbosity loud"), MC_ERR_FORMAT);
-    assert_int_equal(rc_of("verbosity noreply"), MC_ERR_UNKNOWN);
+    /* memcached takes the lone noreply as the level: bad, and silent */
+    assert_int_equal(parse(&p, "verbosity noreply"), MC_ERR_FORMAT);
+    assert_true(p.req.noreply);
 }
 
 /* ---- line shape ---- */
@@ -678,7 +1007,7 @@ static mc_level_t level_ok(const char *s)
 
 static void test_parse_level(void **state)
 {
-    static const char *const bad[] = {"", "0", "17", "100", "-1", "+1", "ONE",
+    static const char *const bad[] = {"", "0", "17", "100", "-1", "+1", "ONEE",
                                       "on", "ones", "quorum1", "1x", " 1",
                                       "99999999999999999999999"};
     mc_level_t lv;
@@ -779,6 +1108,8 @@ int main(void)
         cmocka_unit_test(test_cas_unique),
         cmocka_unit_test(test_noreply_per_command),
         cmocka_unit_test(test_delete),
+        cmocka_unit_test(test_delete_argument_forms),
+        cmocka_unit_test(test_noreply_silences_errors),
         cmocka_unit_test(test_incr_decr),
         cmocka_unit_test(test_touch),
         cmocka_unit_test(test_key_length),
@@ -786,6 +1117,13 @@ int main(void)
         cmocka_unit_test(test_level_options),
         cmocka_unit_test(test_options_with_noreply),
         cmocka_unit_test(test_consistency),
+        cmocka_unit_test(test_levels_in_any_case_and_consistency_level),
+        cmocka_unit_test(test_storage_rejections_swallow_data),
+        cmocka_unit_test(test_http_request_lines),
+        cmocka_unit_test(test_vget),
+        cmocka_unit_test(test_ctx_option),
+        cmocka_unit_test(test_ctx_of_64_entries),
+        cmocka_unit_test(test_get_stream_helpers),
         cmocka_unit_test(test_flush_all),
         cmocka_unit_test(test_stats_verbosity),
         cmocka_unit_test(test_nul_bytes_rejected),
