@@ -637,8 +637,9 @@ static int mget_send(mget_group_t *g, const char *const *keys, const size_t *kle
         iov[k++] = (struct iovec){(void *)"\r\n", 2};
     }
     g->sent = end - g->next;
-    for (int off = 0; off < k; off += 8) {
-        int rc = qconn_send(g->conn, iov + off, k - off < 8 ? k - off : 8, deadline, err);
+    for (int off = 0; off < k; off += QCONN_MAX_IOV) {
+        int rc = qconn_send(g->conn, iov + off, k - off < QCONN_MAX_IOV ? k - off : QCONN_MAX_IOV,
+                            deadline, err);
         if (rc < 0)
             return rc;
     }

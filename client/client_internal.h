@@ -62,7 +62,9 @@ void qconn_close(qconn_t *c);
 /* An idle pooled connection may be reused: the peer has not closed it and
  * sent nothing unasked. */
 bool qconn_reusable(qconn_t *c);
-/* Send all of iov before deadline_ms; 0, QKV_ERR_CONN or QKV_ERR_TIMEOUT. */
+/* Send all of iov (at most QCONN_MAX_IOV pieces) before deadline_ms; 0,
+ * QKV_ERR_CONN or QKV_ERR_TIMEOUT. */
+#define QCONN_MAX_IOV 16
 int qconn_send(qconn_t *c, const struct iovec *iov, int iovcnt, int64_t deadline_ms, char *err);
 /* Next reply line (without "\r\n", NUL-terminated in place) before the
  * deadline; the pointer is valid until the next read.  A line longer than

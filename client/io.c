@@ -176,8 +176,10 @@ size_t qconn_pending(const qconn_t *c)
 
 int qconn_send(qconn_t *c, const struct iovec *iov_in, int iovcnt, int64_t deadline_ms, char *err)
 {
-    struct iovec iov[8];
-    int n = iovcnt < 8 ? iovcnt : 8, first = 0;
+    struct iovec iov[QCONN_MAX_IOV];
+    int n = iovcnt, first = 0;
+    if (iovcnt < 0 || iovcnt > QCONN_MAX_IOV)
+        return qkv_fail(err, QKV_ERR_ARG, "send: %d pieces (at most %d)", iovcnt, QCONN_MAX_IOV);
     memcpy(iov, iov_in, (size_t)n * sizeof(*iov));
     while (first < n) {
         struct msghdr mh = {.msg_iov = iov + first, .msg_iovlen = (size_t)(n - first)};
