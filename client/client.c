@@ -226,10 +226,14 @@ static void node_free(qnode_t *n)
     free(n);
 }
 
-/* A connection to n: an idle one that is still good, else a new one.
- * *gen receives the address generation it belongs to. */
+/* A connection to n: an idle one, else a new one.  *gen receives the
+ * address generation it belongs to.  With `verify`, an idle connection is
+ * first checked with a peek (one syscall) so that a request that must not
+ * be repeated never goes down a connection the server has closed; without
+ * it (reads, which may be repeated) a dead one shows as an error on first
+ * use.  *reused (may be NULL) tells which kind was handed out. */
 static int checkout(qkv_client_t *c, qnode_t *n, int64_t deadline, qconn_t **out, uint64_t *gen,
-                    char *err)
+                    bool verify, bool *reused, char *err)
 {
     struct sockaddr_in sa;
     qconn_t *q = NULL;
@@ -238,7 +242,7 @@ static int checkout(qkv_client_t *c, qnode_t *n, int64_t deadline, qconn_t **out
     pthread_mutex_lock(&n->lock);
     while (n->nidle > 0) {
         q = n->idle[--n->nidle];
-        if (qconn_reusable(q))
+        if (verify ? qconn_reusable(q) : qconn_pending(q) == 0)
             break;
         qconn_close(q);
         q = NULL;
@@ -247,6 +251,8 @@ static int checkout(qkv_client_t *c, qnode_t *n, int64_t deadline, qconn_t **out
     ok = n->addr_ok;
     *gen = n->gen;
     pthread_mutex_unlock(&n->lock);
+    if (reused)
+        *reused = q != NULL;
     if (q) {
         *out = q;
         return 0;
@@ -378,7 +384,8 @@ static int run(qkv_client_t *c, const char *key, size_t klen, const struct iovec
         int64_t now = qkv_now_ms();
         if (now >= deadline)
             return rc == QKV_ERR_CONN && i > 0 ? rc : qkv_fail(err, QKV_ERR_TIMEOUT, "timed out");
-        rc = checkout(c, cand[i], deadline, &q, &gen, err);
+        bool reused;
+        rc = checkout(c, cand[i], deadline, &q, &gen, !repeatable, &reused, err);
         if (rc == QKV_ERR_NOMEM)
             return rc;
         if (rc < 0) {
@@ -394,7 +401,9 @@ static int run(qkv_client_t *c, const char *key, size_t klen, const struct iovec
             rc = fn(q, arg, attempt_deadline, err);
         if (transport_error(rc)) {
             qconn_close(q);
-            if (rc != QKV_ERR_PROTO)
+            /* an unverified pooled connection that the server had closed
+             * (a restart) says nothing about the node now */
+            if (rc == QKV_ERR_TIMEOUT || (rc == QKV_ERR_CONN && !reused))
                 node_failed(c, cand[i]);
             size_t l = strlen(err);
             snprintf(err + l, QKV_ERRLEN - l, " (node %s)", cand[i]->name);
@@ -696,7 +705,7 @@ int qkv_mget(qkv_client_t *c, const qkv_opts_t *o, size_t n, const char *const *
     }
     for (size_t g = 0; g < ng; g++) {
         mget_group_t *gr = &groups[g];
-        gr->rc = checkout(c, gr->node, deadline, &gr->conn, &gr->gen, err);
+        gr->rc = checkout(c, gr->node, deadline, &gr->conn, &gr->gen, false, NULL, err);
         if (gr->rc < 0)
             node_failed(c, gr->node);
     }
@@ -1002,7 +1011,7 @@ static int refresh(qkv_client_t *c, char *err)
     for (size_t i = 0; i < k; i++) {
         qconn_t *q;
         uint64_t gen;
-        if ((rc = checkout(c, order[i], deadline, &q, &gen, err)) < 0) {
+        if ((rc = checkout(c, order[i], deadline, &q, &gen, true, NULL, err)) < 0) {
             atomic_store(&order[i]->backoff_until, qkv_now_ms() + BACKOFF_MS);
             continue;
         }
@@ -1098,7 +1107,7 @@ int qkv_admin(qkv_client_t *c, const char *node, const char *command, char **rep
             return set_err(errptr, QKV_ERR_ARG, "no member of that name");
         qconn_t *q;
         uint64_t gen;
-        rc = checkout(c, n, deadline, &q, &gen, err);
+        rc = checkout(c, n, deadline, &q, &gen, true, NULL, err);
         if (rc == 0) {
             rc = admin_on(q, command, deadline, &a.text, err);
             if (rc == 0)

@@ -235,7 +235,14 @@ static int fill(qconn_t *c, int64_t deadline_ms, char *err)
 {
     if (c->cap - c->end < 512 && reserve(c, c->end - c->start + 4096, err) < 0)
         return QKV_ERR_NOMEM;
+    /* wait first: fill() runs when the buffer holds no complete answer, so
+     * a recv before the poll would almost always be a wasted EAGAIN */
     for (;;) {
+        int w = wait_fd(c->fd, POLLIN, deadline_ms);
+        if (w == 0)
+            return qkv_fail(err, QKV_ERR_TIMEOUT, "no reply within the timeout");
+        if (w < 0)
+            return qkv_fail(err, QKV_ERR_CONN, "recv: poll failed");
         ssize_t r = recv(c->fd, c->buf + c->end, c->cap - c->end, 0);
         if (r > 0) {
             c->end += (size_t)r;
@@ -243,15 +250,8 @@ static int fill(qconn_t *c, int64_t deadline_ms, char *err)
         }
         if (r == 0)
             return qkv_fail(err, QKV_ERR_CONN, "the server closed the connection mid-reply");
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
+        if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
             return qkv_fail(err, QKV_ERR_CONN, "recv: %s", strerror(errno));
-        int w = wait_fd(c->fd, POLLIN, deadline_ms);
-        if (w == 0)
-            return qkv_fail(err, QKV_ERR_TIMEOUT, "no reply within the timeout");
-        if (w < 0)
-            return qkv_fail(err, QKV_ERR_CONN, "recv: poll failed");
     }
 }
 
