@@ -79,6 +79,7 @@ struct transport {
     uint8_t key[FRAME_KEY_LEN];
     bool keyed;   /* frames are authenticated with key */
     bool drop;
+    uint8_t stall_type; /* fault injection: requests of this type are never answered (0: none) */
     bool closing; /* transport_close is running: refuse new requests */
     transport_stats_t stats;
 };
@@ -255,7 +256,7 @@ static void on_read(struct bufferevent *bev, void *arg)
         }
         /* the decoded body points into the buffer: drain only after use
          * (a link killed during dispatch keeps its buffer until the reaper) */
-        if (t->drop) {
+        if (t->drop || (t->stall_type && f.kind == FRAME_REQUEST && f.type == t->stall_type)) {
             t->stats.dropped++;
         } else {
             t->stats.frames_in++;
@@ -471,6 +472,8 @@ void transport_set_drop(transport_t *t, bool drop)
 }
 
 bool transport_dropping(const transport_t *t) { return t->drop; }
+
+void transport_set_stall(transport_t *t, uint8_t type) { t->stall_type = type; }
 
 void transport_get_stats(const transport_t *t, transport_stats_t *out) { *out = t->stats; }
 
