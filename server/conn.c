@@ -791,6 +791,9 @@ static void do_stats(conn_t *c, const char *arg)
     U("probes_failed", cl->stats.probes_failed);
     U("peer_frames_in", ts.frames_in);
     U("peer_frames_out", ts.frames_out);
+    U("peer_writes", ts.writes);
+    out_fmt(c, "STAT peer_frames_per_write %.2f\r\n",
+            ts.writes ? (double)ts.frames_written / (double)ts.writes : 0.0);
     U("peer_bad_frames", ts.bad_frames);
     U("peer_dropped", ts.dropped);
     U("peer_connects", ts.connects);

@@ -68,6 +68,8 @@ typedef struct transport_stats {
     uint64_t frames_in, frames_out, bad_frames, dropped;
     uint64_t connects, connect_failures, timeouts;
     uint64_t pending;
+    uint64_t writes;         /* corked writes (one per peer per loop turn with output) */
+    uint64_t frames_written; /* frames those writes carried */
 } transport_stats_t;
 
 int transport_open(const transport_opts_t *opts, transport_t **out, char *err, size_t errlen);
