@@ -114,13 +114,7 @@ static int set_err(char **errptr, int rc, const char *err)
 int qkv_level_parse(const char *s, int *level)
 {
     mc_level_t lv;
-    char low[8];
-    size_t n;
-    if (!s || !level || (n = strlen(s)) == 0 || n >= sizeof(low))
-        return QKV_ERR_ARG;
-    for (size_t i = 0; i <= n; i++)
-        low[i] = (char)((s[i] >= 'A' && s[i] <= 'Z') ? s[i] + 32 : s[i]);
-    if (mc_parse_level(low, n, &lv) < 0)
+    if (!s || !level || mc_parse_level(s, strlen(s), &lv) < 0)
         return QKV_ERR_ARG;
     switch (lv.kind) {
     case MC_LEVEL_ONE: *level = QKV_LEVEL_ONE; break;

@@ -4,26 +4,28 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
-static int word_eq(const char *s, size_t len, const char *w)
+/* Level names are case-insensitive (`W=ALL`). */
+static int word_ieq(const char *s, size_t len, const char *w)
 {
     size_t n = strlen(w);
-    return len == n && memcmp(s, w, n) == 0;
+    return len == n && strncasecmp(s, w, n) == 0;
 }
 
 int mc_parse_level(const char *s, size_t len, mc_level_t *lv)
 {
     uint64_t v = 0;
     size_t i;
-    if (word_eq(s, len, "one")) {
+    if (word_ieq(s, len, "one")) {
         *lv = (mc_level_t){MC_LEVEL_ONE, 1};
         return 0;
     }
-    if (word_eq(s, len, "quorum")) {
+    if (word_ieq(s, len, "quorum")) {
         *lv = (mc_level_t){MC_LEVEL_QUORUM, 0};
         return 0;
     }
-    if (word_eq(s, len, "all")) {
+    if (word_ieq(s, len, "all")) {
         *lv = (mc_level_t){MC_LEVEL_ALL, 0};
         return 0;
     }

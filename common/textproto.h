@@ -22,7 +22,7 @@ typedef struct mc_level {
 
 #define MC_LEVEL_NUM_MAX 16
 
-/* Parse "one", "quorum", "all" or 1..16 into *lv; 0 or -1. */
+/* Parse "one", "quorum", "all" (in any case) or 1..16 into *lv; 0 or -1. */
 int mc_parse_level(const char *s, size_t len, mc_level_t *lv);
 /* Resolve a level against replication factor n and the default: the number
  * of replies needed, or -1 when out of range (0 or > n). */
