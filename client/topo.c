@@ -22,7 +22,7 @@
 
 uint64_t topo_key_position(const void *key, size_t len)
 {
-    return qkv_hash64(key, len);
+    return hash64(key, len);
 }
 
 /* Next line of a '\n'-separated body: [*p, eol); advances *p. */

@@ -66,7 +66,7 @@ static int set_value(sibling_t *s, const uint8_t *a, size_t alen, const uint8_t 
 
 uint64_t kv_cas_token(const void *key, size_t klen, const vclock_t *vc)
 {
-    uint64_t t = qkv_hash64_seed(key, klen, vc_digest(vc));
+    uint64_t t = hash64_seed(key, klen, vc_digest(vc));
     return t ? t : 1;
 }
 
