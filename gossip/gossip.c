@@ -238,7 +238,7 @@ static uint64_t state_hash(const gossip_member_t *e)
         buf[len + i] = (unsigned char)((uint64_t)e->generation >> (8 * i));
         buf[len + 8 + i] = (unsigned char)(e->version >> (8 * i));
     }
-    return qkv_hash64(buf, len + 16);
+    return hash64(buf, len + 16);
 }
 
 static void set_entry(struct gmember *m, const gossip_member_t *e)
@@ -247,7 +247,7 @@ static void set_entry(struct gmember *m, const gossip_member_t *e)
         strcmp(m->e.name, e->name) != 0 || m->sh == 0)
         m->sh = state_hash(e);
     if (m->nh == 0 || strcmp(m->e.name, e->name) != 0)
-        m->nh = qkv_hash64(e->name, strlen(e->name));
+        m->nh = hash64(e->name, strlen(e->name));
     m->e = *e;
 }
 
@@ -1089,7 +1089,7 @@ int gossip_new(const gossip_member_t *self, const gossip_config_t *cfg,
     }
     g->rng = cfg->rng_seed != 0
                  ? cfg->rng_seed
-                 : qkv_hash64_seed(self->name, strlen(self->name),
+                 : hash64_seed(self->name, strlen(self->name),
                                    (uint64_t)self->generation);
     g->epoch = 1;
     g->now = INT64_MIN;

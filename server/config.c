@@ -48,6 +48,8 @@ static const config_key_t config_keys[] = {
     {"cluster", "w", K_INT, F(w), 1, 16},
     {"cluster", "vnodes", K_INT, F(vnodes), 1, 4096},
     {"cluster", "request_timeout_ms", K_INT, F(request_timeout_ms), 1, 600000},
+    {"cluster", "read_repair_chance", K_DOUBLE, F(read_repair_chance), 0, 1},
+    {"cluster", "speculative_retry_ms", K_INT, F(speculative_retry_ms), 0, 600000},
     {"cluster", "max_siblings", K_INT, F(max_siblings), 1, 1000},
     {"cluster", "max_vv_entries", K_INT, F(max_vv_entries), 1, 1000},
     {"gossip", "interval_ms", K_INT, F(gossip_interval_ms), 10, 60000},
@@ -153,6 +155,8 @@ void config_defaults(config_t *cfg)
     cfg->w = 2;
     cfg->vnodes = 64;
     cfg->request_timeout_ms = 1000;
+    cfg->read_repair_chance = 0.1;
+    cfg->speculative_retry_ms = 10;
     cfg->max_siblings = 16;
     cfg->max_vv_entries = 32;
     cfg->gossip_interval_ms = 200;

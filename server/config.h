@@ -42,6 +42,8 @@ typedef struct config {
     int n, r, w;
     int vnodes;
     int request_timeout_ms;
+    double read_repair_chance; /* fraction of reads that ask all N and repair */
+    int speculative_retry_ms;  /* back up a slow read replica after this (0: never) */
     int max_siblings;
     int max_vv_entries;
     /* [gossip] */

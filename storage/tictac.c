@@ -110,8 +110,8 @@ int tictac_segment_bounds(const tictac_t *t, uint32_t seg, uint64_t *first, uint
 
 uint64_t tictac_key_hash(const void *key, size_t klen, const void *enc, size_t elen)
 {
-    uint64_t seed = qkv_hash64(klen ? key : "", klen);
-    uint64_t h = qkv_hash64_seed(elen ? enc : "", elen, seed);
+    uint64_t seed = hash64(klen ? key : "", klen);
+    uint64_t h = hash64_seed(elen ? enc : "", elen, seed);
     return h ? h : 1;
 }
 
