@@ -2,20 +2,22 @@
  * cluster.c - gossip over the peer transport, and the ring.
  *
  *   every gossip.interval_ms:  gossip_tick()
- *      ├─ SYN (digests) ──request──> target ──> gossip_on_syn() ──reply ACK──┐
+ *      ├─ SYN (summary) ──request──> target ──> gossip_on_syn() ──reply ACK──┐
  *      │   ACK <──────────────────────────────────────────────────────────────┘
  *      │   gossip_on_ack() ──> ACK2 (one-way) ──> target: gossip_on_ack2()
+ *      │                  └──> SYN2 (digests of the buckets that differ),
+ *      │                       a request like the SYN; its ACK comes back here
+ *      ├─ MAIL (own entry) ──request──> every peer ──> gossip_on_mail() ──reply
+ *      │   (its digest) ──> gossip_on_mail_ack(); unanswered: gossip/ retries
  *      └─ PING ──request──> suspect ──reply──> gossip_on_probe_ack()
  *
- * Message bodies (msgpack):
- *   digest  [name str, generation int, version uint]
- *   entry   [name, host, client_port, peer_port, generation, version, status]
- *   SYN     [digest...]          ACK  [[entry...], [digest...]]
- *   ACK2    [entry...]           PING name (request and reply)
- * Decoders check every type and bound every count; a malformed body is
- * counted (gossip_msgs_bad) and ignored.  Time for the failure detector is
- * CLOCK_MONOTONIC; the generation is the wall-clock start time so a
- * restarted node always supersedes its old self.
+ * Message bodies are in server/gossip_wire.h.  Decoders check every type
+ * and bound every count; a body that does not decode, or that gossip/
+ * refuses as malformed, is counted (gossip_msgs_bad) and ignored; one over
+ * its sender's budget is counted by gossip/ (gossip_throttled) and gets no
+ * answer.  Time for the failure detector is CLOCK_MONOTONIC; the
+ * generation is the wall-clock start time so a restarted node always
+ * supersedes its old self.
  */
 #include "cluster.h"
 
@@ -27,6 +29,7 @@
 
 #include "../common/log.h"
 #include "coord.h"
+#include "gossip_wire.h"
 #include "server.h"
 
 static int64_t mono_ms(void)
@@ -48,107 +51,19 @@ const char *cluster_state_name(const gossip_member_info_t *m)
     }
 }
 
-/* ---- codec ---- */
-
-static void pack_str(msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen(s);
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
-static void pack_digest(msgpack_packer *pk, const gossip_digest_t *d)
-{
-    msgpack_pack_array(pk, 3);
-    pack_str(pk, d->name);
-    msgpack_pack_int64(pk, d->generation);
-    msgpack_pack_uint64(pk, d->version);
-}
-
-static void pack_entry(msgpack_packer *pk, const gossip_member_t *e)
-{
-    msgpack_pack_array(pk, 7);
-    pack_str(pk, e->name);
-    pack_str(pk, e->host);
-    msgpack_pack_uint16(pk, e->client_port);
-    msgpack_pack_uint16(pk, e->peer_port);
-    msgpack_pack_int64(pk, e->generation);
-    msgpack_pack_uint64(pk, e->version);
-    msgpack_pack_uint32(pk, e->status);
-}
-
-static bool unpack_digest(const msgpack_object *o, gossip_digest_t *d)
-{
-    const msgpack_object *f;
-    uint32_t n;
-    return mp_array(o, 3, 3, &f, &n) && mp_str(&f[0], d->name, sizeof(d->name)) &&
-           mp_i64(&f[1], &d->generation) && mp_u64(&f[2], &d->version);
-}
-
-static bool unpack_entry(const msgpack_object *o, gossip_member_t *e)
-{
-    const msgpack_object *f;
-    uint32_t n, cp, pp;
-    if (!mp_array(o, 7, 7, &f, &n) || !mp_str(&f[0], e->name, sizeof(e->name)) ||
-        !mp_str(&f[1], e->host, sizeof(e->host)) || !mp_u32(&f[2], &cp) ||
-        !mp_u32(&f[3], &pp) || cp > 65535 || pp > 65535 || !mp_i64(&f[4], &e->generation) ||
-        !mp_u64(&f[5], &e->version) || !mp_u32(&f[6], &e->status))
-        return false;
-    e->client_port = (uint16_t)cp;
-    e->peer_port = (uint16_t)pp;
-    return true;
-}
-
-/* Decode an array of digests or entries (one() reads an element of size
- * elem) into a malloc'ed array; false on any bad element. */
-static bool unpack_list(const msgpack_object *o, size_t elem,
-                        bool (*one)(const msgpack_object *, void *), void **out, size_t *n)
-{
-    const msgpack_object *it;
-    uint32_t cnt;
-    *out = NULL;
-    *n = 0;
-    if (!mp_array(o, 0, GOSSIP_MAX_MEMBERS, &it, &cnt))
-        return false;
-    if (cnt == 0)
-        return true;
-    uint8_t *arr = calloc(cnt, elem);
-    if (!arr)
-        return false;
-    for (uint32_t i = 0; i < cnt; i++)
-        if (!one(&it[i], arr + i * elem)) {
-            free(arr);
-            return false;
-        }
-    *out = arr;
-    *n = cnt;
-    return true;
-}
-
-static bool one_digest(const msgpack_object *o, void *d) { return unpack_digest(o, d); }
-static bool one_entry(const msgpack_object *o, void *e) { return unpack_entry(o, e); }
-
-static bool unpack_digests(const msgpack_object *o, gossip_digest_t **out, size_t *n)
-{
-    return unpack_list(o, sizeof(**out), one_digest, (void **)out, n);
-}
-
-static bool unpack_entries(const msgpack_object *o, gossip_member_t **out, size_t *n)
-{
-    return unpack_list(o, sizeof(**out), one_entry, (void **)out, n);
-}
-
 /* ---- sending ---- */
 
-/* Context of a request in flight: who it went to. */
+/* Context of a request in flight: who it went to (and, for mail, which
+ * version of our entry it carried). */
 typedef struct req_ctx {
     cluster_t *cl;
     gossip_target_t to;
+    uint64_t mail_version;
 } req_ctx_t;
 
 static req_ctx_t *req_ctx(cluster_t *cl, const gossip_target_t *to)
 {
-    req_ctx_t *rc = malloc(sizeof(*rc));
+    req_ctx_t *rc = calloc(1, sizeof(*rc));
     if (rc) {
         rc->cl = cl;
         rc->to = *to;
@@ -156,20 +71,56 @@ static req_ctx_t *req_ctx(cluster_t *cl, const gossip_target_t *to)
     return rc;
 }
 
+static int request_timeout(const cluster_t *cl)
+{
+    int timeout = cl->srv->cfg.gossip_interval_ms * 5;
+    return timeout < 500 ? 500 : timeout;
+}
+
+/* Sends the packed body in sb as a request of type to rc->to; cb gets the
+ * answer (and frees rc).  rc is freed here if the request cannot start. */
+static void send_ctx(cluster_t *cl, req_ctx_t *rc, uint8_t type, const msgpack_sbuffer *sb,
+                     peer_reply_fn cb)
+{
+    if (!rc)
+        return;
+    if (transport_request(cl->transport, rc->to.addr.host, rc->to.addr.port, type, sb->data,
+                          sb->size, request_timeout(cl), cb, rc) < 0)
+        free(rc);
+}
+
+static void send_request(cluster_t *cl, const gossip_target_t *to, uint8_t type,
+                         const msgpack_sbuffer *sb, peer_reply_fn cb)
+{
+    send_ctx(cl, req_ctx(cl, to), type, sb, cb);
+}
+
+static void on_ack(void *arg, int status, const frame_t *f);
+
+/* The SYN2 that follows an ACK of bucket hashes: to the same peer, and its
+ * ACK comes back to on_ack(). */
+static void send_syn2(cluster_t *cl, const gossip_target_t *to, const gossip_syn_t *syn2)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    gwire_pack_syn(&pk, syn2);
+    send_request(cl, to, MSG_GOSSIP_SYN, &sb, on_ack);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 static void on_ack(void *arg, int status, const frame_t *f)
 {
     req_ctx_t *rc = arg;
     cluster_t *cl = rc->cl;
-    const msgpack_object *parts;
-    uint32_t n;
     gossip_ack_t ack = {0};
     gossip_ack2_t ack2 = {0};
+    gossip_syn_t syn2 = {0};
     if (status != 0 || !cl->gossip)
         goto out;
-    if (f->type != MSG_GOSSIP_ACK || !mp_array(&f->body, 2, 2, &parts, &n) ||
-        !unpack_entries(&parts[0], &ack.entries, &ack.nentries) ||
-        !unpack_digests(&parts[1], &ack.requests, &ack.nrequests) ||
-        gossip_on_ack(cl->gossip, &ack, mono_ms(), &ack2) < 0) {
+    if (f->type != MSG_GOSSIP_ACK || !gwire_unpack_ack(&f->body, &ack) ||
+        gossip_on_ack(cl->gossip, &ack, mono_ms(), &ack2, &syn2) < 0) {
         cl->stats.gossip_msgs_bad++;
         goto out;
     }
@@ -178,15 +129,16 @@ static void on_ack(void *arg, int status, const frame_t *f)
         msgpack_packer pk;
         msgpack_sbuffer_init(&sb);
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        msgpack_pack_array(&pk, ack2.nentries);
-        for (size_t i = 0; i < ack2.nentries; i++)
-            pack_entry(&pk, &ack2.entries[i]);
+        gwire_pack_ack2(&pk, ack2.entries, ack2.nentries);
         transport_oneway(cl->transport, rc->to.addr.host, rc->to.addr.port, MSG_GOSSIP_ACK2,
                          sb.data, sb.size);
         msgpack_sbuffer_destroy(&sb);
     }
+    if (syn2.nbuckets > 0)
+        send_syn2(cl, &rc->to, &syn2);
     cluster_refresh_ring(cl);
 out:
+    gossip_syn_free(&syn2);
     gossip_ack2_free(&ack2);
     gossip_ack_free(&ack);
     free(rc);
@@ -197,7 +149,7 @@ static void on_pong(void *arg, int status, const frame_t *f)
     req_ctx_t *rc = arg;
     cluster_t *cl = rc->cl;
     char name[GOSSIP_NAME_MAX + 1];
-    if (status == 0 && cl->gossip && f->type == MSG_PING && mp_str(&f->body, name, sizeof(name)) &&
+    if (status == 0 && cl->gossip && f->type == MSG_PING && gwire_unpack_name(&f->body, name) &&
         !strcmp(name, rc->to.name)) {
         gossip_on_probe_ack(cl->gossip, name, mono_ms());
         cluster_refresh_ring(cl);
@@ -207,15 +159,20 @@ static void on_pong(void *arg, int status, const frame_t *f)
     free(rc);
 }
 
-static void send_request(cluster_t *cl, const gossip_target_t *to, uint8_t type,
-                         const msgpack_sbuffer *sb, int timeout_ms, peer_reply_fn cb)
+static void on_mail_reply(void *arg, int status, const frame_t *f)
 {
-    req_ctx_t *rc = req_ctx(cl, to);
-    if (!rc)
-        return;
-    if (transport_request(cl->transport, to->addr.host, to->addr.port, type, sb->data, sb->size,
-                          timeout_ms, cb, rc) < 0)
-        free(rc);
+    req_ctx_t *rc = arg;
+    cluster_t *cl = rc->cl;
+    gossip_digest_t d;
+    if (status == 0 && cl->gossip) {
+        if (f->type == MSG_GOSSIP_MAIL && gwire_unpack_digest(&f->body, &d)) {
+            gossip_on_mail_ack(cl->gossip, &rc->to, rc->mail_version, &d, mono_ms());
+            cluster_refresh_ring(cl);
+        } else {
+            cl->stats.gossip_msgs_bad++;
+        }
+    }
+    free(rc); /* no answer: gossip/ mails it again later */
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -226,23 +183,30 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     gossip_round_t round = {0};
     if (gossip_tick(cl->gossip, mono_ms(), &round) == 0) {
         cl->stats.gossip_rounds++;
-        int timeout = cl->srv->cfg.gossip_interval_ms * 5;
-        if (timeout < 500)
-            timeout = 500;
         msgpack_sbuffer sb;
         msgpack_packer pk;
         msgpack_sbuffer_init(&sb);
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        msgpack_pack_array(&pk, round.nsyn);
-        for (size_t i = 0; i < round.nsyn; i++)
-            pack_digest(&pk, &round.syn[i]);
+        gwire_pack_syn(&pk, &round.syn);
         for (size_t i = 0; i < round.ntargets; i++)
-            send_request(cl, &round.targets[i], MSG_GOSSIP_SYN, &sb, timeout, on_ack);
-        for (size_t i = 0; i < round.nprobes; i++) {
+            send_request(cl, &round.targets[i], MSG_GOSSIP_SYN, &sb, on_ack);
+        if (round.nprobes > 0) {
             sb.size = 0;
-            pack_str(&pk, cl->srv->cfg.name);
-            cl->stats.probes_sent++;
-            send_request(cl, &round.probes[i], MSG_PING, &sb, timeout, on_pong);
+            gwire_pack_name(&pk, cl->srv->cfg.name);
+            for (size_t i = 0; i < round.nprobes; i++) {
+                cl->stats.probes_sent++;
+                send_request(cl, &round.probes[i], MSG_PING, &sb, on_pong);
+            }
+        }
+        if (round.nmail > 0) {
+            sb.size = 0;
+            gwire_pack_entry(&pk, &round.mail_entry);
+            for (size_t i = 0; i < round.nmail; i++) {
+                req_ctx_t *rc = req_ctx(cl, &round.mail[i]);
+                if (rc)
+                    rc->mail_version = round.mail_entry.version;
+                send_ctx(cl, rc, MSG_GOSSIP_MAIL, &sb, on_mail_reply);
+            }
         }
         msgpack_sbuffer_destroy(&sb);
     }
@@ -252,6 +216,14 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
 /* ---- receiving ---- */
 
+/* gossip/ refused a message: malformed (counted here) or over its sender's
+ * budget (counted by gossip/). */
+static void refused(cluster_t *cl, int rc)
+{
+    if (rc != -EBUSY)
+        cl->stats.gossip_msgs_bad++;
+}
+
 static void on_request(void *arg, peer_link_t *link, const frame_t *f)
 {
     cluster_t *cl = arg;
@@ -260,39 +232,58 @@ static void on_request(void *arg, peer_link_t *link, const frame_t *f)
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     int64_t now = mono_ms();
+    int rc;
     switch (f->type) {
     case MSG_PING:
-        pack_str(&pk, cl->srv->cfg.name);
+        gwire_pack_name(&pk, cl->srv->cfg.name);
         transport_reply(link, f->req_id, MSG_PING, sb.data, sb.size);
         break;
     case MSG_GOSSIP_SYN: {
-        gossip_digest_t *d = NULL;
-        size_t n = 0;
+        gossip_syn_t syn;
         gossip_ack_t ack = {0};
-        if (f->kind != FRAME_REQUEST || !unpack_digests(&f->body, &d, &n) ||
-            gossip_on_syn(cl->gossip, d, n, now, &ack) < 0) {
+        if (f->kind != FRAME_REQUEST || !gwire_unpack_syn(&f->body, &syn)) {
             cl->stats.gossip_msgs_bad++;
-            free(d);
             break;
         }
-        free(d);
-        msgpack_pack_array(&pk, 2);
-        msgpack_pack_array(&pk, ack.nentries);
-        for (size_t i = 0; i < ack.nentries; i++)
-            pack_entry(&pk, &ack.entries[i]);
-        msgpack_pack_array(&pk, ack.nrequests);
-        for (size_t i = 0; i < ack.nrequests; i++)
-            pack_digest(&pk, &ack.requests[i]);
+        rc = gossip_on_syn(cl->gossip, &syn, now, &ack);
+        gossip_syn_free(&syn);
+        if (rc < 0) {
+            refused(cl, rc);
+            break;
+        }
+        gwire_pack_ack(&pk, &ack);
         transport_reply(link, f->req_id, MSG_GOSSIP_ACK, sb.data, sb.size);
         gossip_ack_free(&ack);
+        cluster_refresh_ring(cl);
         break;
     }
     case MSG_GOSSIP_ACK2: {
-        gossip_member_t *e = NULL;
-        size_t n = 0;
-        if (!unpack_entries(&f->body, &e, &n) || gossip_on_ack2(cl->gossip, e, n, now) < 0)
+        gossip_ack2_t ack2;
+        if (!gwire_unpack_ack2(&f->body, &ack2)) {
             cl->stats.gossip_msgs_bad++;
-        free(e);
+            break;
+        }
+        rc = gossip_on_ack2(cl->gossip, ack2.entries, ack2.nentries, now);
+        gossip_ack2_free(&ack2);
+        if (rc < 0)
+            refused(cl, rc);
+        cluster_refresh_ring(cl);
+        break;
+    }
+    case MSG_GOSSIP_MAIL: {
+        gossip_member_t e;
+        gossip_digest_t me;
+        if (f->kind != FRAME_REQUEST || !gwire_unpack_entry(&f->body, &e)) {
+            cl->stats.gossip_msgs_bad++;
+            break;
+        }
+        rc = gossip_on_mail(cl->gossip, &e, now, &me);
+        if (rc < 0) {
+            refused(cl, rc);
+            break;
+        }
+        gwire_pack_digest(&pk, &me);
+        transport_reply(link, f->req_id, MSG_GOSSIP_MAIL, sb.data, sb.size);
         cluster_refresh_ring(cl);
         break;
     }
@@ -416,11 +407,20 @@ int cluster_open(server_t *srv, cluster_t *cl, char *err, size_t errlen)
                             .generation = cl->generation,
                             .status = GOSSIP_UP};
     snprintf(self.name, sizeof(self.name), "%s", cfg->name);
-    snprintf(self.host, sizeof(self.host), "%s", cfg->host);
     gossip_addr_t seeds[CONFIG_MAX_SEEDS];
     size_t ns = 0;
+    /* gossip/ takes IPv4 text (at most GOSSIP_HOST_MAX bytes): anything
+     * longer is no address, and must not be cut into one. */
+    bool long_host = strlen(cfg->host) > GOSSIP_HOST_MAX;
+    if (!long_host)
+        memcpy(self.host, cfg->host, strlen(cfg->host) + 1);
     for (int i = 0; i < cfg->nseeds; i++) {
-        snprintf(seeds[ns].host, sizeof(seeds[ns].host), "%s", cfg->seeds[i].host);
+        size_t len = strlen(cfg->seeds[i].host);
+        if (len > GOSSIP_HOST_MAX) {
+            long_host = true;
+            break;
+        }
+        memcpy(seeds[ns].host, cfg->seeds[i].host, len + 1);
         seeds[ns].port = (uint16_t)cfg->seeds[i].port;
         ns++;
     }
@@ -428,7 +428,7 @@ int cluster_open(server_t *srv, cluster_t *cl, char *err, size_t errlen)
                           .interval_ms = cfg->gossip_interval_ms,
                           .seeds = seeds,
                           .nseeds = ns};
-    if (gossip_new(&self, &gc, &cl->gossip) < 0) {
+    if (long_host || gossip_new(&self, &gc, &cl->gossip) < 0) {
         snprintf(err, errlen, "cannot start gossip (check node.name, node.host, cluster.seeds)");
         return -1;
     }

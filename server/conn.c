@@ -787,6 +787,19 @@ static void do_stats(conn_t *c, const char *arg)
     U("ring_rebuilds", cl->stats.ring_rebuilds);
     U("gossip_rounds", cl->stats.gossip_rounds);
     U("gossip_bad_messages", cl->stats.gossip_msgs_bad);
+    gossip_stats_t gs = {0};
+    if (cl->gossip)
+        gossip_get_stats(cl->gossip, &gs);
+    U("gossip_throttled", gs.msgs_throttled);
+    U("gossip_summaries_equal", gs.summaries_equal);
+    U("gossip_summaries_differ", gs.summaries_differ);
+    U("gossip_rumors_applied", gs.rumors_applied);
+    U("gossip_rumors_ignored", gs.rumors_ignored);
+    U("gossip_rumors_evicted", gs.rumors_evicted);
+    U("gossip_down_rumors", gs.down_rumors);
+    U("gossip_mail_sent", gs.mail_sent);
+    U("gossip_mail_acked", gs.mail_acked);
+    U("gossip_mail_expired", gs.mail_expired);
     U("probes_sent", cl->stats.probes_sent);
     U("probes_failed", cl->stats.probes_failed);
     U("peer_frames_in", ts.frames_in);
@@ -856,7 +869,7 @@ static void do_members(conn_t *c)
             continue;
         out_fmt(c, "%s %s:%u %s:%u %s phi=%.2f hb=%llu\r\n", m.entry.name, m.entry.host,
                 m.entry.client_port, m.entry.host, m.entry.peer_port, cluster_state_name(&m),
-                m.phi, (unsigned long long)m.entry.version);
+                m.phi, (unsigned long long)m.entry.heartbeat);
     }
     out_str(c, "END\r\n");
 }
