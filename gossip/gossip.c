@@ -45,7 +45,7 @@
 
 /* Why a probe was started: only a watcher's own suspicion, once
  * confirmed by a silent probe, becomes a DOWN rumor. */
-enum probe_why { WHY_PHI, WHY_CONFIRM, WHY_SUSPECT };
+enum probe_why { WHY_PHI, WHY_CONFIRM, WHY_SUSPECT, WHY_SILENCE };
 
 /* A send budget: a token bucket refilled at `rate` per interval. */
 struct budget {
@@ -1214,8 +1214,15 @@ static void mark_watched(gossip_t *g)
  * rumor); sets m->want on the members to ping now and returns how many. */
 static size_t run_detector(gossip_t *g, int64_t now)
 {
+    /* A member this node does not watch is probed only after a silence far
+     * beyond the gaps between relays of its heartbeat (each message relays
+     * GOSSIP_MSG_HEARTBEATS of n): the safety net for a DOWN rumor that
+     * never reached this node, as liveness is not in the anti-entropy. */
+    int64_t silence = (int64_t)GOSSIP_SILENCE_ROUNDS * g->interval;
     size_t i, want = 0;
 
+    if ((int64_t)g->n * g->interval / 2 > silence)
+        silence = (int64_t)g->n * g->interval / 2;
     mark_watched(g);
     for (i = 0; i < g->n; i++) {
         struct gmember *m = g->members[i];
@@ -1248,11 +1255,18 @@ static size_t run_detector(gossip_t *g, int64_t now)
          * members seldom and irregularly, and would suspect them all the
          * time.  In digest mode every member's heartbeat arrives every
          * round or two, so every member is watched, as before. */
-        if (m->confirm || m->suspect ||
-            ((m->watched || g->mode == GOSSIP_MODE_DIGEST) && phi_suspects(g, m, now))) {
-            m->want = true;
-            want++;
-        }
+        if (m->suspect)
+            m->probe_why = WHY_SUSPECT;
+        else if (m->confirm)
+            m->probe_why = WHY_CONFIRM;
+        else if ((m->watched || g->mode == GOSSIP_MODE_DIGEST) && phi_suspects(g, m, now))
+            m->probe_why = WHY_PHI;
+        else if (now - gossip_fd_last(m->fd) > silence)
+            m->probe_why = WHY_SILENCE;
+        else
+            continue;
+        m->want = true;
+        want++;
     }
     return want;
 }
@@ -1423,10 +1437,9 @@ int gossip_tick(gossip_t *g, int64_t now_ms, gossip_round_t *round)
 
         if (m->want) {
             set_target(&round->probes[round->nprobes++], m);
-            if (!m->probing) {
+            if (!m->probing) { /* a new probe; probe_why set by run_detector() */
                 m->probing = true;
                 m->strict = m->suspect;
-                m->probe_why = m->suspect ? WHY_SUSPECT : m->confirm ? WHY_CONFIRM : WHY_PHI;
                 m->probe_sent = now;
             }
             m->confirm = m->suspect = false;

@@ -149,6 +149,8 @@ typedef struct gossip gossip_t;
 #define GOSSIP_MAIL_WINDOW 10u   /* rounds after a change that new peers get it */
 #define GOSSIP_REVIVE_BEATS 3u   /* see Liveness above */
 #define GOSSIP_WATCH 2u          /* watched neighbours on each side */
+#define GOSSIP_SILENCE_ROUNDS 100u /* rounds (at least n/2) before an
+                                    * unwatched silent member is probed */
 #define GOSSIP_FLOOD_BURST 8u    /* SYNs + mail a member may send at once */
 #define GOSSIP_FLOOD_RATE 4u     /* ... and per round after that */
 

@@ -951,6 +951,53 @@ static void test_down_rumor_each_node_probes_for_itself(void **state)
     gossip_free(g);
 }
 
+static void test_unwatched_member_probed_after_long_silence(void **state)
+{
+    gossip_t *g = new_node("a", 1, 10, NULL, 0);
+    int64_t t, first = -1;
+    gossip_round_t r;
+    int k;
+
+    (void)state;
+    /* 11 members: a watches m0, m1 (after it) and m8, m9 (before it); m4
+     * it does not: only a DOWN rumor, or a long silence, gets it probed. */
+    for (k = 0; k < 10; k++) {
+        char name[8];
+
+        snprintf(name, sizeof(name), "m%d", k);
+        apply1(g, entry(name, 2 + k, 20, 0, GOSSIP_UP), 0);
+    }
+    for (t = 0; t <= 30000; t += INTERVAL) {
+        assert_int_equal(gossip_tick(g, t, &r), 0);
+        for (k = 0; k < (int)r.nprobes; k++) {
+            if (strcmp(r.probes[k].name, "m4") == 0 && t > 0 && first < 0)
+                first = t;
+            if (strcmp(r.probes[k].name, "m4") != 0 || t == 0)
+                gossip_on_probe_ack(g, r.probes[k].name, t + 1);
+        }
+        gossip_round_free(&r);
+        for (k = 0; k < 10; k++) { /* everybody else is heard every round */
+            char name[8];
+            gossip_member_t e;
+
+            snprintf(name, sizeof(name), "m%d", k);
+            e = entry(name, 2 + k, 20, 0, GOSSIP_UP);
+            e.heartbeat = (uint64_t)t / INTERVAL + 1;
+            if (k != 4)
+                apply1(g, e, t + 2);
+        }
+        if (first >= 0 && !info_of(g, "m4").alive)
+            break;
+    }
+    printf("   an unwatched member silent since t=1 ms: probed at %lld ms, down at %lld ms\n",
+           (long long)first, (long long)t);
+    assert_true(first > GOSSIP_SILENCE_ROUNDS * INTERVAL && first <= GOSSIP_SILENCE_ROUNDS * INTERVAL + 2 * INTERVAL);
+    assert_false(info_of(g, "m4").alive);
+    assert_true(info_of(g, "m3").alive);
+    assert_int_equal(stats_of(g).down_rumors, 0); /* not a watcher: it tells nobody */
+    gossip_free(g);
+}
+
 static void test_bad_rumors_ignored_and_counted(void **state)
 {
     gossip_t *g = new_node("a", 1, 10, NULL, 0);
@@ -1630,6 +1677,7 @@ int main(void)
         cmocka_unit_test(test_rumor_rides_for_bounded_rounds),
         cmocka_unit_test(test_direct_mail_to_every_peer_with_backoff),
         cmocka_unit_test(test_down_rumor_each_node_probes_for_itself),
+        cmocka_unit_test(test_unwatched_member_probed_after_long_silence),
         cmocka_unit_test(test_bad_rumors_ignored_and_counted),
         cmocka_unit_test(test_flood_from_one_peer_is_bounded),
         cmocka_unit_test(test_sim_five_nodes_converge),
