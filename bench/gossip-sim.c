@@ -33,7 +33,7 @@ static void print_row(const gsim_scale_t *sc, double cpu)
     double lg = log2((double)sc->nodes);
     char j[16], l[16], f[16];
 
-    printf("| %5d | %-11s | %5s | %5s | %7s | %4.1f %4.1f %4.1f | %7.0f | %7.0f |\n",
+    printf("| %5d | %-11s | %4s | %5s | %7s | %13.1f | %14.1f | %16.1f | %18.0f | %11.0f |\n",
            sc->nodes, sc->mode == GOSSIP_MODE_RUMOR ? "three tools" : "digest only",
            rounds(j, sizeof(j), sc->join_rounds), rounds(l, sizeof(l), sc->leave_rounds),
            rounds(f, sizeof(f), sc->fail_rounds), sc->join_rounds / lg,
@@ -79,15 +79,14 @@ int main(int argc, char **argv)
         }
     }
     printf("gossip simulation (bench/gossip-sim.c): seed %llu, %.0f%% of frames lost, a round "
-           "every 200 ms;\nbytes = peer frames as the daemon builds them, sent per node per "
-           "second (no HMAC trailer, no TCP/IP headers)\n\n",
+           "every 200 ms;\njoin, leave, failure: rounds until every live node knows; bytes = "
+           "peer frames as the daemon\nbuilds them, sent per node per second (no HMAC trailer, "
+           "no TCP/IP headers)\n\n",
            (unsigned long long)seed, loss * 100);
-    printf("| nodes | scheme      | rounds until all know   | rounds / log2(n) "
-           "| bytes/node/s      |\n");
-    printf("|       |             |  join | leave | failure | join leave fail  "
-           "|   quiet |  events |\n");
-    printf("| ----- | ----------- | ----- | ----- | ------- | ---------------- "
-           "| ------- | ------- |\n");
+    printf("| nodes | scheme      | join | leave | failure | join / log2 n | leave / log2 n "
+           "| failure / log2 n | bytes/node/s quiet | with events |\n");
+    printf("| ----: | ----------- | ---: | ----: | ------: | ------------: | -------------: "
+           "| ---------------: | -----------------: | ----------: |\n");
     for (int k = 0; k < nsizes; k++)
         for (uint32_t mode = 0; mode < 2; mode++) {
             gsim_scale_t sc = {.nodes = sizes[k], .mode = mode, .seed = seed, .loss = loss,
