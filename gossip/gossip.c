@@ -6,20 +6,20 @@
  * lookup, send budgets); liveness evidence (note_arrival()); the merge of
  * incoming entries, split in two phases: plan_entries() validates a batch
  * and allocates every new member up front, commit_entries() applies it and
- * cannot fail, so a message is applied completely or not at all; the rumor
- * table; direct mail; gossip_new()/free(); the round (gossip_tick():
- * detector, tombstones, probes, mail, targets, SYN); the message handlers,
- * each validating everything, then allocating everything, then committing;
- * probes, owner actions and views.  The per-member failure detector is in
- * phi.c.
+ * cannot fail, so a message is applied completely or not at all;
+ * gossip_new()/free(); the round (gossip_tick(): detector, tombstones,
+ * probes, mail, targets, SYN); the message handlers, each validating
+ * everything, then allocating everything, then committing; probes, owner
+ * actions and views.  The state is in gossip_internal.h; the rumor table,
+ * relayed heartbeats and mail bookkeeping in spread.c; the per-member
+ * failure detector in phi.c.
  *
  * Invariants: members[0 .. n-1] is sorted by name (strcmp), names distinct,
  * self among them; every non-self member owns a gossip_fd_t; m->sh is the
  * state hash of m->e and m->nh the hash of its name; a LEFT member is never
  * alive, probing nor suspected; probing implies alive; graves[] holds
  * expired LEFT tombstones (not in members[]) and its names are not in
- * members[]; rumors[] holds at most one rumor per (kind, name), each with
- * left > 0; g->now never decreases.  Only self's entry is changed locally,
+ * members[]; g->now never decreases.  Only self's entry is changed locally,
  * and only by gossip_tick() (heartbeat) and gossip_set_status().
  */
 #include "gossip.h"
@@ -42,92 +42,6 @@
 /* Senders that are not members yet (every joining node, at first) share
  * one budget, so it is that many times a member's. */
 #define UNKNOWN_BUDGET_FACTOR 8
-
-/* Why a probe was started: only a watcher's own suspicion, once
- * confirmed by a silent probe, becomes a DOWN rumor. */
-enum probe_why { WHY_PHI, WHY_CONFIRM, WHY_SUSPECT, WHY_SILENCE };
-
-/* A send budget: a token bucket refilled at `rate` per interval. */
-struct budget {
-    double tokens;
-    int64_t at;
-};
-
-struct gmember {
-    gossip_member_t e;
-    gossip_fd_t *fd;    /* NULL for self */
-    uint64_t nh;        /* hash of the name: picks its summary bucket */
-    uint64_t sh;        /* hash of (name, generation, version) */
-    bool is_self;
-    bool alive;
-    bool confirm;       /* newly seen: probe it on the next tick */
-    bool suspect;       /* a DOWN rumor about it: probe it on the next tick */
-    bool probing;       /* a probe is outstanding since probe_sent */
-    bool strict;        /* ... that only direct contact ends (see gossip.h) */
-    bool want;          /* scratch: run_detector() wants a ping sent now */
-    bool watched;       /* scratch: one of self's neighbours (see gossip.h) */
-    uint8_t probe_why;  /* enum probe_why of the outstanding probe */
-    bool mail_pending;  /* this node's current change is still to reach it */
-    uint8_t mail_tries;
-    int64_t mail_next;
-    int64_t probe_sent;
-    int64_t ping_at;    /* latest ping of the outstanding probe */
-    uint64_t down_hb;   /* heartbeat known when judged down, or told since */
-    int64_t left_at;    /* local time it was first seen LEFT */
-    uint64_t stamp;     /* scratch for gossip_on_syn() */
-    struct budget budget;
-};
-
-/* An expired LEFT tombstone: forgotten at forget_at; until then entries of
- * that name no newer than (generation, version) are ignored, so two nodes
- * expiring the same tombstone a little apart do not gossip it back. */
-struct grave {
-    char name[GOSSIP_NAME_MAX + 1];
-    int64_t generation;
-    uint64_t version;
-    int64_t forget_at;
-};
-
-struct hot {
-    gossip_rumor_t r;
-    uint32_t left; /* rounds it still rides on this node's messages */
-    bool refuted;  /* a DOWN rumor this node disproved: no longer sent, but
-                    * remembered so that copies still going round do not
-                    * make it probe again and again */
-};
-
-struct seedmail {
-    bool pending;
-    uint8_t tries;
-    int64_t next;
-};
-
-struct gossip {
-    double phi_threshold;
-    int64_t interval;
-    int64_t probe_timeout;
-    int64_t left_ttl;
-    uint32_t fd_window;
-    uint32_t mode;
-    gossip_addr_t seeds[GOSSIP_MAX_SEEDS];
-    struct seedmail seedmail[GOSSIP_MAX_SEEDS];
-    size_t nseeds;
-    uint64_t rng;
-    uint64_t epoch;
-    uint64_t stamp;
-    int64_t now;
-    int64_t mail_until; /* members learned before this get self's change */
-    size_t hb_cursor;   /* round-robin position of relayed heartbeats */
-    struct budget unknown_budget, ack2_budget;
-    gossip_stats_t stats;
-    struct gmember *self;
-    size_t n;
-    struct gmember *members[GOSSIP_MAX_MEMBERS];
-    size_t nrumors;
-    struct hot rumors[GOSSIP_MAX_RUMORS];
-    size_t ngraves;
-    struct grave graves[GOSSIP_MAX_MEMBERS];
-};
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -405,7 +319,7 @@ static void set_target(gossip_target_t *t, const struct gmember *m)
     t->addr.port = m->e.peer_port;
 }
 
-static void make_digest(gossip_digest_t *d, const gossip_member_t *e)
+void gossip__make_digest(gossip_digest_t *d, const gossip_member_t *e)
 {
     memcpy(d->name, e->name, sizeof(d->name));
     d->generation = e->generation;
@@ -555,164 +469,6 @@ static struct gmember *alloc_member(const gossip_t *g)
     return m;
 }
 
-/* ---- rumors ----------------------------------------------------------- */
-
-uint32_t gossip_rumor_rounds(size_t n)
-{
-    double r = ceil(GOSSIP_RUMOR_LAMBDA * log2((double)n + 1.0));
-
-    return r < 2 ? 2 : (uint32_t)r;
-}
-
-static struct hot *rumor_find(gossip_t *g, uint32_t kind, const char *name)
-{
-    size_t i;
-
-    for (i = 0; i < g->nrumors; i++)
-        if (g->rumors[i].r.kind == kind && strcmp(g->rumors[i].r.entry.name, name) == 0)
-            return &g->rumors[i];
-    return NULL;
-}
-
-static void rumor_drop(gossip_t *g, struct hot *h)
-{
-    *h = g->rumors[--g->nrumors];
-}
-
-static void rumor_drop_name(gossip_t *g, uint32_t kind, const char *name)
-{
-    struct hot *h = rumor_find(g, kind, name);
-
-    if (h != NULL)
-        rumor_drop(g, h);
-}
-
-/* The member answered: a DOWN rumor about it is false.  It stays in the
- * table, unsent, for twice its life (copies elsewhere were heated later
- * than ours). */
-static void rumor_refute(gossip_t *g, const char *name)
-{
-    struct hot *h = rumor_find(g, GOSSIP_RUMOR_DOWN, name);
-
-    if (h != NULL && !h->refuted) {
-        h->refuted = true;
-        h->left = 2 * gossip_rumor_rounds(g->n);
-    }
-}
-
-/* Makes e news on this node: it rides on the next rumor_rounds() rounds of
- * messages.  A DOWN rumor carries only (name, generation, version,
- * heartbeat). */
-static void rumor_heat(gossip_t *g, uint32_t kind, const gossip_member_t *e)
-{
-    struct hot *h;
-
-    if (g->mode == GOSSIP_MODE_DIGEST)
-        return;
-    h = rumor_find(g, kind, e->name);
-    if (h == NULL) {
-        if (g->nrumors == GOSSIP_MAX_RUMORS) { /* full: the stalest goes */
-            size_t i, old = 0;
-
-            for (i = 1; i < g->nrumors; i++)
-                if (g->rumors[i].left < g->rumors[old].left)
-                    old = i;
-            rumor_drop(g, &g->rumors[old]);
-            g->stats.rumors_evicted++;
-        }
-        h = &g->rumors[g->nrumors++];
-    }
-    memset(&h->r, 0, sizeof(h->r));
-    h->refuted = false;
-    h->r.kind = kind;
-    if (kind == GOSSIP_RUMOR_ENTRY) {
-        h->r.entry = *e;
-    } else {
-        memcpy(h->r.entry.name, e->name, sizeof(h->r.entry.name));
-        h->r.entry.generation = e->generation;
-        h->r.entry.version = e->version;
-        h->r.entry.heartbeat = e->heartbeat;
-    }
-    h->left = gossip_rumor_rounds(g->n);
-}
-
-/* One round passed: every rumor has one round less to live. */
-static void rumors_age(gossip_t *g)
-{
-    size_t i = 0;
-
-    while (i < g->nrumors) {
-        if (--g->rumors[i].left == 0)
-            rumor_drop(g, &g->rumors[i]);
-        else
-            i++;
-    }
-}
-
-static int cmp_hot_left(const void *a, const void *b)
-{
-    const struct hot *x = *(const struct hot *const *)a;
-    const struct hot *y = *(const struct hot *const *)b;
-
-    if (x->left != y->left)
-        return x->left > y->left ? -1 : 1;
-    return strcmp(x->r.entry.name, y->r.entry.name);
-}
-
-/* The rumors for one message: the GOSSIP_MSG_RUMORS freshest, malloc()ed
- * into *out (NULL when none).  -ENOMEM. */
-static int rumors_pick(gossip_t *g, gossip_rumor_t **out, size_t *n)
-{
-    const struct hot *order[GOSSIP_MAX_RUMORS];
-    size_t i, k, nhot = 0;
-
-    *out = NULL;
-    *n = 0;
-    for (i = 0; i < g->nrumors; i++)
-        if (!g->rumors[i].refuted)
-            order[nhot++] = &g->rumors[i];
-    k = nhot < GOSSIP_MSG_RUMORS ? nhot : GOSSIP_MSG_RUMORS;
-    if (k == 0)
-        return 0;
-    qsort(order, nhot, sizeof(order[0]), cmp_hot_left);
-    *out = malloc(k * sizeof(**out));
-    if (*out == NULL)
-        return -ENOMEM;
-    for (i = 0; i < k; i++)
-        (*out)[i] = order[i]->r;
-    *n = k;
-    return 0;
-}
-
-/* Up to GOSSIP_MSG_HEARTBEATS heartbeats of live members other than self,
- * round-robin over the members, malloc()ed into *out.  -ENOMEM. */
-static int heartbeats_pick(gossip_t *g, gossip_digest_t **out, size_t *n)
-{
-    size_t i, k = 0;
-
-    *out = NULL;
-    *n = 0;
-    if (g->mode == GOSSIP_MODE_DIGEST || g->n < 2)
-        return 0;
-    *out = malloc(GOSSIP_MSG_HEARTBEATS * sizeof(**out));
-    if (*out == NULL)
-        return -ENOMEM;
-    for (i = 0; i < g->n && k < GOSSIP_MSG_HEARTBEATS; i++) {
-        const struct gmember *m = g->members[(g->hb_cursor + i) % g->n];
-
-        if (m->is_self || !m->alive || m->e.status == GOSSIP_LEFT)
-            continue;
-        make_digest(&(*out)[k++], &m->e);
-    }
-    g->hb_cursor = (g->hb_cursor + i) % g->n;
-    if (k == 0) {
-        free(*out);
-        *out = NULL;
-    }
-    *n = k;
-    return 0;
-}
-
 /* ---- liveness evidence and merging ------------------------------------ */
 
 enum evidence {
@@ -748,7 +504,7 @@ static void note_arrival(gossip_t *g, struct gmember *m, int64_t now,
     }
     if (ev == EV_DIRECT) {
         m->suspect = false;
-        rumor_refute(g, m->e.name);
+        gossip__rumor_refute(g, m->e.name);
     }
     if (!m->alive) {
         m->alive = true;
@@ -771,9 +527,9 @@ static void adopt(gossip_t *g, struct gmember *m, const gossip_member_t *e,
     m->down_hb = 0;
     gossip_fd_reset(m->fd, 2 * g->interval, now);
     g->epoch++;
-    rumor_drop_name(g, GOSSIP_RUMOR_DOWN, e->name);
+    gossip__rumor_drop_name(g, GOSSIP_RUMOR_DOWN, e->name);
     if (heat)
-        rumor_heat(g, GOSSIP_RUMOR_ENTRY, e);
+        gossip__rumor_heat(g, GOSSIP_RUMOR_ENTRY, e);
     if (now < g->mail_until && m->alive) {
         m->mail_pending = true;
         m->mail_tries = 0;
@@ -816,13 +572,13 @@ static bool merge_one(gossip_t *g, struct gmember *m, const gossip_member_t *e,
         changed |= m->alive;
         m->alive = m->probing = m->strict = m->suspect = m->confirm = false;
         m->mail_pending = false;
-        rumor_drop_name(g, GOSSIP_RUMOR_DOWN, e->name);
+        gossip__rumor_drop_name(g, GOSSIP_RUMOR_DOWN, e->name);
     } else {
         note_arrival(g, m, now, EV_STATE);
     }
     if (changed)
         g->epoch++;
-    rumor_heat(g, GOSSIP_RUMOR_ENTRY, &m->e);
+    gossip__rumor_heat(g, GOSSIP_RUMOR_ENTRY, &m->e);
     return true;
 }
 
@@ -963,7 +719,7 @@ static void apply_downs(gossip_t *g, const gossip_rumor_t *r, size_t n)
             m->down_hb = e->heartbeat;
         if (!m->alive || m->suspect || (m->probing && m->strict))
             continue; /* already judged or being judged on this evidence */
-        h = rumor_find(g, GOSSIP_RUMOR_DOWN, e->name);
+        h = gossip__rumor_find(g, GOSSIP_RUMOR_DOWN, e->name);
         if (h != NULL && h->refuted &&
             e->heartbeat <= h->r.entry.heartbeat + GOSSIP_REVIVE_BEATS)
             continue; /* disproved here already (a later failure would be
@@ -974,7 +730,7 @@ static void apply_downs(gossip_t *g, const gossip_rumor_t *r, size_t n)
             m->suspect = true;
         d = m->e;
         d.heartbeat = m->down_hb; /* the latest beat the accusation covers */
-        rumor_heat(g, GOSSIP_RUMOR_DOWN, &d);
+        gossip__rumor_heat(g, GOSSIP_RUMOR_DOWN, &d);
         g->stats.rumors_applied++;
     }
 }
@@ -1000,51 +756,6 @@ static void count_entry_rumors(gossip_t *g, const gossip_member_t *e, size_t n)
                         m->e.version) > 0)
             g->stats.rumors_applied++;
     }
-}
-
-/* ---- direct mail ------------------------------------------------------ */
-
-/* This node's entry changed: mail it to every known peer (and to the
- * peers learned in the next GOSSIP_MAIL_WINDOW rounds). */
-static void mail_start(gossip_t *g, int64_t now)
-{
-    size_t i;
-
-    if (g->mode == GOSSIP_MODE_DIGEST)
-        return;
-    g->mail_until = now + (int64_t)GOSSIP_MAIL_WINDOW * g->interval;
-    for (i = 0; i < g->n; i++) {
-        struct gmember *m = g->members[i];
-
-        m->mail_pending = !m->is_self && m->e.status != GOSSIP_LEFT;
-        m->mail_tries = 0;
-        m->mail_next = now;
-    }
-    for (i = 0; i < g->nseeds; i++) {
-        g->seedmail[i].pending = true;
-        g->seedmail[i].tries = 0;
-        g->seedmail[i].next = now;
-    }
-}
-
-/* Is a pending mail due now?  Expires it after its last try.  Retries wait
- * 1, 2, 4 ... rounds. */
-static bool mail_due(gossip_t *g, bool *pending, uint8_t *tries, int64_t next,
-                     int64_t now)
-{
-    if (!*pending || now < next)
-        return false;
-    if (*tries >= GOSSIP_MAIL_TRIES) {
-        *pending = false;
-        g->stats.mail_expired++;
-        return false;
-    }
-    return true;
-}
-
-static int64_t mail_backoff(const gossip_t *g, uint8_t tries)
-{
-    return g->interval << (tries - 1);
 }
 
 /* ---- life cycle ------------------------------------------------------- */
@@ -1110,8 +821,8 @@ int gossip_new(const gossip_member_t *self, const gossip_config_t *cfg,
      * mailed from the first tick on, and news wherever it lands.  The mail
      * window opens at the first tick, when the module first learns the
      * time. */
-    rumor_heat(g, GOSSIP_RUMOR_ENTRY, &g->self->e);
-    mail_start(g, INT64_MIN);
+    gossip__rumor_heat(g, GOSSIP_RUMOR_ENTRY, &g->self->e);
+    gossip__mail_start(g, INT64_MIN);
     g->mail_until = INT64_MIN; /* set by the first tick */
     *out = g;
     return 0;
@@ -1164,7 +875,7 @@ static void expire_tombstones(gossip_t *g, int64_t now)
         gr->generation = m->e.generation;
         gr->version = m->e.version;
         gr->forget_at = now + g->left_ttl;
-        rumor_drop_name(g, GOSSIP_RUMOR_ENTRY, m->e.name);
+        gossip__rumor_drop_name(g, GOSSIP_RUMOR_ENTRY, m->e.name);
         free_member(m);
         memmove(&g->members[i], &g->members[i + 1],
                 (g->n - i - 1) * sizeof(g->members[0]));
@@ -1241,7 +952,7 @@ static size_t run_detector(gossip_t *g, int64_t now)
                     gossip_member_t d = m->e;
 
                     d.heartbeat = m->down_hb;
-                    rumor_heat(g, GOSSIP_RUMOR_DOWN, &d);
+                    gossip__rumor_heat(g, GOSSIP_RUMOR_DOWN, &d);
                     g->stats.down_rumors++;
                 }
                 m->strict = false;
@@ -1375,7 +1086,7 @@ static int build_syn(gossip_t *g, gossip_syn_t *syn)
     size_t i;
 
     memset(syn, 0, sizeof(*syn));
-    make_digest(&syn->from, &g->self->e);
+    gossip__make_digest(&syn->from, &g->self->e);
     syn->summary = summary_of(g);
     if (g->mode == GOSSIP_MODE_DIGEST) {
         syn->nbuckets = 1;
@@ -1384,12 +1095,12 @@ static int build_syn(gossip_t *g, gossip_syn_t *syn)
         if (syn->digests == NULL)
             return -ENOMEM;
         for (i = 0; i < g->n; i++)
-            make_digest(&syn->digests[syn->ndigests++], &g->members[i]->e);
+            gossip__make_digest(&syn->digests[syn->ndigests++], &g->members[i]->e);
         return 0;
     }
     syn->nbuckets = nbuckets_for(g->n);
-    if (heartbeats_pick(g, &syn->heartbeats, &syn->nheartbeats) != 0 ||
-        rumors_pick(g, &syn->rumors, &syn->nrumors) != 0) {
+    if (gossip__heartbeats_pick(g, &syn->heartbeats, &syn->nheartbeats) != 0 ||
+        gossip__rumors_pick(g, &syn->rumors, &syn->nrumors) != 0) {
         gossip_syn_free(syn);
         return -ENOMEM;
     }
@@ -1413,14 +1124,14 @@ int gossip_tick(gossip_t *g, int64_t now_ms, gossip_round_t *round)
 
         if (m->mail_pending && m->e.status == GOSSIP_LEFT)
             m->mail_pending = false;
-        nmail += mail_due(g, &m->mail_pending, &m->mail_tries, m->mail_next, now);
+        nmail += gossip__mail_due(g, &m->mail_pending, &m->mail_tries, m->mail_next, now);
     }
     for (i = 0; i < g->nseeds; i++) {
         struct seedmail *s = &g->seedmail[i];
 
         if (s->pending && member_at(g, &g->seeds[i]) != NULL)
             s->pending = false; /* mailed by name */
-        nmail += mail_due(g, &s->pending, &s->tries, s->next, now);
+        nmail += gossip__mail_due(g, &s->pending, &s->tries, s->next, now);
     }
     if (build_syn(g, &round->syn) != 0)
         return -ENOMEM;
@@ -1447,7 +1158,7 @@ int gossip_tick(gossip_t *g, int64_t now_ms, gossip_round_t *round)
         }
         if (m->mail_pending && now >= m->mail_next) {
             set_target(&round->mail[round->nmail++], m);
-            m->mail_next = now + mail_backoff(g, ++m->mail_tries);
+            m->mail_next = now + gossip__mail_backoff(g, ++m->mail_tries);
         }
     }
     for (i = 0; i < g->nseeds; i++) {
@@ -1458,13 +1169,13 @@ int gossip_tick(gossip_t *g, int64_t now_ms, gossip_round_t *round)
 
             memset(t->name, 0, sizeof(t->name));
             t->addr = g->seeds[i];
-            s->next = now + mail_backoff(g, ++s->tries);
+            s->next = now + gossip__mail_backoff(g, ++s->tries);
         }
     }
     g->stats.mail_sent += round->nmail;
     round->mail_entry = g->self->e;
     choose_targets(g, round);
-    rumors_age(g);
+    gossip__rumors_age(g);
     return 0;
 }
 
@@ -1485,7 +1196,7 @@ static void add_request(gossip_ack_t *ack, const char *name,
     req = &ack->requests[ack->nrequests++];
     memset(req, 0, sizeof(*req));
     if (m != NULL)
-        make_digest(req, &m->e);
+        gossip__make_digest(req, &m->e);
     else
         memcpy(req->name, name, strnlen(name, GOSSIP_NAME_MAX));
 }
@@ -1571,8 +1282,8 @@ int gossip_on_syn(gossip_t *g, const gossip_syn_t *syn, int64_t now_ms,
         ack->buckets = malloc(syn->nbuckets * sizeof(*ack->buckets));
     if (ack->entries == NULL || ack->requests == NULL ||
         (syn->mask == 0 && ack->buckets == NULL) ||
-        heartbeats_pick(g, &ack->heartbeats, &ack->nheartbeats) != 0 ||
-        rumors_pick(g, &ack->rumors, &ack->nrumors) != 0) {
+        gossip__heartbeats_pick(g, &ack->heartbeats, &ack->nheartbeats) != 0 ||
+        gossip__rumors_pick(g, &ack->rumors, &ack->nrumors) != 0) {
         for (i = 0; i < nrents && rslot != NULL; i++)
             free_member(rslot[i]);
         free(rslot);
@@ -1602,7 +1313,7 @@ int gossip_on_syn(gossip_t *g, const gossip_syn_t *syn, int64_t now_ms,
             g->stats.summaries_equal++;
         }
     }
-    make_digest(&ack->from, &g->self->e);
+    gossip__make_digest(&ack->from, &g->self->e);
     return 0;
 }
 
@@ -1622,12 +1333,12 @@ static void build_syn2(gossip_t *g, const gossip_ack_t *ack, uint64_t *mine,
         gossip_syn_free(syn2);
         return;
     }
-    make_digest(&syn2->from, &g->self->e);
+    gossip__make_digest(&syn2->from, &g->self->e);
     syn2->summary = summary_of(g);
     syn2->nbuckets = nb;
     for (i = 0; i < g->n; i++)
         if ((syn2->mask >> (g->members[i]->nh & (nb - 1))) & 1)
-            make_digest(&syn2->digests[syn2->ndigests++], &g->members[i]->e);
+            gossip__make_digest(&syn2->digests[syn2->ndigests++], &g->members[i]->e);
 }
 
 int gossip_on_ack(gossip_t *g, const gossip_ack_t *ack, int64_t now_ms,
@@ -1757,7 +1468,7 @@ int gossip_on_mail(gossip_t *g, const gossip_member_t *entry, int64_t now_ms,
     if (m != NULL && m->e.generation == entry->generation)
         note_arrival(g, m, now, EV_DIRECT); /* the mail came from it */
     if (me != NULL)
-        make_digest(me, &g->self->e);
+        gossip__make_digest(me, &g->self->e);
     return news > 0;
 }
 
@@ -1826,8 +1537,8 @@ int gossip_set_status(gossip_t *g, gossip_status_t status, int64_t now_ms)
     e.version++;
     set_entry(g->self, &e);
     g->epoch++;
-    rumor_heat(g, GOSSIP_RUMOR_ENTRY, &g->self->e);
-    mail_start(g, now);
+    gossip__rumor_heat(g, GOSSIP_RUMOR_ENTRY, &g->self->e);
+    gossip__mail_start(g, now);
     return 0;
 }
 

@@ -78,16 +78,24 @@
  * know only each other meet the seeds), as Cassandra does.
  *
  * Liveness.  A newer heartbeat of a member, from the member itself or
- * relayed, is an arrival for its failure detector.  When its phi
- * (gossip_phi()) exceeds cfg.phi_threshold, when it is first seen or comes
- * back with a new generation, or when a DOWN rumor about it arrives, the
- * next gossip_tick() lists it in round.probes: the caller sends it a direct
- * ping and calls gossip_on_probe_ack() when it answers.  While the probe is
- * outstanding it is listed again every round (a lost ping is not a failed
- * node).  A probe unanswered for cfg.probe_timeout_ms marks the member
- * down on a later tick; a probe started by phi or first sight then starts
- * a DOWN rumor.  A relayed heartbeat ends a phi probe; a probe started by
- * a DOWN rumor ends only by an answer or a message from the member.  A
+ * relayed, is an arrival for its failure detector.  A node acts on phi
+ * (gossip_phi()) only for the members it watches: the GOSSIP_WATCH live
+ * members before it and after it in name order, which it hears directly
+ * every round (all of them in a cluster of up to 2 * GOSSIP_WATCH + 1; all
+ * members in GOSSIP_MODE_DIGEST).  The next gossip_tick() lists a member in
+ * round.probes when its phi exceeds cfg.phi_threshold and it is watched,
+ * when it is first seen or comes back with a new generation, when a DOWN
+ * rumor about it arrives, or when nothing was heard of it for
+ * max(GOSSIP_SILENCE_ROUNDS, n / 2) rounds (the safety net for a missed
+ * rumor): the caller sends it a direct ping and calls gossip_on_probe_ack()
+ * when it answers.  While the probe is outstanding it is listed again every
+ * round (a lost ping is not a failed node).  A probe unanswered for
+ * cfg.probe_timeout_ms marks the member down on a later tick; a probe
+ * started by a watcher's phi then starts a DOWN rumor (no other does, so
+ * one lost answer cannot start a storm).  A relayed heartbeat ends a phi
+ * probe; a probe started by a DOWN rumor ends only by an answer or a
+ * message from the member, and such an answer makes the rumor false here:
+ * it is no longer sent, and copies of it still going round are ignored.  A
  * down member is alive again on direct contact (a probe answer, a message
  * it sent), a new generation or version, or a relayed heartbeat more than
  * GOSSIP_REVIVE_BEATS beyond the last one known when it was judged down
