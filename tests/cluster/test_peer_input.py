@@ -276,6 +276,7 @@ def test_ping_positive_control(converged3):
 
 
 MSG_REPLICA_GET, MSG_REPLICA_PUT, MSG_COORD_WRITE, MSG_FLUSH = 5, 6, 7, 8
+MSG_GOSSIP_MAIL = 9
 PROBE_ID = 777777
 
 # Well-framed messages whose body is wrong.  Each is sent, then a PING
@@ -311,8 +312,29 @@ BAD_BODIES = {
                                                mp([b"k", 9999, 0, 0, b"v", 0, 0, 0, 1000])),
     "flush_wrong_type": envelope(MSG_FLUSH, REQUEST, 13, mp(["soon"])),
     "replica_get_as_response": envelope(MSG_REPLICA_GET, RESPONSE, 14, mp(None)),
+    # The bodies of issue 13 (server/gossip_wire.h), well-formed msgpack of
+    # the right shape with one bad item each: gossip/ refuses them whole.
+    "syn_rumor_unknown_kind": envelope(MSG_GOSSIP_SYN, REQUEST, 15, mp(
+        [["evil", 5, 0, 1], 0, 1, 0, [], [], [[7, ["x", 5, 0, 0]]]])),
+    "syn_too_many_rumors": envelope(MSG_GOSSIP_SYN, REQUEST, 16, mp(
+        [["evil", 5, 0, 1], 0, 1, 0, [], [], [[1, ["x%d" % i, 5, 0, 0]] for i in range(9)]])),
+    "syn_too_many_heartbeats": envelope(MSG_GOSSIP_SYN, REQUEST, 17, mp(
+        [["evil", 5, 0, 1], 0, 1, 0, [], [["x%d" % i, 5, 0, 0] for i in range(9)], []])),
+    "syn_buckets_not_power_of_2": envelope(MSG_GOSSIP_SYN, REQUEST, 18, mp(
+        [["evil", 5, 0, 1], 0, 3, 0, [], [], []])),
+    "syn_sender_generation_0": envelope(MSG_GOSSIP_SYN, REQUEST, 19, mp(
+        [["evil", 0, 0, 1], 0, 1, 0, [], [], []])),
+    "syn_entry_rumor_port_0": envelope(MSG_GOSSIP_SYN, REQUEST, 20, mp(
+        [["evil", 5, 0, 1], 0, 1, 0, [], [], [[0, ["evil", "127.0.0.1", 1, 0, 5, 0, 1, 0]]]])),
+    "ack2_entry8_port_0": envelope(MSG_GOSSIP_ACK2, ONEWAY, 0,
+                                   mp([["evil", "127.0.0.1", 1, 0, 5, 0, 1, 0]])),
+    "mail_entry_short": envelope(MSG_GOSSIP_MAIL, REQUEST, 21, mp(["evil", "127.0.0.1", 1])),
+    "mail_host_not_ipv4": envelope(MSG_GOSSIP_MAIL, REQUEST, 22,
+                                   mp(["evil", "example.com", 1, 2, 5, 0, 1, 0])),
+    "mail_as_oneway": envelope(MSG_GOSSIP_MAIL, ONEWAY, 0,
+                               mp(["evil", "127.0.0.1", 1, 2, 5, 0, 1, 0])),
 }
-GOSSIP_CASES = {k for k in BAD_BODIES if k.startswith(("syn_", "ack2_"))}
+GOSSIP_CASES = {k for k in BAD_BODIES if k.startswith(("syn_", "ack2_", "mail_"))}
 
 
 def await_ping_reply(s, req_id, timeout=IO_TIMEOUT):
@@ -348,3 +370,27 @@ def test_bad_message_body_is_ignored(converged3, case):
     names = set(target.members())
     assert names == {n.name for n in nodes}, "a rejected message added members: %s" % sorted(names)
     assert stat(target, "peer_bad_frames") == 0, "a well-framed message counted as a bad frame"
+
+
+@pytest.mark.timeout(30)
+def test_gossip_flood_from_one_peer_is_throttled(converged3):
+    """Issue 13: a peer sending SYNs as fast as it can (well-formed ones,
+    from a sender that is not a member) gets a bounded number answered; the
+    rest are refused and counted in gossip_throttled, and the node stays
+    healthy and adds nobody."""
+    nodes = converged3
+    target = nodes[0]
+    throttled0 = stat(target, "gossip_throttled")
+    syn = mp([["flooder", 5, 0, 1], 0, 1, 0, [], [], []])
+    s = peer_connect(target)
+    try:
+        s.sendall(b"".join(envelope(MSG_GOSSIP_SYN, REQUEST, 1000 + i, syn) for i in range(500)))
+        s.sendall(envelope(MSG_PING, REQUEST, PROBE_ID, mp("prober")))
+        assert await_ping_reply(s, PROBE_ID) == target.name
+    finally:
+        s.close()
+    wait_for(lambda: stat(target, "gossip_throttled") >= throttled0 + 400, 5,
+             "gossip_throttled to count the flood")
+    assert_healthy(target, nodes)
+    assert set(target.members()) == {n.name for n in nodes}
+    assert stat(target, "peer_bad_frames") == 0
