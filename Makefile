@@ -62,8 +62,8 @@ FUZZ_SECONDS ?= 60
 FUZZ_SRC_fuzz_proto  := server/proto.c common/textproto.c
 FUZZ_SRC_fuzz_object := storage/object.c common/vclock.c common/hash.c
 FUZZ_SRC_fuzz_frame  := common/frame.c
-FUZZ_SRC_fuzz_gossip := server/gossip_wire.c gossip/gossip.c gossip/phi.c common/frame.c \
-                        common/hash.c
+FUZZ_SRC_fuzz_gossip := server/gossip_wire.c gossip/gossip.c gossip/spread.c gossip/phi.c \
+                        common/frame.c common/hash.c
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
