@@ -7,13 +7,10 @@
  *      │   gossip_on_ack() ──> ACK2 (one-way) ──> target: gossip_on_ack2()
  *      └─ PING ──request──> suspect ──reply──> gossip_on_probe_ack()
  *
- * Message bodies (msgpack):
- *   digest  [name str, generation int, version uint]
- *   entry   [name, host, client_port, peer_port, generation, version, status]
- *   SYN     [digest...]          ACK  [[entry...], [digest...]]
- *   ACK2    [entry...]           PING name (request and reply)
- * Decoders check every type and bound every count; a malformed body is
- * counted (gossip_msgs_bad) and ignored.  Time for the failure detector is
+ * Message bodies are defined in msg.h/msg.c (SYN [digest...], ACK
+ * [[entry...], [digest...]], ACK2 [entry...], PING name); requests reach
+ * the handlers below through dispatch.c's table, decoded.  A malformed
+ * body is counted (gossip_msgs_bad) and ignored.  Time for the failure detector is
  * CLOCK_MONOTONIC; the generation is the wall-clock start time so a
  * restarted node always supersedes its old self.
  */
@@ -26,7 +23,8 @@
 #include <time.h>
 
 #include "../common/log.h"
-#include "coord.h"
+#include "dispatch.h"
+#include "msg.h"
 #include "server.h"
 
 static int64_t mono_ms(void)
@@ -46,96 +44,6 @@ const char *cluster_state_name(const gossip_member_info_t *m)
     case GOSSIP_LEFT: return "down";
     default: return "up";
     }
-}
-
-/* ---- codec ---- */
-
-static void pack_str(msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen(s);
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
-static void pack_digest(msgpack_packer *pk, const gossip_digest_t *d)
-{
-    msgpack_pack_array(pk, 3);
-    pack_str(pk, d->name);
-    msgpack_pack_int64(pk, d->generation);
-    msgpack_pack_uint64(pk, d->version);
-}
-
-static void pack_entry(msgpack_packer *pk, const gossip_member_t *e)
-{
-    msgpack_pack_array(pk, 7);
-    pack_str(pk, e->name);
-    pack_str(pk, e->host);
-    msgpack_pack_uint16(pk, e->client_port);
-    msgpack_pack_uint16(pk, e->peer_port);
-    msgpack_pack_int64(pk, e->generation);
-    msgpack_pack_uint64(pk, e->version);
-    msgpack_pack_uint32(pk, e->status);
-}
-
-static bool unpack_digest(const msgpack_object *o, gossip_digest_t *d)
-{
-    const msgpack_object *f;
-    uint32_t n;
-    return mp_array(o, 3, 3, &f, &n) && mp_str(&f[0], d->name, sizeof(d->name)) &&
-           mp_i64(&f[1], &d->generation) && mp_u64(&f[2], &d->version);
-}
-
-static bool unpack_entry(const msgpack_object *o, gossip_member_t *e)
-{
-    const msgpack_object *f;
-    uint32_t n, cp, pp;
-    if (!mp_array(o, 7, 7, &f, &n) || !mp_str(&f[0], e->name, sizeof(e->name)) ||
-        !mp_str(&f[1], e->host, sizeof(e->host)) || !mp_u32(&f[2], &cp) ||
-        !mp_u32(&f[3], &pp) || cp > 65535 || pp > 65535 || !mp_i64(&f[4], &e->generation) ||
-        !mp_u64(&f[5], &e->version) || !mp_u32(&f[6], &e->status))
-        return false;
-    e->client_port = (uint16_t)cp;
-    e->peer_port = (uint16_t)pp;
-    return true;
-}
-
-/* Decode an array of digests or entries (one() reads an element of size
- * elem) into a malloc'ed array; false on any bad element. */
-static bool unpack_list(const msgpack_object *o, size_t elem,
-                        bool (*one)(const msgpack_object *, void *), void **out, size_t *n)
-{
-    const msgpack_object *it;
-    uint32_t cnt;
-    *out = NULL;
-    *n = 0;
-    if (!mp_array(o, 0, GOSSIP_MAX_MEMBERS, &it, &cnt))
-        return false;
-    if (cnt == 0)
-        return true;
-    uint8_t *arr = calloc(cnt, elem);
-    if (!arr)
-        return false;
-    for (uint32_t i = 0; i < cnt; i++)
-        if (!one(&it[i], arr + i * elem)) {
-            free(arr);
-            return false;
-        }
-    *out = arr;
-    *n = cnt;
-    return true;
-}
-
-static bool one_digest(const msgpack_object *o, void *d) { return unpack_digest(o, d); }
-static bool one_entry(const msgpack_object *o, void *e) { return unpack_entry(o, e); }
-
-static bool unpack_digests(const msgpack_object *o, gossip_digest_t **out, size_t *n)
-{
-    return unpack_list(o, sizeof(**out), one_digest, (void **)out, n);
-}
-
-static bool unpack_entries(const msgpack_object *o, gossip_member_t **out, size_t *n)
-{
-    return unpack_list(o, sizeof(**out), one_entry, (void **)out, n);
 }
 
 /* ---- sending ---- */
@@ -160,35 +68,28 @@ static void on_ack(void *arg, int status, const frame_t *f)
 {
     req_ctx_t *rc = arg;
     cluster_t *cl = rc->cl;
-    const msgpack_object *parts;
-    uint32_t n;
-    gossip_ack_t ack = {0};
+    msg_any_t m;
+    memset(&m, 0, sizeof(m));
     gossip_ack2_t ack2 = {0};
     if (status != 0 || !cl->gossip)
         goto out;
-    if (f->type != MSG_GOSSIP_ACK || !mp_array(&f->body, 2, 2, &parts, &n) ||
-        !unpack_entries(&parts[0], &ack.entries, &ack.nentries) ||
-        !unpack_digests(&parts[1], &ack.requests, &ack.nrequests) ||
-        gossip_on_ack(cl->gossip, &ack, mono_ms(), &ack2) < 0) {
+    if (f->type != MSG_GOSSIP_ACK || msg_decode(MSG_GOSSIP_ACK, MSG_REP, &f->body, &m) < 0 ||
+        gossip_on_ack(cl->gossip, &m.ack, mono_ms(), &ack2) < 0) {
         cl->stats.gossip_msgs_bad++;
         goto out;
     }
     if (ack2.nentries > 0) {
         msgpack_sbuffer sb;
-        msgpack_packer pk;
         msgpack_sbuffer_init(&sb);
-        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        msgpack_pack_array(&pk, ack2.nentries);
-        for (size_t i = 0; i < ack2.nentries; i++)
-            pack_entry(&pk, &ack2.entries[i]);
-        transport_oneway(cl->transport, rc->to.addr.host, rc->to.addr.port, MSG_GOSSIP_ACK2,
-                         sb.data, sb.size);
+        if (msg_encode(&sb, MSG_GOSSIP_ACK2, MSG_REQ, &ack2) == 0)
+            transport_oneway(cl->transport, rc->to.addr.host, rc->to.addr.port, MSG_GOSSIP_ACK2,
+                             sb.data, sb.size);
         msgpack_sbuffer_destroy(&sb);
     }
     cluster_refresh_ring(cl);
 out:
     gossip_ack2_free(&ack2);
-    gossip_ack_free(&ack);
+    msg_free(MSG_GOSSIP_ACK, MSG_REP, &m);
     free(rc);
 }
 
@@ -196,10 +97,10 @@ static void on_pong(void *arg, int status, const frame_t *f)
 {
     req_ctx_t *rc = arg;
     cluster_t *cl = rc->cl;
-    char name[GOSSIP_NAME_MAX + 1];
-    if (status == 0 && cl->gossip && f->type == MSG_PING && mp_str(&f->body, name, sizeof(name)) &&
-        !strcmp(name, rc->to.name)) {
-        gossip_on_probe_ack(cl->gossip, name, mono_ms());
+    msg_any_t m;
+    if (status == 0 && cl->gossip && f->type == MSG_PING &&
+        msg_decode(MSG_PING, MSG_REP, &f->body, &m) == 0 && !strcmp(m.ping.name, rc->to.name)) {
+        gossip_on_probe_ack(cl->gossip, m.ping.name, mono_ms());
         cluster_refresh_ring(cl);
     } else {
         cl->stats.probes_failed++;
@@ -230,77 +131,73 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         if (timeout < 500)
             timeout = 500;
         msgpack_sbuffer sb;
-        msgpack_packer pk;
         msgpack_sbuffer_init(&sb);
-        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        msgpack_pack_array(&pk, round.nsyn);
-        for (size_t i = 0; i < round.nsyn; i++)
-            pack_digest(&pk, &round.syn[i]);
-        for (size_t i = 0; i < round.ntargets; i++)
-            send_request(cl, &round.targets[i], MSG_GOSSIP_SYN, &sb, timeout, on_ack);
-        for (size_t i = 0; i < round.nprobes; i++) {
-            sb.size = 0;
-            pack_str(&pk, cl->srv->cfg.name);
-            cl->stats.probes_sent++;
-            send_request(cl, &round.probes[i], MSG_PING, &sb, timeout, on_pong);
-        }
+        msg_syn_t syn = {.digests = round.syn, .n = round.nsyn};
+        if (msg_encode(&sb, MSG_GOSSIP_SYN, MSG_REQ, &syn) == 0)
+            for (size_t i = 0; i < round.ntargets; i++)
+                send_request(cl, &round.targets[i], MSG_GOSSIP_SYN, &sb, timeout, on_ack);
+        msg_ping_t ping;
+        snprintf(ping.name, sizeof(ping.name), "%s", cl->srv->cfg.name);
+        if (msg_encode(&sb, MSG_PING, MSG_REQ, &ping) == 0)
+            for (size_t i = 0; i < round.nprobes; i++) {
+                cl->stats.probes_sent++;
+                send_request(cl, &round.probes[i], MSG_PING, &sb, timeout, on_pong);
+            }
         msgpack_sbuffer_destroy(&sb);
     }
     gossip_round_free(&round);
     cluster_refresh_ring(cl);
 }
 
-/* ---- receiving ---- */
+/* ---- receiving (dispatch.c routes requests here, decoded) ---- */
 
 static void on_request(void *arg, peer_link_t *link, const frame_t *f)
 {
     cluster_t *cl = arg;
+    dispatch_request(cl->srv, link, f);
+}
+
+void cluster_on_ping(struct server *srv, peer_link_t *link, const frame_t *f, msg_any_t *m)
+{
+    (void)m;
     msgpack_sbuffer sb;
-    msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    int64_t now = mono_ms();
-    switch (f->type) {
-    case MSG_PING:
-        pack_str(&pk, cl->srv->cfg.name);
+    msg_ping_t pong;
+    snprintf(pong.name, sizeof(pong.name), "%s", srv->cfg.name);
+    if (msg_encode(&sb, MSG_PING, MSG_REP, &pong) == 0)
         transport_reply(link, f->req_id, MSG_PING, sb.data, sb.size);
-        break;
-    case MSG_GOSSIP_SYN: {
-        gossip_digest_t *d = NULL;
-        size_t n = 0;
-        gossip_ack_t ack = {0};
-        if (f->kind != FRAME_REQUEST || !unpack_digests(&f->body, &d, &n) ||
-            gossip_on_syn(cl->gossip, d, n, now, &ack) < 0) {
-            cl->stats.gossip_msgs_bad++;
-            free(d);
-            break;
-        }
-        free(d);
-        msgpack_pack_array(&pk, 2);
-        msgpack_pack_array(&pk, ack.nentries);
-        for (size_t i = 0; i < ack.nentries; i++)
-            pack_entry(&pk, &ack.entries[i]);
-        msgpack_pack_array(&pk, ack.nrequests);
-        for (size_t i = 0; i < ack.nrequests; i++)
-            pack_digest(&pk, &ack.requests[i]);
-        transport_reply(link, f->req_id, MSG_GOSSIP_ACK, sb.data, sb.size);
-        gossip_ack_free(&ack);
-        break;
-    }
-    case MSG_GOSSIP_ACK2: {
-        gossip_member_t *e = NULL;
-        size_t n = 0;
-        if (!unpack_entries(&f->body, &e, &n) || gossip_on_ack2(cl->gossip, e, n, now) < 0)
-            cl->stats.gossip_msgs_bad++;
-        free(e);
-        cluster_refresh_ring(cl);
-        break;
-    }
-    default:
-        coord_on_request(cl->srv, link, f);
-        break;
-    }
     msgpack_sbuffer_destroy(&sb);
+}
+
+void cluster_on_syn(struct server *srv, peer_link_t *link, const frame_t *f, msg_any_t *m)
+{
+    cluster_t *cl = &srv->cluster;
+    gossip_ack_t ack = {0};
+    if (gossip_on_syn(cl->gossip, m->syn.digests, m->syn.n, mono_ms(), &ack) < 0) {
+        cl->stats.gossip_msgs_bad++;
+        return;
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (msg_encode(&sb, MSG_GOSSIP_ACK, MSG_REP, &ack) == 0)
+        transport_reply(link, f->req_id, MSG_GOSSIP_ACK, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    gossip_ack_free(&ack);
+}
+
+void cluster_on_ack2(struct server *srv, peer_link_t *link, const frame_t *f, msg_any_t *m)
+{
+    (void)link;
+    (void)f;
+    cluster_t *cl = &srv->cluster;
+    if (gossip_on_ack2(cl->gossip, m->ack2.entries, m->ack2.nentries, mono_ms()) < 0)
+        cl->stats.gossip_msgs_bad++;
+    cluster_refresh_ring(cl);
+}
+
+void cluster_refuse(struct server *srv)
+{
+    srv->cluster.stats.gossip_msgs_bad++;
 }
 
 /* ---- ring ---- */
