@@ -44,6 +44,7 @@ typedef struct config {
     int request_timeout_ms;
     int max_siblings;
     int max_vv_entries;
+    double read_repair_chance; /* fraction of quorum reads that read-repair */
     /* [gossip] */
     int gossip_interval_ms;
     double phi_threshold;
@@ -55,9 +56,12 @@ typedef struct config {
     /* [antientropy] */
     bool ae_enabled;
     int ae_interval_ms;
+    int ae_max_keys_per_s;        /* objects pushed or pulled per second */
+    uint64_t ae_max_bytes_per_s;  /* exchange bytes sent + received per second */
     /* [storage] */
     bool storage_sync;
     int cache_mb;
+    int tombstone_grace_s;
     /* [debug] */
     bool fault_injection; /* allow the `debug` client command (tests only) */
 } config_t;
