@@ -53,7 +53,8 @@ FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_SRC_fuzz_proto  := server/proto.c
 FUZZ_SRC_fuzz_object := storage/object.c common/vclock.c common/hash.c
-FUZZ_SRC_fuzz_frame  := common/frame.c
+FUZZ_SRC_fuzz_frame  := common/frame.c server/msg.c storage/object.c storage/tictac.c \
+                        common/vclock.c common/hash.c
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
