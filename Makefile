@@ -3,7 +3,8 @@
 #   make                 build bin/, lib/
 #   make test            install missing Debian packages, build, run every test
 #   make run             install missing packages, build, start the local 3-node cluster
-#   make bench           benchmarks against memcached: one node, then a 3-node cluster (bench/)
+#   make bench           benchmarks against memcached: one node, then a 3-node cluster;
+#                        then anti-entropy's cost and repairs (bench/)
 #   make SANITIZE=address test   the same suite under ASan+UBSan
 #   make property SEEDS=N  the version model's property test over N seeds
 #
@@ -120,6 +121,7 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@bench/bench-memcached.sh
 	@bench/bench-cluster.sh
+	@bench/bench-antientropy.sh
 
 check: all $(UNIT_BIN)
 	@$(MAKE) --no-print-directory unit fuzz-smoke integration
