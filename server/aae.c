@@ -892,6 +892,7 @@ static int send_sync(aae_t *a, job_t *j)
     if (!items)
         return -ENOMEM;
     int rc = 0;
+    size_t bytes = 0;
     for (size_t i = 0; i < n && rc >= 0; i++) {
         size_t k = j->list_next + i;
         items[i].key = kkey(&j->list, k);
@@ -900,8 +901,14 @@ static int send_sync(aae_t *a, job_t *j)
             uint8_t *enc = NULL;
             size_t len = 0;
             rc = store_get_enc(a->srv->store, items[i].key, items[i].klen, &enc, &len);
+            if (i > 0 && bytes + len > AAE_SYNC_BYTES) { /* the next batch takes it */
+                free(enc);
+                n = i;
+                break;
+            }
             items[i].enc = enc;
             items[i].enclen = len;
+            bytes += len;
         }
     }
     msg_aae_t m = {.items = items, .nitems = (uint32_t)n};
@@ -1456,6 +1463,7 @@ void aae_on_sync(server_t *srv, peer_link_t *link, const frame_t *f, union msg_a
         return;
     }
     int rc = 0;
+    size_t bytes = 0;
     for (uint32_t i = 0; i < m->nitems && rc >= 0; i++) {
         const msg_aae_item_t *x = &m->items[i];
         items[i].key = x->key;
@@ -1469,11 +1477,14 @@ void aae_on_sync(server_t *srv, peer_link_t *link, const frame_t *f, union msg_a
             if (nh == x->hash)
                 continue; /* both now hold what was sent */
         }
+        if (bytes > AAE_SYNC_BYTES)
+            continue; /* answer full: nil, the next exchange takes it (aae.h) */
         uint8_t *enc = NULL;
         size_t len = 0;
         rc = store_get_enc(srv->store, x->key, x->klen, &enc, &len);
         items[i].enc = enc;
         items[i].enclen = len;
+        bytes += len;
     }
     msg_aae_t r = {.items = items, .nitems = m->nitems};
     if (rc < 0)

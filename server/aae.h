@@ -57,6 +57,13 @@ union msg_any;
  * may carry before it stops at a segment boundary. */
 #define AAE_KEYS_SEGMENTS 256
 #define AAE_KEYS_REPLY_BYTES (256u * 1024)
+/* Object bytes one SYNC request, or its answer, carries beyond its first
+ * object: well below the smallest frame limit (cluster.c allows 1 MiB +
+ * twice node.max_value_bytes), so an exchange never sends a frame its peer
+ * must refuse.  An answer that reaches it sends nil for the keys it pulls
+ * after that: they still differ, and the next exchange of the range takes
+ * them. */
+#define AAE_SYNC_BYTES (512u * 1024)
 
 typedef struct aae_stats {
     uint64_t layouts;       /* views that changed which ranges are held */
