@@ -170,6 +170,12 @@ fault_injection = true
         c.close()
         return r
 
+    def cpu_s(self):
+        """utime + stime of the process so far, seconds."""
+        with open("/proc/%d/stat" % self.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_kb(self):
         with open("/proc/%d/status" % self.proc.pid) as f:
             for ln in f:
@@ -377,21 +383,26 @@ def main():
         # throughput, on and off alternating
         runs = {"on": [], "off": []}
         rss = {"on": [], "off": []}
+        cpu = {"on": [], "off": []}
         for run in range(RUNS):
             for mode in ("on", "off"):
                 stop_all(nodes)
                 start_all(nodes, mode == "on")
                 x0 = total(nodes, "exchanges")
+                c0 = sum(n.cpu_s() for n in nodes)
                 r = run_load(nodes, SECS)
+                cpu_us = (sum(n.cpu_s() for n in nodes) - c0) * 1e6 / max(r["tps"] * SECS, 1)
+                cpu[mode].append(round(cpu_us, 1))
                 xd = total(nodes, "exchanges") - x0
                 runs[mode].append(r["tps"])
                 rss[mode].append(sum(n.rss_kb() for n in nodes))
                 log("run %d/%d anti-entropy %-3s: %s ops/s (p50 %s us, p99 %s us, errors %s), "
-                    "exchanges during the run: %s" % (
+                    "server CPU %.1f us per request, exchanges during the run: %s" % (
                         run + 1, RUNS, mode, "{:,}".format(r["tps"]), r.get("p50_us"), r.get("p99_us"),
-                        r.get("errors"), xd if mode == "on" else "-"))
+                        r.get("errors"), cpu_us, xd if mode == "on" else "-"))
         out["tps"] = runs
         out["rss_kb"] = rss
+        out["cpu_us_per_req"] = cpu
         med_on, med_off = statistics.median(runs["on"]), statistics.median(runs["off"])
         out["ratio"] = round(med_on / med_off, 3) if med_off else None
     finally:
@@ -425,8 +436,11 @@ def main():
     log("  throughput (ops/s, 90/10 get/set, %d conns, %d x %ds, alternating): anti-entropy on %s, off %s;"
         % (CONNS, RUNS, SECS, " / ".join("{:,}".format(x) for x in runs["on"]),
            " / ".join("{:,}".format(x) for x in runs["off"])))
-    log("  median on/off = %.3f; resident memory of the 3 nodes, median: on %d MB, off %d MB" % (
-        out["ratio"], statistics.median(rss["on"]) // 1024, statistics.median(rss["off"]) // 1024))
+    log("  median on/off = %.3f; CPU of the 3 nodes per request (us): on %s, off %s (medians %.1f / %.1f);" % (
+        out["ratio"], " / ".join(map(str, cpu["on"])), " / ".join(map(str, cpu["off"])),
+        statistics.median(cpu["on"]), statistics.median(cpu["off"])))
+    log("  resident memory of the 3 nodes, median: on %d MB, off %d MB" % (
+        statistics.median(rss["on"]) // 1024, statistics.median(rss["off"]) // 1024))
     log("  total wall time %.0fs" % (time.monotonic() - t_all))
     log("Commands: bench/bench-antientropy.sh (BENCH_KEYS=%d BENCH_DIFFS=\"%s\" BENCH_SECONDS=%d BENCH_RUNS=%d "
         "BENCH_AE_INTERVAL_MS=%d); load tool: %s" % (KEYS, " ".join(map(str, DIFFS)), SECS, RUNS, AE_MS, LOAD_CMD))
