@@ -12,6 +12,12 @@
  * The crawler (like memcached's LRU crawler) walks the keys a slice at a
  * time on a timer and reclaims dead siblings, so expired data leaves the
  * disk even if nobody reads it again.
+ *
+ * Invariant: every write of an object record goes through persist() (or
+ * node_purge_if(), tombstone GC's delete, which ends in persist too), so the
+ * item counters and the anti-entropy trees (aae_on_persist) see every
+ * change, with the old and new record hashes the store computed from the
+ * bytes it read and wrote.
  */
 #include "node.h"
 
