@@ -27,7 +27,8 @@ import time
 import pytest
 
 from clusterlib import all_full_view, describe, wait_for
-from quorumlib import lget, qconn, restart, stat_int, stop_graceful, wait_all_up, wait_seen
+from quorumlib import (lget, live_values, qconn, restart, stat_int, stop_graceful, wait_all_up,
+                       wait_seen)
 from test_peer_input import FrameReader, envelope, mp, mp_decode, peer_connect, REQUEST
 
 REPAIR_LIMIT = 60.0   # s: hang guard for a repair by exchanges alone
@@ -160,12 +161,14 @@ def test_missed_writes_and_delete_brought_back_by_exchanges_alone(cluster):
 def test_exchanges_converge_under_concurrent_writes(cluster):
     """Four clients (two through n1, two through n2) write ten shared keys
     with w=1 while n3 is cut off and after it is back; exchanges run all
-    along, merging objects the clients keep changing.  Once the writers
-    stop, exchanges alone make the three replicas byte-identical (lget), and
-    every key still has a live value written by one of the clients."""
+    along, merging objects the clients keep changing; twenty other keys are
+    written once while n3 is cut off.  Once the writers stop, exchanges make
+    the three replicas byte-identical (lget), n3 gets the twenty keys, and
+    every shared key still has a live value written by one of the clients."""
     import threading
     n1, n2, n3 = nodes = start(cluster, 3)
     keys = ["cc-%d" % i for i in range(10)]
+    cut_keys = ["cut-%d" % i for i in range(20)]
     stop = threading.Event()
     last = {}
     errors = []
@@ -191,6 +194,9 @@ def test_exchanges_converge_under_concurrent_writes(cluster):
         time.sleep(0.5)
         assert n3.cmd("debug peer_drop on") == "OK"
         wait_seen([n1, n2], n3.name, "down", nodes)
+        with qconn(n1) as c:  # keys nobody writes again: only exchanges bring them to n3
+            for k in cut_keys:
+                assert c.set(k, b"while-cut", "w=2") == "STORED"
         time.sleep(1.0)
         assert n3.cmd("debug peer_drop off") == "OK"
         wait_all_up(nodes)
@@ -203,7 +209,7 @@ def test_exchanges_converge_under_concurrent_writes(cluster):
     assert last, "no write was acknowledged"
 
     def identical():
-        views = [lget_all(n, keys) for n in nodes]
+        views = [lget_all(n, keys + cut_keys) for n in nodes]
         return views[0] == views[1] == views[2]
 
     wait_for(identical, REPAIR_LIMIT, "the three replicas to hold the same objects",
@@ -217,7 +223,8 @@ def test_exchanges_converge_under_concurrent_writes(cluster):
         for d in live:
             t, i = (int(x) for x in d.split(b":"))
             assert 0 <= t < 4 and keys[i % len(keys)] == k, "%s holds %r" % (k, d)
-    assert stat_int(n3, "keys_repaired_aae") > 0 or stat_int(n1, "keys_repaired_aae") > 0
+    assert all(live_values(n3, k) == [b"while-cut"] for k in cut_keys)
+    assert stat_int(n3, "keys_repaired_aae") >= len(cut_keys)
 
 
 # --------------------------------------------------------------------------
