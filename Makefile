@@ -3,8 +3,9 @@
 #   make                 build bin/, lib/
 #   make test            install missing Debian packages, build, run every test
 #   make run             install missing packages, build, start the local 3-node cluster
-#   make bench           benchmarks against memcached: one node, then a 3-node cluster;
-#                        then anti-entropy's cost and repairs (bench/)
+#   make bench           benchmarks (bench/, all with bin/quorumkv-bench): one node and a 3-node
+#                        cluster against memcached, libquorumkv against text clients, stale reads;
+#                        then anti-entropy's cost and repairs
 #   make SANITIZE=address test   the same suite under ASan+UBSan
 #   make property SEEDS=N  the version model's property test over N seeds
 #
@@ -52,7 +53,7 @@ TEST_MODS_test_frame  := common
 # thousand generated inputs; `make fuzz FUZZ_SECONDS=300` fuzzes for longer.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_SRC_fuzz_proto  := server/proto.c
+FUZZ_SRC_fuzz_proto  := server/proto.c common/textproto.c
 FUZZ_SRC_fuzz_object := storage/object.c common/vclock.c common/hash.c
 FUZZ_SRC_fuzz_frame  := common/frame.c server/msg.c storage/object.c storage/tictac.c \
                         common/vclock.c common/hash.c
@@ -61,12 +62,15 @@ FUZZ_BIN := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/fuzz_*.
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-# The sanitizer build keeps its binary apart so a plain build never runs it.
+# The sanitizer build keeps its binaries apart so a plain build never runs them.
 ifeq ($(SANITIZE),address)
-DAEMON   := $(BUILD)/bin/quorumkvd
+BINDIR   := $(BUILD)/bin
+LIBDIR   := $(BUILD)/lib
 else
-DAEMON   := bin/quorumkvd
+BINDIR   := bin
+LIBDIR   := lib
 endif
+DAEMON   := $(BINDIR)/quorumkvd
 
 .PHONY: all test check unit integration run bench deps clean fuzz fuzz-smoke property
 all: $(DAEMON)
@@ -74,6 +78,66 @@ all: $(DAEMON)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# ---- client: libquorumkv, quorumkv-cli, quorumkv-bench ---------------------
+# client/ depends on common/ only; bench/ on client/.  The public library is
+# the client objects plus the common objects they use (hash, text-protocol
+# words), and exports only qkv_* symbols: the .so through a version script
+# over objects built with -fPIC in $(BUILD)/pic/, the .a through one
+# relocatable object whose other globals objcopy makes local.
+CLIENT_SRC    := client/io.c client/topo.c client/result.c client/client.c
+CLIENT_COMMON := common/hash.c common/textproto.c
+CLIENT_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(CLIENT_SRC))
+CLIENT_PIC    := $(patsubst %.c,$(BUILD)/pic/%.o,$(CLIENT_SRC) $(CLIENT_COMMON))
+CLIENT_LIBS   := -lxxhash -pthread
+CLI           := $(BINDIR)/quorumkv-cli
+BENCH         := $(BINDIR)/quorumkv-bench
+QKV_EXAMPLE   := $(BUILD)/client/examples/merge
+QKV_DRIVER    := $(BUILD)/tests/qkv_driver
+CLIENT_ALL    := $(LIBDIR)/libquorumkv.a $(LIBDIR)/libquorumkv.so $(CLI) $(BENCH) $(QKV_EXAMPLE)
+TEST_MODS_test_client_ring := client ring common
+all: $(CLIENT_ALL)
+
+$(call mod_lib,client): $(CLIENT_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -c $< -o $@
+
+$(LIBDIR)/libquorumkv.so: $(CLIENT_PIC) client/libquorumkv.map
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,libquorumkv.so -Wl,--version-script=client/libquorumkv.map \
+	    -o $@ $(CLIENT_PIC) $(CLIENT_LIBS)
+
+$(LIBDIR)/libquorumkv.a: $(CLIENT_OBJ) $(patsubst %.c,$(BUILD)/%.o,$(CLIENT_COMMON))
+	@mkdir -p $(dir $@) $(BUILD)/client
+	ld -r -o $(BUILD)/client/quorumkv-all.o $^
+	objcopy -w --keep-global-symbol='qkv_*' $(BUILD)/client/quorumkv-all.o $(BUILD)/client/quorumkv.o
+	rm -f $@ && ar rcs $@ $(BUILD)/client/quorumkv.o
+
+$(CLI): $(BUILD)/client/cli.o $(call mod_lib,client) $(call mod_lib,common)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs libedit 2>/dev/null || echo -ledit) $(CLIENT_LIBS)
+$(BUILD)/client/cli.o: CFLAGS += $(shell pkg-config --cflags libedit 2>/dev/null)
+
+$(BENCH): $(BUILD)/bench/quorumkv-bench.o $(call mod_lib,client) $(call mod_lib,common)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CLIENT_LIBS) -lm
+
+# The example links the installed form of the library, as a user would.
+$(QKV_EXAMPLE): client/examples/merge.c $(LIBDIR)/libquorumkv.a client/quorumkv.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iclient $(LDFLAGS) -o $@ $< $(LIBDIR)/libquorumkv.a $(CLIENT_LIBS)
+
+$(QKV_DRIVER): $(BUILD)/tests/cluster/qkv_driver.o $(call mod_lib,client) $(call mod_lib,common)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CLIENT_LIBS)
+
+-include $(CLIENT_OBJ:.o=.d) $(CLIENT_PIC:.o=.d) $(BUILD)/client/cli.d \
+         $(BUILD)/bench/quorumkv-bench.d $(BUILD)/tests/cluster/qkv_driver.d
+# ---- end of client ----------------------------------------------------------
 
 define MODULE_RULE
 $(call mod_lib,$(1)): $(patsubst %.c,$(BUILD)/%.o,$(call mod_src,$(1)))
@@ -121,9 +185,10 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@bench/bench-memcached.sh
 	@bench/bench-cluster.sh
+	@bench/stale-reads.sh
 	@bench/bench-antientropy.sh
 
-check: all $(UNIT_BIN)
+check: all $(UNIT_BIN) $(QKV_DRIVER)
 	@$(MAKE) --no-print-directory unit fuzz-smoke integration
 
 # The version model's property test over many more seeds than `make test`
@@ -138,8 +203,9 @@ unit: $(UNIT_BIN)
 
 # Two pytest sessions: each folder's tests import helpers from their own
 # conftest.py, which one session could not tell apart.
-PYTEST = QKV_BIN=$(CURDIR)/$(DAEMON) /usr/bin/python3 -m pytest -q -ra -p no:cacheprovider $(PYTEST_ARGS)
-integration: all
+PYTEST = QKV_BIN=$(CURDIR)/$(DAEMON) QKV_CLI=$(CURDIR)/$(CLI) QKV_BENCH=$(CURDIR)/$(BENCH) \
+         QKV_DRIVER=$(CURDIR)/$(QKV_DRIVER) QKV_EXAMPLE=$(CURDIR)/$(QKV_EXAMPLE) QKV_LIBDIR=$(CURDIR)/$(LIBDIR) /usr/bin/python3 -m pytest -q -ra -p no:cacheprovider $(PYTEST_ARGS)
+integration: all $(QKV_DRIVER)
 	cd tests/integration && $(PYTEST) .
 	cd tests/cluster && $(PYTEST) .
 

@@ -1,38 +1,44 @@
 #!/usr/bin/env bash
-# bench/bench-cluster.sh - a 3-node quorumkvd cluster (n=3) against memcached.
+# bench/bench-cluster.sh - a 3-node quorumkvd cluster (n=3) against memcached,
+# through plain text-protocol clients and through libquorumkv.
 #
 #   bench/bench-cluster.sh          (from the repository root or anywhere;
-#                                    needs bin/quorumkvd: run 'make' first)
+#                                    needs bin/quorumkvd and bin/quorumkv-bench:
+#                                    run 'make' first)
 #
 # One memcached and, for each (R,W) in BENCH_RW (default "1,1 2,2 3,3"), a
 # FRESH 3-node cluster on 127.0.0.1 (free ports, temp data dirs, R and W set
-# as the cluster.r / cluster.w defaults in every node's INI; loadgen cannot
-# send `consistency r= w=`).  Each node is waited for until its `members`
-# lists all three nodes `up`.  Both targets get the same BENCH_PRELOAD keys
-# (bench/benchlib.py load, through node b1 for the cluster; a sample is then
-# read back through b2 and b3), then are driven by the same load tool as
-# bench/bench-memcached.sh: bench/loadgen.c, 90% get / 10% set over the
-# preloaded keys, 100-byte values, one request in flight per connection.
+# as the cluster.r / cluster.w defaults in every node's INI, so the text
+# clients send exactly what they send memcached).  Each node is waited for
+# until its `members` lists all three nodes `up`.  Both targets get the same
+# BENCH_PRELOAD keys (bench/benchlib.py load, through node b1 for the
+# cluster; a sample is then read back through b2 and b3).  Every run is one
+# bin/quorumkv-bench process with BENCH_CONNS closed-loop clients (one
+# request in flight each), 90% get / 10% set over the preloaded keys,
+# 100-byte values:
 #
-# loadgen takes a single -p PORT, so a run is THREE loadgen processes started
-# together, splitting BENCH_CONNS connections 6/5/5: one per node for the
-# cluster (each node coordinates its clients' requests), all three on the
-# memcached port for memcached, so that the client side is identical.
-# Throughput = sum of the three; p50/p99 = the max of the three processes'
-# p50/p99 (loadgen prints no histogram to merge, so this is an upper bound of
-# the combined percentile).  Runs alternate memcached, cluster, memcached,
-# cluster, ... (BENCH_RUNS of each per setting); medians, ratio to the
-# memcached runs of the same setting.  Any loadgen error (a reply other than
-# STORED / VALUE..END / END, e.g. SERVER_ERROR from a failed quorum) or lost
-# connection fails the run and is reported.
+#   memcached      --protocol memcached, every client on memcached's port
+#   cluster text   --protocol memcached -s b1,b2,b3: client i on node i mod 3,
+#                  as plain memcached clients spread over the nodes
+#   cluster lib    --protocol qkv -s b1: libquorumkv, token-aware (each
+#                  request straight to the first live replica of its key)
+#
+# and, beside the uniform mix, a hot-key run on the cluster through each
+# client path: every request a write to one of BENCH_HOT_KEYS keys, half
+# incr and half set (--hot-keys --incr-ratio 0.5 -W 1), which shows the cost
+# of running the read-modify-writes of one key one at a time at its owner.
+# Runs alternate targets (BENCH_RUNS of each per setting); medians, ratio to
+# the memcached runs of the same setting.  Any error reply (e.g. SERVER_ERROR
+# from a failed quorum) fails the run and is reported.
 #
 # Environment (defaults in brackets):
 #   BENCH_SECONDS [10]  seconds per run       BENCH_RUNS [3]  runs per target and setting
-#   BENCH_CONNS [16]    connections in total  BENCH_THREADS [1] threads per loadgen process
+#   BENCH_CONNS [16]    client connections (threads) per run
 #   BENCH_PRELOAD [100000] keys preloaded     BENCH_LOAD_CONNS [4] connections of the loader
 #   BENCH_RW ["1,1 2,2 3,3"] the (R,W) settings, one fresh cluster each
-#   QKV_BIN [bin/quorumkvd]  MEMCACHED [/usr/bin/memcached]
-#   BENCH_KEEP=1 keeps the temp dir (logs, loadgen outputs); it is also kept
+#   BENCH_HOT_KEYS [10] hot keys (0 skips the hot-key runs)
+#   QKV_BIN [bin/quorumkvd]  QKV_BENCH [bin/quorumkv-bench]  MEMCACHED [/usr/bin/memcached]
+#   BENCH_KEEP=1 keeps the temp dir (logs, tool outputs); it is also kept
 #   when the bench fails (BENCH_KEEP=0: never)
 set -euo pipefail
 
@@ -41,11 +47,12 @@ ROOT=$PWD
 SECS=${BENCH_SECONDS:-10}
 RUNS=${BENCH_RUNS:-3}
 CONNS=${BENCH_CONNS:-16}
-THREADS=${BENCH_THREADS:-1}
+HOT_KEYS=${BENCH_HOT_KEYS:-10}
 PRELOAD=${BENCH_PRELOAD:-100000}
 LOAD_CONNS=${BENCH_LOAD_CONNS:-4}
 RW_LIST=${BENCH_RW:-"1,1 2,2 3,3"}
 QKV_BIN=${QKV_BIN:-$ROOT/bin/quorumkvd}
+QKV_BENCH=${QKV_BENCH:-$ROOT/bin/quorumkv-bench}
 MEMCACHED=${MEMCACHED:-/usr/bin/memcached}
 PY=/usr/bin/python3
 LIB=$ROOT/bench/benchlib.py
@@ -60,6 +67,7 @@ T_START=$(date +%s)
 [ -x "$MEMCACHED" ] || die "$MEMCACHED missing (apt-get install memcached)"
 [ -x "$PY" ] || die "$PY missing"
 [ -x "$QKV_BIN" ] || die "$QKV_BIN missing: run 'make' first"
+[ -x "$QKV_BENCH" ] || die "$QKV_BENCH missing: run 'make' first"
 [ "$CONNS" -ge $NODES ] || die "BENCH_CONNS must be at least $NODES"
 for rw in $RW_LIST; do
   case "$rw" in [1-3],[1-3]) ;; *) die "BENCH_RW: bad setting '$rw' (want R,W with 1 <= R,W <= 3)" ;; esac
@@ -164,30 +172,13 @@ stop_cluster() {
 
 # ------------------------------------------------------------------ load tool
 
-LOADGEN=$TMP/loadgen
-cc -O2 -Wall -pthread -o "$LOADGEN" "$ROOT/bench/loadgen.c" || die "building bench/loadgen.c failed"
-CMDS+=("build:     cc -O2 -Wall -pthread -o \$TMP/loadgen bench/loadgen.c")
-
-split_conns() { # i (0-based) -> connections of loadgen process i
-  echo $(( CONNS / NODES + (${1} < CONNS % NODES ? 1 : 0) ))
-}
-
-# run_load OUTPREFIX PORT PORT PORT -> writes OUTPREFIX.{0,1,2}.txt and OUTPREFIX.json
+# run_load OUT SERVERS PROTOCOL [extra args] -> OUT.txt (tool output), OUT.json
 run_load() {
-  local pre=$1 i lp=() rc=0; shift
-  local ports=("$@")
-  LAST_LOAD_CMDS=()
-  for i in $(seq 0 $((NODES - 1))); do
-    local cmd="$LOADGEN -p ${ports[$i]} -c $(split_conns $i) -T $THREADS -t $SECS -W 1 -k $PRELOAD -P pre: -s $SET_RATIO -v $VALUE_SIZE"
-    LAST_LOAD_CMDS+=("$cmd")
-    timeout -k 5 $((SECS + 30)) $cmd >"$pre.$i.txt" 2>&1 &
-    lp+=($!); PIDS+=($!)
-  done
-  for i in "${lp[@]}"; do
-    wait "$i" || rc=$?
-    forget_pid "$i"
-  done
-  "$PY" "$CLIB" combine "$pre".[0-9].txt >"$pre.json"
+  local out=$1 servers=$2 proto=$3 rc=0; shift 3
+  local cmd="$QKV_BENCH --protocol $proto -s $servers -t $CONNS -d $SECS --warmup 1 -k $PRELOAD --key-prefix pre: -W $SET_RATIO -v $VALUE_SIZE --no-progress --no-stale-check --json $out.raw.json $*"
+  LAST_LOAD_CMD=$cmd
+  timeout -k 5 $((SECS + 60)) $cmd >"$out.txt" 2>&1 || rc=$?
+  "$PY" "$LIB" qkvbench "$out.raw.json" >"$out.json"
   return $rc
 }
 
@@ -196,9 +187,8 @@ run_line() { # json -> one human line
 import json, sys
 r = json.load(open(sys.argv[1]))
 f = lambda k: "-" if r.get(k) is None else "{:,}".format(r[k])
-print("%s ops/s (%s)  p50 %s us  p99 %s us  avg %s us  misses %s errors %s dead_conns %s" % (
-    f("tps"), "+".join("{:,}".format(x) for x in r.get("per_proc_tps", [])),
-    f("p50_us"), f("p99_us"), f("avg_us"), f("misses"), f("errors"), f("dead_conns")))
+print("%s ops/s  p50 %s us  p99 %s us  avg %s us  misses %s errors %s" % (
+    f("tps"), f("total_p50_us"), f("total_p99_us"), f("total_avg_us"), f("misses"), f("error_count")))
 EOF
 }
 
@@ -209,11 +199,10 @@ QKV_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no commit")
 bin_id() { echo "sha256 $(sha256sum "$QKV_BIN" | cut -c1-12), built $(date -u -r "$QKV_BIN" '+%H:%M:%S UTC')"; }
 BIN_ID=$(bin_id)   # the binary may be rebuilt while we run: each cluster logs its own
 MC_VER=$($MEMCACHED -V | awk '{print $2}')
-CONN_SPLIT=$(for i in $(seq 0 $((NODES - 1))); do split_conns $i; done | paste -sd/)
 echo "== quorumkv cluster bench: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ${CPU_MODEL:+($CPU_MODEL)}, Linux $(uname -r)"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "   load average before start: $LOAD_BEFORE"
-echo "   bench/loadgen.c x $NODES processes ($CONN_SPLIT of $CONNS conns, $THREADS thread(s) each), ${SECS}s x $RUNS runs"
+echo "   bin/quorumkv-bench, $CONNS connections per run, ${SECS}s x $RUNS runs"
 echo "   per target and setting, settings (R,W): $RW_LIST; temp dir $TMP"
 
 # ------------------------------------------------------------------ memcached
@@ -263,27 +252,41 @@ for rw in $RW_LIST; do
       sleep 1
     done
   done
-  mc_files=() q_files=() set_err=0 set_misses=0
+  HAVE_VGET=$("$PY" -c 'import socket,sys
+s=socket.create_connection(("127.0.0.1",int(sys.argv[1])),5); s.sendall(b"vget bench:probe\r\n")
+b=b""
+while not (b.endswith(b"END\r\n") or b == b"ERROR\r\n"): b+=s.recv(4096)
+print(0 if b == b"ERROR\r\n" else 1)' "${NODE_PORT[0]}")
+  SLOTS="mc text lib"
+  [ "$HAVE_VGET" = 1 ] || { SLOTS="mc text"; NOTES+=("$CUR_LABEL: the servers answer ERROR to vget, so the library path (which reads with vget) ran only the write-only hot-key runs"); }
+  [ "$HOT_KEYS" -gt 0 ] && SLOTS="$SLOTS hottext hotlib"
+  declare -A FILES=()
+  set_err=0 set_misses=0
+  ALL_NODES=$(printf '127.0.0.1:%s,' "${NODE_PORT[@]}"); ALL_NODES=${ALL_NODES%,}
   for run in $(seq "$RUNS"); do
-    for slot in mc qkv; do
+    for slot in $SLOTS; do
       pre=$TMP/run-$tag-$slot-$run
-      if [ $slot = mc ]; then
-        ports=("$MC_PORT" "$MC_PORT" "$MC_PORT"); pids=("$MC_PID"); label=memcached; mc_files+=("$pre.json")
-      else
-        ports=("${NODE_PORT[@]}"); pids=("${NODE_PID[@]}"); label="quorumkvd x3"; q_files+=("$pre.json")
-      fi
+      hot="--hot-keys $HOT_KEYS --incr-ratio 0.5 -W 1"
+      case $slot in
+        mc)      pids=("$MC_PID"); label=memcached; args=("127.0.0.1:$MC_PORT" memcached) ;;
+        text)    pids=("${NODE_PID[@]}"); label="cluster text"; args=("$ALL_NODES" memcached) ;;
+        lib)     pids=("${NODE_PID[@]}"); label="cluster lib"; args=("127.0.0.1:${NODE_PORT[0]}" qkv) ;;
+        hottext) pids=("${NODE_PID[@]}"); label="hot text"; args=("$ALL_NODES" memcached $hot) ;;
+        hotlib)  pids=("${NODE_PID[@]}"); label="hot lib"; args=("127.0.0.1:${NODE_PORT[0]}" qkv $hot) ;;
+      esac
+      FILES[$slot]+="$pre.json "
       c0=$(cpu_ticks "${pids[@]}")
-      rc=0; run_load "$pre" "${ports[@]}" || rc=$?
+      rc=0; run_load "$pre" "${args[@]}" || rc=$?
       c1=$(cpu_ticks "${pids[@]}")
       cpu=$(awk "BEGIN { printf \"%.0f\", 100 * ($c1 - $c0) / $HZ / $SECS }")
       printf 'run %d/%d %-13s %s  server CPU %s%%\n' "$run" "$RUNS" "$label:" "$(run_line "$pre.json")" "$cpu"
-      read -r ok errs dead miss srv < <("$PY" -c 'import json,sys; r=json.load(open(sys.argv[1])); print(int(r.get("ok", False)), r.get("errors", -1), r.get("dead_conns", -1), r.get("misses", -1), r.get("server_error_lines", 0))' "$pre.json")
-      if [ $slot = qkv ]; then set_err=$((set_err + (errs > 0 ? errs : 0))); set_misses=$((set_misses + (miss > 0 ? miss : 0))); fi
+      read -r ok errs miss < <("$PY" -c 'import json,sys; r=json.load(open(sys.argv[1])); print(int(r.get("ok", False)), r.get("error_count", -1), r.get("misses", -1))' "$pre.json")
+      if [ $slot != mc ]; then set_err=$((set_err + (errs > 0 ? errs : 0))); set_misses=$((set_misses + (miss > 0 ? miss : 0))); fi
       if [ "$rc" -ne 0 ] || [ "$ok" != 1 ]; then
         FAILED_RUNS=$((FAILED_RUNS + 1))
-        echo "!! run $run on $label ($CUR_LABEL): loadgen exit status $rc, errors $errs, dead connections $dead" >&2
-        grep -h '^loadgen:' "$pre".[0-9].txt | head -n 6 | sed 's/^/    /' >&2 || true
-        PROBLEMS+=("$CUR_LABEL run $run on $label: exit $rc, $errs error replies ($srv of the shown ones SERVER_ERROR), $dead dead connections; first: $(grep -h '^loadgen:' "$pre".[0-9].txt | head -n 1 | tr -d '\r' | cut -c1-160)")
+        echo "!! run $run on $label ($CUR_LABEL): quorumkv-bench exit status $rc, errors $errs" >&2
+        tail -n 4 "$pre.txt" | sed 's/^/    /' >&2 || true
+        PROBLEMS+=("$CUR_LABEL run $run on $label: exit $rc, $errs errors; $(tr -d '\r' <"$pre.txt" | grep -m1 'errors:' | cut -c1-160)")
       fi
       if [ $slot = mc ]; then
         kill -0 "$MC_PID" 2>/dev/null || { died "$MC_PID" memcached "$MC_LOG"; die "memcached died"; }
@@ -296,14 +299,14 @@ for rw in $RW_LIST; do
   ERR_SUMMARY+=("$CUR_LABEL: $set_err error replies, $set_misses get misses")
   [ $first_setting = 1 ] || echo ',' >>"$SETTINGS_JSON"
   first_setting=0
-  "$PY" -c 'import json,sys; print(json.dumps({"label": sys.argv[1], "mc": sys.argv[2].split(), "qkv": sys.argv[3].split()}))' \
-    "$CUR_LABEL" "${mc_files[*]}" "${q_files[*]}" >>"$SETTINGS_JSON"
+  for k in $SLOTS; do echo "$k ${FILES[$k]}"; done | "$PY" -c 'import json,sys
+print(json.dumps({"label": sys.argv[1], "targets": [[l.split()[0], l.split()[1:]] for l in sys.stdin if l.strip()]}))' "$CUR_LABEL" >>"$SETTINGS_JSON"
+  unset FILES
   CMDS+=("cluster $CUR_LABEL: $QKV_BIN -c \$TMP/cluster-$tag/b{1,2,3}.ini   (INI b1: $(sed 's/$/;/' "$NODE_DIR/b1.ini" | tr '\n' ' ' | sed "s#$TMP#\$TMP#g"))")
   stop_cluster
 done
 echo ']}' >>"$SETTINGS_JSON"
-ONE_CMD=${LAST_LOAD_CMDS[0]//$TMP/\$TMP}
-CMDS+=("load:      3 x in parallel: ${ONE_CMD/-p ${NODE_PORT[0]}/-p PORT_i} (-c $CONN_SPLIT; PORT_i = node b1/b2/b3, or memcached's port 3 times)")
+CMDS+=("load:      ${LAST_LOAD_CMD//$TMP/\$TMP}   (-s and --protocol per target: memcached's port / b1,b2,b3 memcached / b1 qkv; hot runs add --hot-keys $HOT_KEYS --incr-ratio 0.5 -W 1)")
 stop_server "$MC_PID" memcached "$MC_LOG"
 
 # ------------------------------------------------------------------ summary
@@ -317,10 +320,10 @@ echo
 echo "================ summary (paste into README) ================"
 echo "Cluster benchmark ($(date -u +%Y-%m-%d), quorumkv $QKV_REV (bin/quorumkvd $BIN_ID), $(nproc) CPUs${CPU_MODEL:+ $CPU_MODEL}, Linux $(uname -r);"
 echo "  clients, 3 quorumkvd nodes and memcached share the machine over loopback):"
-echo "  bench/loadgen.c, ASCII protocol, $(awk "BEGIN{print 100-100*$SET_RATIO}")/$(awk "BEGIN{print 100*$SET_RATIO}") get/set over $PRELOAD preloaded keys, $VALUE_SIZE-byte values,"
-echo "  $CONNS connections as 3 loadgen processes ($CONN_SPLIT conns, $THREADS thread each): one per node for"
-echo "  the cluster, all on one port for memcached; $RUNS x ${SECS}s runs per target and setting, alternating,"
-echo "  medians shown; ops/s summed over the 3 processes, p50/p99 = max over them (1 us histogram each)."
+echo "  bin/quorumkv-bench, $(awk "BEGIN{print 100-100*$SET_RATIO}")/$(awk "BEGIN{print 100*$SET_RATIO}") get/set over $PRELOAD preloaded keys, $VALUE_SIZE-byte values,"
+echo "  $CONNS closed-loop connections per run: text = memcached text protocol spread over the 3 nodes,"
+echo "  lib = libquorumkv through b1 (token-aware); hot = every request a write to $HOT_KEYS keys, half incr"
+echo "  half set; $RUNS x ${SECS}s runs per target and setting, alternating, medians shown."
 echo "  quorumkvd: n=3, R/W = cluster defaults, a fresh cluster per setting, LevelDB, log_level=warn;"
 echo "  memcached $MC_VER -t 4 -m 1024 (one instance for all settings). 'vs mc' = median ops/s ratio."
 echo
@@ -332,7 +335,7 @@ echo "  load average: $LOAD_BEFORE before, $(cut -d' ' -f1-3 /proc/loadavg) afte
 for n in "${NOTES[@]}"; do echo "  note: $n"; done
 echo
 echo "Commands (ports chosen at run time; total wall time ${ELAPSED}s):"
-echo "  bench/bench-cluster.sh   (BENCH_SECONDS=$SECS BENCH_RUNS=$RUNS BENCH_CONNS=$CONNS BENCH_THREADS=$THREADS BENCH_PRELOAD=$PRELOAD BENCH_RW=\"$RW_LIST\")"
+echo "  bench/bench-cluster.sh   (BENCH_SECONDS=$SECS BENCH_RUNS=$RUNS BENCH_CONNS=$CONNS BENCH_PRELOAD=$PRELOAD BENCH_RW=\"$RW_LIST\" BENCH_HOT_KEYS=$HOT_KEYS)"
 for c in "${CMDS[@]}"; do echo "  ${c//$TMP/\$TMP}"; done
 echo "=============================================================="
 if [ ${#PROBLEMS[@]} -gt 0 ]; then

@@ -10,8 +10,9 @@
 #    100-byte values, BENCH_CONNS connections), BENCH_RUNS runs each,
 #    alternating memcached, ours, memcached, ours, ...; medians and the ratio.
 #
-#    The tool is bench/loadgen.c (built here with cc -O2), not Debian's
-#    memcaslap: memcaslap's keys carry raw control bytes (0x10, 0x15...),
+#    The tool is bin/quorumkv-bench --protocol memcached (the project's one
+#    load tool; the same binary drives the cluster through libquorumkv), not
+#    Debian's memcaslap: memcaslap's keys carry raw control bytes (0x10, 0x15...),
 #    which memcached tolerates but quorumkvd rejects, as protocol.txt allows
 #    ("CLIENT_ERROR bad command line format"), and memcaslap does not check
 #    replies, so it "measures" a stream of rejected sets and no gets at all.
@@ -24,13 +25,14 @@
 #
 # Environment (defaults in brackets):
 #   BENCH_SECONDS [10]  seconds per run        BENCH_RUNS [3]  runs per target
-#   BENCH_CONNS [16]    client connections     BENCH_THREADS [2] client threads
+#   BENCH_CONNS [16]    client connections     BENCH_THREADS [2] client threads (memaslap only)
 #   BENCH_PRELOAD [100000] keys preloaded before the runs
 #   BENCH_MEM_KEYS [1000000] keys for the memory test (0 skips it)
 #   BENCH_LOAD_CONNS [4] connections of the bulk loader
-#   BENCH_TOOL [loadgen] bench/loadgen.c: epoll, closed loop, one request in
-#                flight per connection, every reply checked, p50/p99 from a
-#                1 us histogram; or "memaslap" (memcaslap, see above)
+#   BENCH_TOOL [qkvbench] bin/quorumkv-bench: one thread per connection,
+#                closed loop, one request in flight each, every reply
+#                checked, percentiles from an HDR-style histogram (< 1%
+#                error); or "memaslap" (memcaslap, see above)
 #   BENCH_OURS [quorumkvd] or "memcached": a second memcached in our slot, to
 #                check the harness itself
 #   QKV_BIN [bin/quorumkvd]   BENCH_KEEP=1 keeps the temp dir (logs, tool
@@ -46,7 +48,9 @@ THREADS=${BENCH_THREADS:-2}
 PRELOAD=${BENCH_PRELOAD:-100000}
 MEM_KEYS=${BENCH_MEM_KEYS:-1000000}
 LOAD_CONNS=${BENCH_LOAD_CONNS:-4}
-TOOL=${BENCH_TOOL:-loadgen}
+TOOL=${BENCH_TOOL:-qkvbench}
+QKV_BENCH=${QKV_BENCH:-$ROOT/bin/quorumkv-bench}
+[ "$TOOL" = qkvbench ] && THREADS=$CONNS   # one thread per connection
 OURS=${BENCH_OURS:-quorumkvd}
 QKV_BIN=${QKV_BIN:-$ROOT/bin/quorumkvd}
 MEMCACHED=${MEMCACHED:-/usr/bin/memcached}
@@ -63,8 +67,8 @@ SET_RATIO=0.1
 [ -x "$PY" ] || die "$PY missing"
 case "$TOOL" in
   memaslap) [ -x "$MEMASLAP" ] || die "$MEMASLAP missing (apt-get install libmemcached-tools)" ;;
-  loadgen) ;;
-  *) die "BENCH_TOOL must be memaslap or loadgen" ;;
+  qkvbench) [ -x "$QKV_BENCH" ] || die "$QKV_BENCH missing: run 'make' first" ;;
+  *) die "BENCH_TOOL must be memaslap or qkvbench" ;;
 esac
 case "$OURS" in
   quorumkvd) [ -x "$QKV_BIN" ] || die "$QKV_BIN missing: run 'make' first (or BENCH_OURS=memcached)" ;;
@@ -149,11 +153,8 @@ EOF
   TOOL_DESC="memcaslap ($(dpkg-query -W -f='libmemcached-tools ${Version}' libmemcached-tools 2>/dev/null || echo libmemcached-tools)), ASCII protocol, $KEY_SIZE-byte keys"
   LAT_NOTE="p50/p99 interpolated inside memaslap's log2 latency buckets (resolution 2x)"
 else
-  LOADGEN=$TMP/loadgen
-  cc -O2 -Wall -pthread -o "$LOADGEN" "$ROOT/bench/loadgen.c" || die "building bench/loadgen.c failed"
-  CMDS+=("build:      cc -O2 -Wall -pthread -o $LOADGEN bench/loadgen.c")
-  TOOL_DESC="bench/loadgen.c (epoll, closed loop), ASCII protocol, 12-byte keys over the $PRELOAD preloaded keys"
-  LAT_NOTE="p50/p99 exact to 1 us (histogram)"
+  TOOL_DESC="bin/quorumkv-bench --protocol memcached (a thread per connection, closed loop), 12-byte keys over the $PRELOAD preloaded keys"
+  LAT_NOTE="percentiles from an HDR-style histogram (under 1% error)"
 fi
 
 run_tool() { # port outfile -> exit status of the tool
@@ -161,7 +162,7 @@ run_tool() { # port outfile -> exit status of the tool
   if [ "$TOOL" = memaslap ]; then
     cmd="$MEMASLAP -s 127.0.0.1:$port -F $MS_CFG -T $THREADS -c $CONNS -t ${SECS}s -S ${SECS}s"
   else
-    cmd="$LOADGEN -p $port -c $CONNS -T $THREADS -t $SECS -W 1 -k $PRELOAD -P pre: -s $SET_RATIO -v $VALUE_SIZE"
+    cmd="$QKV_BENCH --protocol memcached -s 127.0.0.1:$port -t $CONNS -d $SECS --warmup 1 -k $PRELOAD --key-prefix pre: -W $SET_RATIO -v $VALUE_SIZE --no-progress --no-stale-check --json $out.json"
   fi
   LAST_TOOL_CMD=$cmd
   timeout -k 5 $((SECS + 30)) $cmd >"$out" 2>&1
@@ -215,7 +216,7 @@ for i in $(seq "$RUNS"); do
     c0=$(cpu_ticks "$pid")
     rc=0; run_tool "$port" "$out" || rc=$?
     c1=$(cpu_ticks "$pid")
-    "$PY" "$LIB" "$TOOL" "$out" >"$json"
+    if [ "$TOOL" = qkvbench ]; then "$PY" "$LIB" qkvbench "$out.json" >"$json"; else "$PY" "$LIB" "$TOOL" "$out" >"$json"; fi
     cpu=$(awk "BEGIN { printf \"%.0f\", 100 * ($c1 - $c0) / $HZ / $SECS }")
     line=$("$PY" - "$json" <<'EOF'
 import json, sys
@@ -237,7 +238,7 @@ EOF
       tail -n 15 "$out" | sed 's/\x1b\[[0-9;]*[A-Za-z]//g' >&2
       FAILED_RUNS=$((FAILED_RUNS + 1))
       if [ $slot = ours ] && [ "$TOOL" = memaslap ] && kill -0 "$pid" 2>/dev/null; then
-        echo "   hint: memaslap keys contain control bytes (0x10, 0x15...) that quorumkvd rejects with CLIENT_ERROR; BENCH_TOOL=loadgen uses plain ASCII keys" >&2
+        echo "   hint: memaslap keys contain control bytes (0x10, 0x15...) that quorumkvd rejects with CLIENT_ERROR; BENCH_TOOL=qkvbench uses plain ASCII keys" >&2
       fi
     fi
   done

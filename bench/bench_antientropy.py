@@ -16,15 +16,15 @@ Measured, in this order, on one cluster:
      its store, from its log, and the trees' memory (`stats`);
   5. client throughput with anti-entropy on and off in the same run: the
      three nodes are restarted with antientropy.enabled true or false,
-     alternating, BENCH_RUNS times each; bench/loadgen.c, 90% get / 10% set
-     over the loaded keys, 16 connections (3 processes, one per node).
+     alternating, BENCH_RUNS times each; bin/quorumkv-bench through
+     libquorumkv, 90% get / 10% set over the loaded keys, 16 clients.
      "on" runs exchange every BENCH_AE_INTERVAL_MS (100 ms by default: a
      hundred times the default rate, so the exchanges' cost is visible).
 
 Environment: BENCH_KEYS [1000000], BENCH_DIFFS ["100 1000"], BENCH_SECONDS
 [10], BENCH_RUNS [3], BENCH_CONNS [16], BENCH_AE_INTERVAL_MS [100],
-BENCH_LOAD_CONNS [4], QKV_BIN [bin/quorumkvd], LOADGEN (built by the .sh),
-BENCH_KEEP=1 keeps the temp dir.
+BENCH_LOAD_CONNS [4], QKV_BIN [bin/quorumkvd], QKV_BENCH
+[bin/quorumkv-bench], BENCH_KEEP=1 keeps the temp dir.
 """
 import json
 import os
@@ -52,7 +52,7 @@ CONNS = int(os.environ.get("BENCH_CONNS", 16))
 AE_MS = int(os.environ.get("BENCH_AE_INTERVAL_MS", 100))
 LOAD_CONNS = int(os.environ.get("BENCH_LOAD_CONNS", 4))
 QKV_BIN = os.environ.get("QKV_BIN", os.path.join(ROOT, "bin", "quorumkvd"))
-LOADGEN = os.environ.get("LOADGEN", "")
+QKV_BENCH = os.environ.get("QKV_BENCH", os.path.join(ROOT, "bin", "quorumkv-bench"))
 PREFIX = "pre:"
 PROCS = []
 
@@ -105,7 +105,7 @@ log_level = info
 [cluster]
 seeds = 127.0.0.1:%d
 n = 3
-read_repair_chance = 0
+read_repair = false
 [handoff]
 enabled = false
 [antientropy]
@@ -215,24 +215,31 @@ def total(nodes, k):
 
 # ---------------------------------------------------------------- the load tool (one place)
 
+def load_cmd(nodes, seconds, out):
+    return [QKV_BENCH, "--protocol", "qkv", "-s", ",".join("127.0.0.1:%d" % n.cport for n in nodes),
+            "-t", str(CONNS), "-d", str(seconds), "--warmup", "1", "-k", str(KEYS),
+            "--key-prefix", PREFIX, "-W", "0.1", "-v", "100", "--no-progress", "--no-stale-check",
+            "--json", out]
+
+
 def run_load(nodes, seconds):
-    """BENCH_CONNS connections as 3 loadgen processes, one per node; the
-    combined result (bench/clusterlib.py combine)."""
-    procs, files = [], []
-    for i, n in enumerate(nodes):
-        c = CONNS // 3 + (1 if i < CONNS % 3 else 0)
-        out = os.path.join(TMP, "load-%d.txt" % i)
-        files.append(out)
-        cmd = [LOADGEN, "-p", str(n.cport), "-c", str(c), "-T", "1", "-t", str(seconds), "-W", "1",
-               "-k", str(KEYS), "-P", PREFIX, "-s", "0.1", "-v", "100"]
-        procs.append(subprocess.Popen(cmd, stdout=open(out, "w"), stderr=subprocess.STDOUT))
-    for p in procs:
-        p.wait(seconds + 60)
-    res = subprocess.check_output([PY, os.path.join(HERE, "clusterlib.py"), "combine"] + files)
-    return json.loads(res)
+    """BENCH_CONNS closed-loop clients of bin/quorumkv-bench through
+    libquorumkv (token-aware: each request goes to a replica of its key),
+    90% get / 10% set over the loaded keys: {tps, p50_us, p99_us, errors}."""
+    out = os.path.join(TMP, "load.json")
+    cmd = load_cmd(nodes, seconds, out)
+    rc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                        timeout=seconds + 120).returncode
+    r = json.load(open(out))
+    if rc != 0 or not r.get("ok"):
+        die("the load tool failed (exit %d): %r" % (rc, r))
+    return {"tps": round(r["ops_per_s"]), "p50_us": r["latency_us"]["p50"],
+            "p99_us": r["latency_us"]["p99"], "errors": r["errors"]["total"]}
 
 
-LOAD_CMD = "bench/loadgen -p PORT_i -c 6/5/5 -T 1 -t %d -W 1 -k %d -P %s -s 0.1 -v 100" % (SECS, KEYS, PREFIX)
+LOAD_CMD = ("bin/quorumkv-bench --protocol qkv -s HOST:PORT1,HOST:PORT2,HOST:PORT3 -t %d -d %d "
+            "--warmup 1 -k %d --key-prefix %s -W 0.1 -v 100 --no-progress --no-stale-check "
+            "--json FILE" % (CONNS, SECS, KEYS, PREFIX))
 
 
 # ---------------------------------------------------------------- steps
@@ -333,8 +340,8 @@ def stop_all(nodes):
 
 def main():
     global TMP
-    if not LOADGEN or not os.access(LOADGEN, os.X_OK):
-        die("LOADGEN is not set: run bench/bench-antientropy.sh")
+    if not os.access(QKV_BENCH, os.X_OK):
+        die("%s missing: run make" % QKV_BENCH)
     if not os.access(QKV_BIN, os.X_OK):
         die("%s missing: run make" % QKV_BIN)
     TMP = tempfile.mkdtemp(prefix="qkv-bench-aae.")
@@ -433,7 +440,7 @@ def main():
     log("  trees: %d x %d bytes = %s bytes per node; build at start from %d keys: %.2f s" % (
         out["ranges"], out["tree_bytes"] // max(out["ranges"], 1), "{:,}".format(out["tree_bytes"]),
         out["build"]["keys"], out["build"]["build_s"]))
-    log("  throughput (ops/s, 90/10 get/set, %d conns, %d x %ds, alternating): anti-entropy on %s, off %s;"
+    log("  throughput (ops/s, 90/10 get/set, %d clients, %d x %ds, alternating): anti-entropy on %s, off %s;"
         % (CONNS, RUNS, SECS, " / ".join("{:,}".format(x) for x in runs["on"]),
            " / ".join("{:,}".format(x) for x in runs["off"])))
     log("  median on/off = %.3f; CPU of the 3 nodes per request (us): on %s, off %s (medians %.1f / %.1f);" % (

@@ -9,7 +9,7 @@ Subcommands:
                                   per connection; prints one JSON line
   verify PORT N PREFIX SAMPLE     get SAMPLE random keys of those N, check values
   memaslap FILE                   parse one memaslap output; prints one JSON line
-  loadgen FILE                    parse one bench/loadgen output; prints one JSON line
+  qkvbench FILE                   parse one quorumkv-bench --json summary; prints one JSON line
   summary TARGETS_JSON RUN_FILES... aggregate runs (median), print the table
 
 The value of key i is a deterministic 100-byte slice of a seeded random
@@ -378,20 +378,23 @@ def parse_memaslap(path):
     print(json.dumps(res))
 
 
-def parse_loadgen(path):
-    txt = open(path).read()
+def parse_qkvbench(path):
+    """quorumkv-bench's --json summary, in the fields the summary uses."""
     res = {"ok": False}
-    m = re.search(r"^RESULT (.*)$", txt, re.M)
-    if m:
-        for kv in m.group(1).split():
-            k, v = kv.split("=", 1)
-            res[k] = float(v) if "." in v else int(v)
-        res["tps"] = int(res.get("ops_per_s", 0))
-        res["total_p50_us"] = res.get("p50_us")
-        res["total_p99_us"] = res.get("p99_us")
-        res["total_avg_us"] = res.get("avg_us")
-        res["ok"] = (res.get("ops", 0) > 0 and res.get("errors", 1) == 0
-                     and res.get("dead_conns", 1) == 0)
+    try:
+        r = json.load(open(path))
+    except (OSError, ValueError) as e:
+        res["error"] = "no summary: %s" % e
+        print(json.dumps(res))
+        return
+    lat = r.get("latency_us", {})
+    errs = r.get("errors", {})
+    res.update(r)
+    res.update(tps=int(r.get("ops_per_s", 0)), total_p50_us=lat.get("p50"),
+               total_p99_us=lat.get("p99"), total_p999_us=lat.get("p999"),
+               total_max_us=lat.get("max"), total_avg_us=lat.get("mean"),
+               get_misses=r.get("misses"), error_count=errs.get("total", 0))
+    res["ok"] = r.get("ops", 0) > 0 and errs.get("total", 1) == 0
     print(json.dumps(res))
 
 
@@ -456,8 +459,8 @@ def main(argv):
         cmd_verify(*args)
     elif cmd == "memaslap":
         parse_memaslap(*args)
-    elif cmd == "loadgen":
-        parse_loadgen(*args)
+    elif cmd == "qkvbench":
+        parse_qkvbench(*args)
     elif cmd == "summary":
         sys.exit(cmd_summary(args[0], args[1:]))
     else:

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # bench/cost-per-request.sh - CPU cost of one request, quorumkvd against
 # memcached: instructions and cycles per request from `perf stat -p` over the
-# same load (bench/loadgen.c, 90/10 get/set, 100-byte values, 16 connections,
+# same load (bin/quorumkv-bench --protocol memcached, 90/10 get/set, 100-byte
+# values, 16 connections,
 # BENCH_SECONDS per run, BENCH_RUNS runs each, alternating).  Hardware
 # counters must be available (`perf stat -e instructions true` shows a count);
 # linux-perf is installed if missing.
 #
-#   bench/cost-per-request.sh          (after make)
+#   bench/cost-per-request.sh          (after make: needs bin/quorumkvd, bin/quorumkv-bench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${BENCH_SECONDS:-4}
@@ -32,7 +33,6 @@ n = 1
 r = 1
 w = 1
 INI
-cc -O2 -Wall -pthread -o "$TMP/loadgen" bench/loadgen.c
 bin/quorumkvd -c "$TMP/node.ini" 2>"$TMP/qkv.log" & QPID=$!; PIDS+=($QPID)
 /usr/bin/memcached "${MC_USER[@]}" -p "$MP" -U 0 -l 127.0.0.1 -m 1024 -t 4 2>"$TMP/mc.log" & MPID=$!
 PIDS+=($MPID)
@@ -44,9 +44,10 @@ measure() { # pid port label
   local sp=$!
   sleep 0.2
   local r ops ins cyc
-  r=$("$TMP/loadgen" -p "$2" -c 16 -T 2 -t "$SECS" -W 0 -k 100000 -P pre: -s 0.1 -v 100 2>&1 | tail -1)
+  bin/quorumkv-bench --protocol memcached -s "127.0.0.1:$2" -t 16 -d "$SECS" --warmup 0 -k 100000 \
+    --key-prefix pre: -W 0.1 -v 100 --no-progress --no-stale-check --json "$TMP/run.json" >/dev/null
   wait $sp || true
-  ops=$(sed 's/.*ops=\([0-9]*\) .*/\1/' <<<"$r")
+  ops=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["ops"])' "$TMP/run.json")
   ins=$(awk '/instructions/ {gsub(",","",$1); print $1}' "$TMP/perf.$3")
   cyc=$(awk '/cycles/ {gsub(",","",$1); print $1}' "$TMP/perf.$3")
   printf '%-10s ops/s %8d   instructions/request %7d   cycles/request %7d\n' \

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-uint64_t qkv_hash64(const void *data, size_t len);
-uint64_t qkv_hash64_seed(const void *data, size_t len, uint64_t seed);
+uint64_t hash64(const void *data, size_t len);
+uint64_t hash64_seed(const void *data, size_t len, uint64_t seed);
 
 #endif

@@ -21,7 +21,7 @@
 
 #include "hash.h"
 
-/* Pairs hashed per qkv_hash64 call in vc_digest (16 bytes each). */
+/* Pairs hashed per hash64 call in vc_digest (16 bytes each). */
 #define VC_DIGEST_CHUNK 128
 
 /* Make room for at least want entries; contents are kept. */
@@ -263,8 +263,8 @@ uint64_t vc_digest(const vclock_t *vc)
             put_le64(buf + 16 * k, vc->e[i].node);
             put_le64(buf + 16 * k + 8, vc->e[i].counter);
         }
-        h = (i <= VC_DIGEST_CHUNK) ? qkv_hash64(buf, (size_t)k * 16)
-                                   : qkv_hash64_seed(buf, (size_t)k * 16, h);
+        h = (i <= VC_DIGEST_CHUNK) ? hash64(buf, (size_t)k * 16)
+                                   : hash64_seed(buf, (size_t)k * 16, h);
     } while (i < vc->n);
     return h ? h : 1;
 }

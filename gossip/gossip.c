@@ -456,7 +456,7 @@ int gossip_new(const gossip_member_t *self, const gossip_config_t *cfg,
     }
     g->rng = cfg->rng_seed != 0
                  ? cfg->rng_seed
-                 : qkv_hash64_seed(self->name, strlen(self->name),
+                 : hash64_seed(self->name, strlen(self->name),
                                    (uint64_t)self->generation);
     g->epoch = 1;
     g->now = INT64_MIN;

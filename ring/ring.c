@@ -173,7 +173,7 @@ static int place_tokens(ring_t *ring)
         buf[len] = '#';
         for (v = 0; v < ring->vnodes; v++) {
             k = len + 1 + put_u32(buf + len + 1, v);
-            bt[t].token = qkv_hash64(buf, k);
+            bt[t].token = hash64(buf, k);
             bt[t].name = ring->names[node];
             bt[t].node = node;
             bt[t].vnode = v;
@@ -301,7 +301,7 @@ uint32_t ring_node_index(const ring_t *ring, const char *name)
 
 uint64_t ring_key_position(const void *key, size_t len)
 {
-    return qkv_hash64(key, len);
+    return hash64(key, len);
 }
 
 size_t ring_range_count(const ring_t *ring) { return ring->ntokens; }

@@ -9,9 +9,9 @@
  * epoch) when membership changes and frees the old one when no reader still
  * holds pointers into it.
  *
- * Placement: node `name` owns vnodes tokens, qkv_hash64("<name>#<i>") for
+ * Placement: node `name` owns vnodes tokens, hash64("<name>#<i>") for
  * i = 0 .. vnodes-1 (i in decimal, no padding).  A key sits at position
- * qkv_hash64(key bytes).  Tokens are sorted ascending; equal tokens of
+ * hash64(key bytes).  Tokens are sorted ascending; equal tokens of
  * different nodes are ordered by node name (strcmp), then by vnode index, so
  * the order never depends on the member list order.
  *
@@ -116,7 +116,7 @@ const char *ring_node_name(const ring_t *ring, uint32_t idx);
  * it is not a member (or name is NULL).  O(log node_count). */
 uint32_t ring_node_index(const ring_t *ring, const char *name);
 
-/* ring_key_position - position of a key on the ring: qkv_hash64(key, len).
+/* ring_key_position - position of a key on the ring: hash64(key, len).
  * key may be NULL when len is 0. */
 uint64_t ring_key_position(const void *key, size_t len);
 

@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(
   build-essential pkg-config
   libevent-dev libmsgpack-dev libleveldb-dev libxxhash-dev libinih-dev libsodium-dev
-  libcmocka-dev clang libclang-rt-14-dev
+  libcmocka-dev clang libclang-rt-14-dev libedit-dev
   python3 python3-pytest python3-pymemcache
   memcached libmemcached-tools
   iproute2 procps

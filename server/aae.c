@@ -178,7 +178,7 @@ typedef struct aae {
     aae_stats_t stats;
 } aae_t;
 
-static uint64_t peer_id(const char *name) { return qkv_hash64(name, strlen(name)); }
+static uint64_t peer_id(const char *name) { return hash64(name, strlen(name)); }
 
 uint64_t aae_ring_id(const ring_t *ring)
 {
@@ -187,7 +187,7 @@ uint64_t aae_ring_id(const ring_t *ring)
     for (uint32_t i = 0; i < n; i++) /* XOR: the order members were learnt in does not count */
         x ^= peer_id(ring_node_name(ring, i));
     uint64_t shape = ((uint64_t)ring_vnodes(ring) << 32) | ring_n(ring);
-    return qkv_hash64_seed(&x, sizeof(x), shape);
+    return hash64_seed(&x, sizeof(x), shape);
 }
 
 /* ---- the build ---- */

@@ -48,9 +48,11 @@ static const config_key_t config_keys[] = {
     {"cluster", "w", K_INT, F(w), 1, 16},
     {"cluster", "vnodes", K_INT, F(vnodes), 1, 4096},
     {"cluster", "request_timeout_ms", K_INT, F(request_timeout_ms), 1, 600000},
+    {"cluster", "read_repair_chance", K_DOUBLE, F(read_repair_chance), 0, 1},
+    {"cluster", "speculative_retry_ms", K_INT, F(speculative_retry_ms), 0, 600000},
     {"cluster", "max_siblings", K_INT, F(max_siblings), 1, 1000},
     {"cluster", "max_vv_entries", K_INT, F(max_vv_entries), 1, 1000},
-    {"cluster", "read_repair_chance", K_DOUBLE, F(read_repair_chance), 0, 1},
+    {"cluster", "read_repair", K_BOOL, F(read_repair), 0, 0},
     {"gossip", "interval_ms", K_INT, F(gossip_interval_ms), 10, 60000},
     {"gossip", "phi_threshold", K_DOUBLE, F(phi_threshold), 0.5, 100},
     {"handoff", "enabled", K_BOOL, F(handoff_enabled), 0, 0},
@@ -157,9 +159,11 @@ void config_defaults(config_t *cfg)
     cfg->w = 2;
     cfg->vnodes = 64;
     cfg->request_timeout_ms = 1000;
+    cfg->read_repair_chance = 0.1;
+    cfg->speculative_retry_ms = 10;
     cfg->max_siblings = 16;
     cfg->max_vv_entries = 32;
-    cfg->read_repair_chance = 1.0;
+    cfg->read_repair = true;
     cfg->gossip_interval_ms = 200;
     cfg->phi_threshold = 8.0;
     cfg->handoff_enabled = true;

@@ -42,9 +42,11 @@ typedef struct config {
     int n, r, w;
     int vnodes;
     int request_timeout_ms;
+    double read_repair_chance; /* fraction of reads that ask all N and repair */
+    int speculative_retry_ms;  /* back up a slow read replica after this (0: never) */
     int max_siblings;
     int max_vv_entries;
-    double read_repair_chance; /* fraction of quorum reads that read-repair */
+    bool read_repair;          /* false: no read repair at all (tests) */
     /* [gossip] */
     int gossip_interval_ms;
     double phi_threshold;

@@ -64,6 +64,7 @@
 #include "coord.h"
 #include "handoff.h"
 #include "kv.h"
+#include "msg.h"
 #include "node.h"
 #include "server.h"
 
@@ -792,6 +793,9 @@ static void do_stats(conn_t *c, const char *arg)
     U("probes_failed", cl->stats.probes_failed);
     U("peer_frames_in", ts.frames_in);
     U("peer_frames_out", ts.frames_out);
+    U("peer_writes", ts.writes);
+    out_fmt(c, "STAT peer_frames_per_write %.2f\r\n",
+            ts.writes ? (double)ts.frames_written / (double)ts.writes : 0.0);
     U("peer_bad_frames", ts.bad_frames);
     U("peer_dropped", ts.dropped);
     U("peer_connects", ts.connects);
@@ -803,6 +807,7 @@ static void do_stats(conn_t *c, const char *arg)
     U("coord_reads", srv->coord.reads);
     U("coord_writes", srv->coord.writes);
     U("coord_forwarded", srv->coord.forwarded);
+    U("coord_speculative_reads", srv->coord.speculative_reads);
     U("coord_key_waits", srv->coord.key_waits);
     U("coord_key_wait_timeouts", srv->coord.key_wait_timeouts);
     U("coord_keys_waiting", coord_keys_waiting(srv));
@@ -896,7 +901,9 @@ static void do_aae(conn_t *c)
     out_str(c, "END\r\n");
 }
 
-/* `debug peer_drop on|off`: cut this node off its peers (tests only). */
+/* `debug peer_drop on|off`: cut this node off its peers; `debug
+ * read_stall on|off`: leave replica reads from peers unanswered, the rest
+ * going on (a slow replica).  Tests only. */
 static void do_debug(conn_t *c, const mc_request_t *req)
 {
     if (!c->srv->cfg.fault_injection) {
@@ -904,12 +911,17 @@ static void do_debug(conn_t *c, const mc_request_t *req)
         return;
     }
     bool on = !strcmp(req->arg2, "on");
-    if (strcmp(req->arg, "peer_drop") || (!on && strcmp(req->arg2, "off"))) {
-        out_str(c, "CLIENT_ERROR usage: debug peer_drop on|off\r\n");
+    bool drop = !strcmp(req->arg, "peer_drop"), stall = !strcmp(req->arg, "read_stall");
+    if ((!drop && !stall) || (!on && strcmp(req->arg2, "off"))) {
+        out_str(c, "CLIENT_ERROR usage: debug peer_drop|read_stall on|off\r\n");
         return;
     }
-    transport_set_drop(c->srv->cluster.transport, on);
-    log_warn("fault injection: peer traffic %s", on ? "dropped" : "restored");
+    if (drop)
+        transport_set_drop(c->srv->cluster.transport, on);
+    else
+        transport_set_stall(c->srv->cluster.transport, on ? MSG_REPLICA_GET : 0);
+    log_warn("fault injection: %s %s", drop ? "peer traffic" : "replica reads from peers",
+             on ? "dropped" : "restored");
     out_str(c, "OK\r\n");
 }
 

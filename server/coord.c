@@ -58,7 +58,7 @@ typedef struct plan {
     int norphans;
 } plan_t;
 
-enum rstate { R_PENDING = 0, R_FOUND, R_MISSING, R_FAILED };
+enum rstate { R_UNASKED = 0, R_PENDING, R_FOUND, R_MISSING, R_FAILED };
 
 typedef struct op {
     server_t *srv;
@@ -72,6 +72,10 @@ typedef struct op {
     /* read phase */
     int r, rgot, rfail;
     uint8_t rstate[MAXT];
+    uint8_t order[MAXT]; /* targets in the order they are asked: our own first */
+    int nask;            /* asked so far: order[0..nask) */
+    int ask_max;         /* never asked: order[ask_max..plan.n) */
+    struct event *spec;  /* speculative retry timer, while armed (holds a reference) */
     obj_t rep[MAXT];
     int local_i;        /* plan index of our own replica's read, or -1 */
     uint64_t local_seq; /* srv->write_seq right after that read */
@@ -181,6 +185,8 @@ static void op_unref(op_t *op)
     if (--op->refs > 0)
         return;
     op_unlock(op); /* never left held; normally released long before */
+    if (op->spec)
+        event_free(op->spec);
     vc_free(&op->ctx);
     for (int i = 0; i < op->plan.n; i++) /* only answers of targets are kept */
         obj_free(&op->rep[i]);
@@ -194,9 +200,12 @@ static void op_unref(op_t *op)
 }
 
 /* Report once.  obj (may be NULL) is moved into the result. */
+static void spec_cancel(op_t *op);
+
 static void op_finish(op_t *op, int status, int got, int needed, obj_t *obj)
 {
     op_unlock(op);
+    spec_cancel(op);
     if (op->done_called)
         return;
     op->done_called = true;
@@ -297,7 +306,7 @@ static void read_repair(op_t *op)
 /* Count one read answer and move the op on when that decides something. */
 static void read_progress(op_t *op)
 {
-    int pending = op->plan.n - op->rgot - op->rfail;
+    int pending = op->nask - op->rgot - op->rfail;
     if (!op->is_write) {
         if (op->rgot >= op->r && !op->done_called) {
             if (pending == 0) { /* nothing more to wait for: repair, then hand over */
@@ -314,9 +323,9 @@ static void read_progress(op_t *op)
             }
             op_finish(op, COORD_OK, op->rgot, op->r, &copy);
             obj_free(&copy);
-        } else if (pending == 0 && !op->done_called) {
+        } else if (pending == 0 && op->nask == op->ask_max && !op->done_called) {
             op_finish(op, COORD_QUORUM, op->rgot, op->r, NULL);
-        } else if (pending == 0 && op->read_repair) {
+        } else if (pending == 0 && op->done_called && op->read_repair) {
             read_repair(op);
         }
         return;
@@ -326,10 +335,12 @@ static void read_progress(op_t *op)
     if (op->rgot >= op->r) {
         op->writing = true;
         write_phase(op);
-    } else if (pending == 0) {
+    } else if (pending == 0 && op->nask == op->ask_max) {
         op_finish(op, COORD_QUORUM, op->rgot, op->r, NULL);
     }
 }
+
+static void read_fill(op_t *op);
 
 /* o: the answer when status is 1 (moved out); may be NULL otherwise. */
 static void read_answer(op_t *op, int i, int status, obj_t *o)
@@ -337,6 +348,7 @@ static void read_answer(op_t *op, int i, int status, obj_t *o)
     if (status < 0) {
         op->rstate[i] = R_FAILED;
         op->rfail++;
+        read_fill(op); /* a replica that failed is replaced at once */
     } else {
         op->rstate[i] = status == 1 ? R_FOUND : R_MISSING;
         op->rgot++;
@@ -389,54 +401,147 @@ static int local_get(op_t *op, const target_t *t, obj_t *o)
     return handoff_get(op->srv, node_name(op, t->hint_for), op->key, op->klen, o);
 }
 
-static void read_start(op_t *op, bool local_only)
+/* Ask target i for its replica (our own by direct call: the answer is
+ * counted before this returns). */
+static void read_ask(op_t *op, int i)
 {
+    const target_t *t = &op->plan.t[i];
+    op->rstate[i] = R_PENDING;
+    if (is_self(op, t->node)) {
+        obj_t o;
+        obj_init(&o);
+        int rc = local_get(op, t, &o);
+        if (rc >= 0 && t->hint_for == RING_NODE_NONE) {
+            op->local_i = i;
+            op->local_seq = op->srv->write_seq;
+        }
+        read_answer(op, i, rc, &o);
+        obj_free(&o);
+        return;
+    }
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    op->refs++; /* the loop below may finish the op through synchronous answers */
-    if (local_only) /* the others are not asked: settled before any answer counts */
-        for (int i = 0; i < op->plan.n; i++)
-            if (!is_self(op, op->plan.t[i].node)) {
-                op->rstate[i] = R_FAILED;
-                op->rfail++;
-            }
-    for (int i = 0; i < op->plan.n; i++) {
-        const target_t *t = &op->plan.t[i];
-        if (is_self(op, t->node)) {
-            obj_t o;
-            obj_init(&o);
-            int rc = local_get(op, t, &o);
-            if (rc >= 0 && t->hint_for == RING_NODE_NONE) {
-                op->local_i = i;
-                op->local_seq = op->srv->write_seq;
-            }
-            read_answer(op, i, rc, &o);
-            obj_free(&o);
-            continue;
-        }
-        if (local_only)
-            continue;
-        msg_replica_get_t m = {.key = op->key, .klen = op->klen};
-        snprintf(m.hint, sizeof(m.hint), "%s",
-                 t->hint_for == RING_NODE_NONE ? "" : node_name(op, t->hint_for));
-        if (msg_encode(&sb, MSG_REPLICA_GET, MSG_REQ, &m) < 0 ||
-            op_send(op, i, MSG_REPLICA_GET, &sb, on_get_reply) < 0)
-            read_answer(op, i, -ENOMEM, NULL);
-    }
+    msg_replica_get_t m = {.key = op->key, .klen = op->klen};
+    snprintf(m.hint, sizeof(m.hint), "%s",
+             t->hint_for == RING_NODE_NONE ? "" : node_name(op, t->hint_for));
+    int rc = msg_encode(&sb, MSG_REPLICA_GET, MSG_REQ, &m);
+    if (rc == 0)
+        rc = op_send(op, i, MSG_REPLICA_GET, &sb, on_get_reply);
     msgpack_sbuffer_destroy(&sb);
-    if (op->plan.n == 0)
+    if (rc < 0)
+        read_answer(op, i, -ENOMEM, NULL);
+}
+
+/* Ask the next target not asked yet; false when there is none. */
+static bool read_ask_next(op_t *op)
+{
+    if (op->nask >= op->ask_max)
+        return false;
+    read_ask(op, op->order[op->nask++]);
+    return true;
+}
+
+/* Keep enough replicas asked that R answers can still come: after a
+ * failure, the next replica in line replaces it. */
+static void read_fill(op_t *op)
+{
+    while (!op->done_called && !op->writing &&
+           op->rgot + (op->nask - op->rgot - op->rfail) < op->r && read_ask_next(op))
+        ;
+}
+
+static void spec_arm(op_t *op);
+
+/* A replica asked has not answered within cluster.speculative_retry_ms:
+ * ask the next one too (Cassandra's speculative retry), whichever answers
+ * first counts. */
+static void on_speculate(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    op_t *op = arg;
+    if (!op->done_called && !op->writing && op->rgot < op->r && read_ask_next(op)) {
+        op->srv->coord.speculative_reads++;
+        spec_arm(op);
+    }
+    op_unref(op); /* the timer's reference */
+}
+
+static void spec_arm(op_t *op)
+{
+    int ms = op->srv->cfg.speculative_retry_ms;
+    if (ms <= 0 || op->nask >= op->ask_max || op->done_called)
+        return;
+    if (!op->spec && !(op->spec = evtimer_new(op->srv->base, on_speculate, op)))
+        return; /* no memory for a timer: the read just waits, as without retry */
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    if (evtimer_add(op->spec, &tv) == 0)
+        op->refs++;
+}
+
+/* Stop a pending speculative retry (the op has its answer). */
+static void spec_cancel(op_t *op)
+{
+    if (op->spec && evtimer_pending(op->spec, NULL)) {
+        evtimer_del(op->spec);
+        op->refs--; /* the timer's; the caller still holds one */
+    }
+}
+
+enum read_mode {
+    READ_LOCAL, /* our own replica only (a blind set's context) */
+    READ_R,     /* R replicas, ours first; more only to replace or back up slow ones */
+    READ_ALL,   /* every replica (read repair of all of them) */
+};
+
+static void read_start(op_t *op, enum read_mode mode)
+{
+    /* our own replica(s) first: no message, and the freshest for the
+     * writes we coordinate; then the others in preference-list order */
+    int k = 0, nself = 0;
+    for (int i = 0; i < op->plan.n; i++)
+        if (is_self(op, op->plan.t[i].node))
+            op->order[k++] = (uint8_t)i;
+    nself = k;
+    for (int i = 0; i < op->plan.n; i++)
+        if (!is_self(op, op->plan.t[i].node))
+            op->order[k++] = (uint8_t)i;
+    op->ask_max = mode == READ_LOCAL ? nself : op->plan.n;
+    int first = mode == READ_ALL ? op->plan.n : mode == READ_LOCAL ? nself : op->r;
+    if (first > op->ask_max)
+        first = op->ask_max;
+    op->refs++; /* the loop below may finish the op through synchronous answers */
+    /* all of the first batch counts as pending before any is asked: our
+     * own replica answers at once, and must not look like the last one */
+    op->nask = first;
+    for (int j = 0; j < first; j++) {
+        if (op->is_write && (op->writing || op->done_called))
+            break; /* a write decided on what it has; a read goes on for repair */
+        read_ask(op, op->order[j]);
+    }
+    if (op->ask_max == 0)
         read_progress(op);
+    else if (!op->done_called && op->nask > nself)
+        spec_arm(op);
     op_unref(op);
 }
 
-/* The whole read is this node's own replica (n = 1, or a one-node ring):
- * answer at once, without an op.  Returns false when the plan is wider. */
+static bool repair_roll(server_t *srv);
+
+/* An R=1 read of a key this node owns is its own replica's answer: give it
+ * at once, without an op or a message.  Returns false otherwise. */
 static bool get_local_only(server_t *srv, const void *key, size_t klen, int r, coord_done_fn done,
                            void *arg)
 {
     const cluster_view_t *v = srv->cluster.view;
     const uint32_t *owners;
-    if (!v || r != 1 || ring_preflist(v->ring, key, klen, &owners) != 1 || owners[0] != v->self_idx)
+    if (!v || r != 1)
+        return false;
+    uint32_t no = ring_preflist(v->ring, key, klen, &owners);
+    bool owner = false;
+    for (uint32_t i = 0; i < no; i++)
+        owner |= owners[i] == v->self_idx;
+    if (!owner)
         return false;
     srv->coord.reads++;
     coord_result_t res = {.status = COORD_OK, .got = 1, .needed = 1};
@@ -452,7 +557,9 @@ static bool get_local_only(server_t *srv, const void *key, size_t klen, int r, c
 
 void coord_get(server_t *srv, const void *key, size_t klen, int r, coord_done_fn done, void *arg)
 {
-    if (get_local_only(srv, key, klen, r, done, arg))
+    /* a fraction of reads asks every replica and repairs them all */
+    bool all = repair_roll(srv);
+    if (!all && get_local_only(srv, key, klen, r, done, arg))
         return;
     op_t *op = op_new(srv, key, klen, done, arg);
     if (!op) {
@@ -462,13 +569,12 @@ void coord_get(server_t *srv, const void *key, size_t klen, int r, coord_done_fn
     }
     srv->coord.reads++;
     op->r = r;
-    /* cluster.read_repair_chance: 1 (the default) repairs after every read;
-     * 0 never (tests that must see anti-entropy alone at work) */
-    double chance = srv->cfg.read_repair_chance;
-    op->read_repair = chance >= 1.0 || (chance > 0.0 && random() < chance * RAND_MAX);
+    /* cluster.read_repair = false: no read repairs at all (tests that must
+     * see anti-entropy alone at work) */
+    op->read_repair = srv->cfg.read_repair;
     if (plan_build(srv, key, klen, &op->plan) < 0)
         op->plan.n = 0;
-    read_start(op, false);
+    read_start(op, all ? READ_ALL : READ_R);
     op_unref(op);
 }
 
@@ -614,13 +720,14 @@ static void write_start(op_t *op)
     int r = op->r;
     if (blind)
         op->r = 1;
-    read_start(op, blind);
+    read_start(op, blind ? READ_LOCAL : READ_R);
     if (blind)
         op->r = r;
 }
 
 /* Writes queued behind a key, and those whose turn has come. */
 struct coord_state {
+    uint64_t rng;       /* xorshift64: which reads ask every replica */
     keyq_t *keyq;
     struct event *turn; /* runs the ready list from the loop */
     op_t *ready, *ready_tail;
@@ -663,6 +770,21 @@ static void on_turn(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* True for a cluster.read_repair_chance fraction of reads. */
+static bool repair_roll(server_t *srv)
+{
+    double p = srv->cfg.read_repair_chance;
+    if (p >= 1.0)
+        return true;
+    if (p <= 0.0 || !srv->coordq)
+        return false;
+    uint64_t *x = &srv->coordq->rng;
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return (double)(*x >> 11) * 0x1.0p-53 < p;
+}
+
 /* Let the next write of the key go; the op no longer holds it. */
 static void op_unlock(op_t *op)
 {
@@ -696,6 +818,9 @@ int coord_open(server_t *srv, char *err, size_t errlen)
         snprintf(err, errlen, "coordinator: out of memory");
         return -1;
     }
+    cs->rng = (uint64_t)node_now_us() ^ srv->node_id;
+    if (!cs->rng)
+        cs->rng = 1;
     srv->coordq = cs;
     return 0;
 }

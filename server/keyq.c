@@ -98,7 +98,7 @@ static void grow(keyq_t *q)
 
 int keyq_acquire(keyq_t *q, const void *key, size_t klen, void *w)
 {
-    uint64_t h = qkv_hash64(key, klen);
+    uint64_t h = hash64(key, klen);
     entry_t **p = find(q, h, key, klen);
     if (*p) {
         waiter_t *n = malloc(sizeof(*n));
@@ -130,7 +130,7 @@ int keyq_acquire(keyq_t *q, const void *key, size_t klen, void *w)
 
 void *keyq_release(keyq_t *q, const void *key, size_t klen)
 {
-    entry_t **p = find(q, qkv_hash64(key, klen), key, klen);
+    entry_t **p = find(q, hash64(key, klen), key, klen);
     entry_t *e = *p;
     if (!e)
         return NULL;

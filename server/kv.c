@@ -29,21 +29,6 @@ int64_t kv_expiry(int64_t exptime, int64_t now_s)
     return now_s + exptime;
 }
 
-const char *kv_result_line(enum kv_result r)
-{
-    switch (r) {
-    case KV_STORED: return "STORED\r\n";
-    case KV_NOT_STORED: return "NOT_STORED\r\n";
-    case KV_EXISTS: return "EXISTS\r\n";
-    case KV_NOT_FOUND: return "NOT_FOUND\r\n";
-    case KV_DELETED: return "DELETED\r\n";
-    case KV_TOUCHED: return "TOUCHED\r\n";
-    case KV_NON_NUMERIC: return "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n";
-    case KV_NOMEM: return "SERVER_ERROR out of memory storing object\r\n";
-    default: return "SERVER_ERROR internal\r\n";
-    }
-}
-
 /* memcached's safe_strtoull on item data: digits, then only whitespace. */
 static bool parse_counter(const uint8_t *p, size_t len, uint64_t *out)
 {
@@ -81,7 +66,7 @@ static int set_value(sibling_t *s, const uint8_t *a, size_t alen, const uint8_t 
 
 uint64_t kv_cas_token(const void *key, size_t klen, const vclock_t *vc)
 {
-    uint64_t t = qkv_hash64_seed(key, klen, vc_digest(vc));
+    uint64_t t = hash64_seed(key, klen, vc_digest(vc));
     return t ? t : 1;
 }
 

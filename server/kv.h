@@ -15,14 +15,9 @@
 #include <stdint.h>
 
 #include "../storage/object.h"
+#include "../common/textproto.h" /* enum kv_result and its reply lines, shared with the client */
 #include "proto.h"
 
-enum kv_result {
-    KV_STORED, KV_NOT_STORED, KV_EXISTS, KV_NOT_FOUND, KV_DELETED, KV_TOUCHED,
-    KV_NUMBER,      /* incr/decr: reply the new value */
-    KV_NON_NUMERIC, /* incr/decr on a value that is not a number */
-    KV_NOMEM,
-};
 
 typedef struct kv_op {
     enum mc_cmd cmd;
@@ -56,8 +51,5 @@ uint64_t kv_cas_token(const void *key, size_t klen, const vclock_t *vc);
 enum kv_result kv_decide(const kv_op_t *op, const void *key, size_t klen, const obj_t *cur,
                          int64_t now_us, sibling_t *out, bool *write, uint64_t *number);
 
-/* Reply line for a result ("STORED\r\n" ...); KV_NUMBER is formatted by the
- * caller. */
-const char *kv_result_line(enum kv_result r);
 
 #endif

@@ -398,14 +398,14 @@ static int load_actor(server_t *srv, char *err, size_t errlen)
     }
     free(val);
     val = NULL;
-    uint64_t actor = qkv_hash64(srv->cfg.name, strlen(srv->cfg.name));
+    uint64_t actor = hash64(srv->cfg.name, strlen(srv->cfg.name));
     if (store_raw_get(srv->store, 'm', "generation", 10, &val, &vlen) != 1) {
         uint64_t seed;
         if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed)) {
             snprintf(err, errlen, "cannot make a replica id: getrandom: %s", strerror(errno));
             return -1;
         }
-        actor = qkv_hash64_seed(srv->cfg.name, strlen(srv->cfg.name), seed);
+        actor = hash64_seed(srv->cfg.name, strlen(srv->cfg.name), seed);
     }
     free(val);
     if (store_raw_put(srv->store, 'm', META_ACTOR, strlen(META_ACTOR), &actor, 8) < 0) {

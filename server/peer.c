@@ -7,6 +7,17 @@
  * each with its own deadline timer.  Invariant: a pending request's
  * callback runs exactly once, from the event loop, and then the pending
  * entry is freed.
+ *
+ * Output is corked: a frame goes into its link's cork buffer, and the
+ * first frame of a loop turn activates one flush event, which runs after
+ * the callbacks already active in that turn and writes each link's cork
+ * with one writev straight to the socket.  So every frame a turn produces
+ * for one peer (the replica requests of many client requests, the replies
+ * to many of its requests) leaves in one system call, with no EV_WRITE
+ * round trip.  Only a write the socket does not take whole goes through
+ * the bufferevent's output (which then keeps the order: a cork is never
+ * written past data still waiting there).  A receiver decodes every frame
+ * it has before returning to the loop (on_read).
  */
 #include "peer.h"
 
@@ -61,6 +72,10 @@ struct peer_link {
     bool dead;
     TAILQ_HEAD(, pending) pending;
     LIST_ENTRY(peer_link) next;
+    struct evbuffer *cork; /* frames of this turn, written by flush() */
+    uint32_t cork_frames;
+    bool dirty;            /* on t->dirty */
+    LIST_ENTRY(peer_link) dnext;
 };
 
 struct transport {
@@ -75,10 +90,13 @@ struct transport {
     LIST_HEAD(, peer_link) links;
     LIST_HEAD(, peer_link) dead;
     struct event *reaper;
+    struct event *flusher; /* writes the corks of this turn */
+    LIST_HEAD(, peer_link) dirty;
     msgpack_sbuffer sb;
     uint8_t key[FRAME_KEY_LEN];
     bool keyed;   /* frames are authenticated with key */
     bool drop;
+    uint8_t stall_type; /* fault injection: requests of this type are never answered (0: none) */
     bool closing; /* transport_close is running: refuse new requests */
     transport_stats_t stats;
 };
@@ -180,6 +198,7 @@ static void reap(evutil_socket_t fd, short what, void *arg)
             continue; /* freed by the last transport_link_release */
         LIST_REMOVE(l, next);
         bufferevent_free(l->bev);
+        evbuffer_free(l->cork);
         free(l);
     }
 }
@@ -191,6 +210,11 @@ static void link_kill(peer_link_t *l, int status)
     transport_t *t = l->t;
     l->dead = true;
     bufferevent_disable(l->bev, EV_READ | EV_WRITE);
+    if (l->dirty) {
+        LIST_REMOVE(l, dnext);
+        l->dirty = false;
+    }
+    evbuffer_drain(l->cork, evbuffer_get_length(l->cork));
     LIST_REMOVE(l, next);
     LIST_INSERT_HEAD(&t->dead, l, next);
     if (l->dest && l->dest->link == l) {
@@ -255,7 +279,7 @@ static void on_read(struct bufferevent *bev, void *arg)
         }
         /* the decoded body points into the buffer: drain only after use
          * (a link killed during dispatch keeps its buffer until the reaper) */
-        if (t->drop) {
+        if (t->drop || (t->stall_type && f.kind == FRAME_REQUEST && f.type == t->stall_type)) {
             t->stats.dropped++;
         } else {
             t->stats.frames_in++;
@@ -291,6 +315,11 @@ static peer_link_t *link_new(transport_t *t, struct bufferevent *bev)
     peer_link_t *l = calloc(1, sizeof(*l));
     if (!l)
         return NULL;
+    l->cork = evbuffer_new();
+    if (!l->cork) {
+        free(l);
+        return NULL;
+    }
     l->t = t;
     l->bev = bev;
     TAILQ_INIT(&l->pending);
@@ -372,11 +401,37 @@ static peer_link_t *dest_link(transport_t *t, dest_t *d, int *status)
     return l;
 }
 
+/* The end of a loop turn: write every link's cork (see the file header). */
+static void flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    transport_t *t = arg;
+    peer_link_t *l;
+    while ((l = LIST_FIRST(&t->dirty))) {
+        LIST_REMOVE(l, dnext);
+        l->dirty = false;
+        t->stats.writes++;
+        t->stats.frames_written += l->cork_frames;
+        l->cork_frames = 0;
+        struct evbuffer *out = bufferevent_get_output(l->bev);
+        evutil_socket_t s = bufferevent_getfd(l->bev);
+        if (evbuffer_get_length(out) == 0 && s >= 0 &&
+            evbuffer_write(l->cork, s) < 0 && errno != EAGAIN && errno != EINTR) {
+            link_kill(l, -ECONNRESET); /* the bufferevent would find out next */
+            continue;
+        }
+        if (evbuffer_get_length(l->cork) > 0) /* the socket's share for later */
+            evbuffer_add_buffer(out, l->cork);
+    }
+}
+
 static int link_send(peer_link_t *l, uint8_t type, uint8_t kind, uint64_t id, uint32_t ttl,
                      const void *body, size_t blen)
 {
     transport_t *t = l->t;
-    if (evbuffer_get_length(bufferevent_get_output(l->bev)) > LINK_OUT_MAX)
+    if (evbuffer_get_length(bufferevent_get_output(l->bev)) + evbuffer_get_length(l->cork) >
+        LINK_OUT_MAX)
         return -ENOBUFS;
     if (t->drop) {
         t->stats.dropped++;
@@ -385,8 +440,20 @@ static int link_send(peer_link_t *l, uint8_t type, uint8_t kind, uint64_t id, ui
     int rc = frame_build(&t->sb, type, kind, id, ttl, body, blen, t->keyed ? t->key : NULL);
     if (rc < 0)
         return rc;
-    if (bufferevent_write(l->bev, t->sb.data, t->sb.size) < 0)
-        return -ENOMEM;
+    if (l->dest && !l->connected) {
+        /* still connecting: the bufferevent sends it once connected */
+        if (bufferevent_write(l->bev, t->sb.data, t->sb.size) < 0)
+            return -ENOMEM;
+    } else {
+        if (evbuffer_add(l->cork, t->sb.data, t->sb.size) < 0)
+            return -ENOMEM;
+        l->cork_frames++;
+        if (!l->dirty) {
+            l->dirty = true;
+            LIST_INSERT_HEAD(&t->dirty, l, dnext);
+            event_active(t->flusher, EV_TIMEOUT, 0);
+        }
+    }
     t->stats.frames_out++;
     return 0;
 }
@@ -444,6 +511,7 @@ void transport_link_release(peer_link_t *l)
     if (--l->refs == 0 && l->dead) {
         LIST_REMOVE(l, next);
         bufferevent_free(l->bev);
+        evbuffer_free(l->cork);
         free(l);
     }
 }
@@ -472,6 +540,8 @@ void transport_set_drop(transport_t *t, bool drop)
 
 bool transport_dropping(const transport_t *t) { return t->drop; }
 
+void transport_set_stall(transport_t *t, uint8_t type) { t->stall_type = type; }
+
 void transport_get_stats(const transport_t *t, transport_stats_t *out) { *out = t->stats; }
 
 int transport_open(const transport_opts_t *o, transport_t **out, char *err, size_t errlen)
@@ -497,9 +567,11 @@ int transport_open(const transport_opts_t *o, transport_t **out, char *err, size
     LIST_INIT(&t->dests);
     LIST_INIT(&t->links);
     LIST_INIT(&t->dead);
+    LIST_INIT(&t->dirty);
     t->reaper = event_new(t->base, -1, 0, reap, t);
+    t->flusher = event_new(t->base, -1, 0, flush, t);
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
-    if (!t->reaper || inet_pton(AF_INET, o->host, &sin.sin_addr) != 1) {
+    if (!t->reaper || !t->flusher || inet_pton(AF_INET, o->host, &sin.sin_addr) != 1) {
         snprintf(err, errlen, "bad peer address %s", o->host);
         transport_close(t);
         return -EINVAL;
@@ -535,6 +607,8 @@ void transport_close(transport_t *t)
         reap(-1, 0, t);
         event_free(t->reaper);
     }
+    if (t->flusher)
+        event_free(t->flusher);
     dest_t *d;
     while ((d = LIST_FIRST(&t->dests))) {
         LIST_REMOVE(d, next);

@@ -58,6 +58,8 @@ typedef struct transport_stats {
     uint64_t frames_in, frames_out, bad_frames, dropped;
     uint64_t connects, connect_failures, timeouts;
     uint64_t pending;
+    uint64_t writes;         /* corked writes (one per peer per loop turn with output) */
+    uint64_t frames_written; /* frames those writes carried */
 } transport_stats_t;
 
 int transport_open(const transport_opts_t *opts, transport_t **out, char *err, size_t errlen);
@@ -88,6 +90,10 @@ void transport_peer_alive(transport_t *t, const char *host, int port);
 
 void transport_set_drop(transport_t *t, bool drop);
 bool transport_dropping(const transport_t *t);
+/* Fault injection for tests: requests of message type `type` that arrive
+ * are dropped without an answer, while the connections and every other
+ * message go on (a replica that is alive but slow); 0 ends it. */
+void transport_set_stall(transport_t *t, uint8_t type);
 void transport_get_stats(const transport_t *t, transport_stats_t *out);
 
 #endif

@@ -88,53 +88,6 @@ static bool valid_key(const tok_t *t)
 
 /* Case-insensitive tok_is, for option names and level names (users type
  * W=ALL as readily as w=all). */
-static bool tok_is_ci(const tok_t *t, const char *s)
-{
-    size_t n = strlen(s);
-    return t->len == n && strncasecmp(t->p, s, n) == 0;
-}
-
-int mc_parse_level(const char *s, size_t len, mc_level_t *lv)
-{
-    tok_t t = {(char *)s, len};
-    uint64_t v;
-    if (tok_is_ci(&t, "one"))
-        *lv = (mc_level_t){MC_LEVEL_ONE, 1};
-    else if (tok_is_ci(&t, "quorum"))
-        *lv = (mc_level_t){MC_LEVEL_QUORUM, 0};
-    else if (tok_is_ci(&t, "all"))
-        *lv = (mc_level_t){MC_LEVEL_ALL, 0};
-    else if (parse_u64(&t, &v) && v >= 1 && v <= 16)
-        *lv = (mc_level_t){MC_LEVEL_NUM, (int)v};
-    else
-        return -1;
-    return 0;
-}
-
-int mc_level_resolve(mc_level_t lv, int n, int dflt)
-{
-    int q;
-    switch (lv.kind) {
-    case MC_LEVEL_DEFAULT: q = dflt; break;
-    case MC_LEVEL_ONE: q = 1; break;
-    case MC_LEVEL_QUORUM: q = n / 2 + 1; break;
-    case MC_LEVEL_ALL: q = n; break;
-    default: q = lv.num; break;
-    }
-    return (q < 1 || q > n) ? -1 : q;
-}
-
-const char *mc_level_str(mc_level_t lv, char *buf, size_t cap)
-{
-    switch (lv.kind) {
-    case MC_LEVEL_ONE: return "one";
-    case MC_LEVEL_QUORUM: return "quorum";
-    case MC_LEVEL_ALL: return "all";
-    case MC_LEVEL_NUM: snprintf(buf, cap, "%d", lv.num); return buf;
-    default: return "default";
-    }
-}
-
 const char *mc_parse_error_line(enum mc_parse_rc rc)
 {
     switch (rc) {

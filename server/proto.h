@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../common/textproto.h" /* consistency levels, shared with the client */
+
 #define MC_KEY_MAX 250
 
 enum mc_cmd {
@@ -52,13 +54,6 @@ enum mc_parse_rc {
                            token starts with "HTTP/"): memcached closes the
                            connection without a reply */
 };
-
-/* A consistency level: ONE, QUORUM, ALL, or an explicit count. */
-enum mc_level_kind { MC_LEVEL_DEFAULT = 0, MC_LEVEL_ONE, MC_LEVEL_QUORUM, MC_LEVEL_ALL, MC_LEVEL_NUM };
-typedef struct mc_level {
-    enum mc_level_kind kind;
-    int num; /* for MC_LEVEL_NUM, >= 1 */
-} mc_level_t;
 
 typedef struct mc_key {
     const char *ptr;
@@ -115,14 +110,6 @@ enum mc_get_arg { MC_ARG_KEY, MC_ARG_OPTION, MC_ARG_EXPTIME };
  * result is MC_OK or the error the token gives. */
 enum mc_parse_rc mc_get_arg(mc_request_t *req, const char *p, size_t len, bool *have_exp,
                             enum mc_get_arg *kind);
-
-/* Parse "one", "quorum", "all" (in any case) or 1..16 into *lv; 0 or -1. */
-int mc_parse_level(const char *s, size_t len, mc_level_t *lv);
-/* Resolve a level against replication factor n and the default: the number
- * of replies needed, or -1 when out of range (0 or > n). */
-int mc_level_resolve(mc_level_t lv, int n, int dflt);
-/* Text of a level for replies ("one", "quorum", "all" or the number). */
-const char *mc_level_str(mc_level_t lv, char *buf, size_t cap);
 
 /* The memcached reply line (with "\r\n") for a parse error ("" for
  * MC_ERR_HTTP, which gets none). */

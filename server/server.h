@@ -70,6 +70,7 @@ typedef struct server {
     struct aae *aae;        /* anti-entropy trees (aae.c); NULL when disabled */
     struct coord_stats {
         uint64_t reads, writes, forwarded, quorum_failures, read_repairs, replica_errors;
+        uint64_t speculative_reads; /* extra replicas asked because one was slow */
         uint64_t key_waits;         /* writes that queued behind another write of their key */
         uint64_t key_wait_timeouts; /* ... and gave up waiting (request_timeout_ms) */
     } coord;

@@ -89,7 +89,7 @@ struct store_batch {
 
 uint64_t store_key_token(const void *key, size_t klen)
 {
-    return qkv_hash64(klen ? key : "", klen);
+    return hash64(klen ? key : "", klen);
 }
 
 static void put_be64(char *p, uint64_t v)

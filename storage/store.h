@@ -7,7 +7,7 @@
  *   'h' <bytes>                                 -> hints (opaque here; handoff code)
  *   'm' <name>                                  -> node metadata (flush time,
  *                                                  generation, "format")
- * The token of a user key is its ring position, qkv_hash64(key bytes) (the
+ * The token of a user key is its ring position, hash64(key bytes) (the
  * same value as ring_key_position(); see store_key_token()).  Big-endian
  * makes LevelDB's byte order the numeric order of tokens, so the objects of
  * one token range are one contiguous scan, which is what tree builds,
@@ -90,7 +90,7 @@ int store_open(const store_opts_t *opts, store_t **out, char **errmsg);
 /* Flush and close; NULL is fine. */
 void store_close(store_t *st);
 
-/* The token of a user key: qkv_hash64(key, klen), equal to
+/* The token of a user key: hash64(key, klen), equal to
  * ring_key_position().  key may be NULL when klen is 0. */
 uint64_t store_key_token(const void *key, size_t klen);
 

@@ -78,7 +78,7 @@ uint32_t tictac_segment(const tictac_t *t, uint64_t token);
 int tictac_segment_bounds(const tictac_t *t, uint32_t seg, uint64_t *first, uint64_t *last);
 
 /* The hash a key contributes: xxh3 of the encoded object seeded with the
- * key's token (qkv_hash64 of the key), so equal objects under different
+ * key's token (hash64 of the key), so equal objects under different
  * keys differ.  Never 0, which means "absent" in tictac_update(). */
 uint64_t tictac_key_hash(const void *key, size_t klen, const void *enc, size_t elen);
 /* The same when the key's token is known: tictac_key_hash(key, ...) ==

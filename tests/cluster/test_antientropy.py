@@ -1,5 +1,5 @@
 """Anti-entropy (issue 9) across real quorumkvd processes, with read repair
-(cluster.read_repair_chance = 0) and hinted handoff off, so that only the
+(cluster.read_repair = false) and hinted handoff off, so that only the
 Merkle exchanges can bring a replica back:
 
   - a node misses 1000 writes and a delete while it is down; nobody reads
@@ -36,7 +36,7 @@ CONVERGE = 20.0
 
 AE = {
     "cluster.vnodes": 8,
-    "cluster.read_repair_chance": 0,
+    "cluster.read_repair": "false",
     "handoff.enabled": "false",
     "antientropy.interval_ms": 100,
     "antientropy.max_keys_per_s": 100000,

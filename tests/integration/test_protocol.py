@@ -150,6 +150,22 @@ def test_gets_unique_is_stable_without_modification(conn, key):
     assert conn.gets(k)[2] == conn.gets(k)[2]
 
 
+def test_gets_uniques_differ_between_items(conn, key):
+    # issue 8 (1): two keys each written once returned the same unique, so
+    # clients that use uniques as version ids took one item for another
+    keys = [key() for _ in range(20)]
+    for k in keys:
+        assert conn.set(k, b"same value") == b"STORED"
+    first = {k: conn.gets(k)[2] for k in keys}
+    assert len(set(first.values())) == len(keys), "uniques repeat across items: %r" % first
+    # stable while unchanged, also when fetched together
+    got = {v[0]: v[3] for v in conn.get_multi(*keys, verb="gets")}
+    assert got == first
+    # one item's unique does not pass for another's
+    assert conn.store("cas", keys[0], b"x", cas=first[keys[1]]) == b"EXISTS"
+    assert conn.store("cas", keys[0], b"x", cas=first[keys[0]]) == b"STORED"
+
+
 def test_gets_multiple_keys(conn, key):
     k1, k2, k3 = key(), key(), key()
     conn.set(k1, b"a", flags=1)

@@ -129,7 +129,7 @@ static void assert_default_tunables(const config_t *c)
     assert_int_equal(c->ae_interval_ms, d.ae_interval_ms);
     assert_int_equal(c->ae_max_keys_per_s, d.ae_max_keys_per_s);
     assert_true(c->ae_max_bytes_per_s == d.ae_max_bytes_per_s);
-    assert_true(c->read_repair_chance == d.read_repair_chance);
+    assert_int_equal(c->read_repair, d.read_repair);
     assert_int_equal(c->storage_sync, d.storage_sync);
     assert_int_equal(c->cache_mb, d.cache_mb);
     assert_int_equal(c->tombstone_grace_s, d.tombstone_grace_s);
@@ -199,7 +199,7 @@ static void test_defaults_documented(void **state)
     assert_int_equal(d.ae_interval_ms, 10000);
     assert_int_equal(d.ae_max_keys_per_s, 2000);
     assert_true(d.ae_max_bytes_per_s == 10485760);
-    assert_true(d.read_repair_chance == 1.0);
+    assert_true(d.read_repair);
     assert_false(d.storage_sync);
     assert_int_equal(d.cache_mb, 8);
     assert_int_equal(d.tombstone_grace_s, 86400);

@@ -102,7 +102,7 @@ static void test_tokens_follow_spec(void **state)
     assert_int_equal(count, 5 * 64);
     for (node = 0; node < 5; node++)
         for (v = 0; v < 64; v++)
-            want[t++] = qkv_hash64(
+            want[t++] = hash64(
                 buf, (size_t)snprintf(buf, sizeof(buf), "%s#%u", NODES6[node], v));
     qsort(want, count, sizeof(*want), cmp_u64);
     prev_end = want[count - 1];
@@ -133,7 +133,7 @@ static void test_getters(void **state)
     assert_null(ring_node_name(ring, 2));
     assert_int_equal(ring_node_index(ring, "node3"), RING_NODE_NONE);
     assert_int_equal(ring_node_index(ring, NULL), RING_NODE_NONE);
-    assert_true(ring_key_position("abc", 3) == qkv_hash64("abc", 3));
+    assert_true(ring_key_position("abc", 3) == hash64("abc", 3));
     ring_free(ring);
 }
 
