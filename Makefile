@@ -5,7 +5,8 @@
 #   make run             install missing packages, build, start the local 3-node cluster
 #   make bench           benchmarks (bench/, all with bin/quorumkv-bench): one node and a 3-node
 #                        cluster against memcached, libquorumkv against text clients, stale reads;
-#                        then the gossip simulation of 20, 100 and 1000 nodes (make bench-gossip)
+#                        then anti-entropy's cost and repairs; then the gossip simulation of
+#                        20, 100 and 1000 nodes (make bench-gossip)
 #   make SANITIZE=address test   the same suite under ASan+UBSan
 #   make property SEEDS=N  the version model's property test over N seeds
 #
@@ -42,15 +43,16 @@ TEST_MODS_test_versions := storage common
 TEST_MODS_test_store  := storage ring common
 TEST_MODS_test_tictac := storage ring common
 TEST_MODS_test_ring   := ring common
-TEST_MODS_test_gossip := gossip ring common
+TEST_MODS_test_gossip := gossip storage ring common
 TEST_MODS_test_proto  := server common
 TEST_MODS_test_config := server common
 TEST_MODS_test_kv     := server storage common
 TEST_MODS_test_frame  := common
 
 # The simulated gossip cluster (tests/sim) measures real frame sizes with
-# the daemon's gossip codec; test_gossip and the gossip bench link both.
-SIM_OBJ  := $(BUILD)/tests/sim/gossip_sim.o $(BUILD)/server/gossip_wire.o
+# the daemon's message table (server/msg.c, which needs storage/ for the
+# objects of other messages); test_gossip and the gossip bench link both.
+SIM_OBJ  := $(BUILD)/tests/sim/gossip_sim.o $(BUILD)/server/msg.o
 TEST_EXTRA_test_gossip := $(SIM_OBJ)
 GOSSIP_SIM := $(BUILD)/bench/gossip-sim
 
@@ -61,9 +63,9 @@ FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_SRC_fuzz_proto  := server/proto.c common/textproto.c
 FUZZ_SRC_fuzz_object := storage/object.c common/vclock.c common/hash.c
-FUZZ_SRC_fuzz_frame  := common/frame.c
-FUZZ_SRC_fuzz_gossip := server/gossip_wire.c gossip/gossip.c gossip/spread.c gossip/phi.c \
-                        common/frame.c common/hash.c
+FUZZ_SRC_fuzz_frame  := common/frame.c server/msg.c storage/object.c storage/tictac.c \
+                        common/vclock.c common/hash.c
+FUZZ_SRC_fuzz_gossip := $(FUZZ_SRC_fuzz_frame) gossip/gossip.c gossip/spread.c gossip/phi.c
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -164,10 +166,10 @@ $(BUILD)/tests/%: tests/unit/%.c $$(call test_libs,%) $$(TEST_EXTRA_$$*)
 	$(CC) $(CFLAGS) $(shell pkg-config --cflags cmocka 2>/dev/null) $(LDFLAGS) -o $@ $< \
 	    $(TEST_EXTRA_$*) $(call test_libs,$*) $(shell pkg-config --libs cmocka 2>/dev/null) $(LDLIBS)
 
-$(GOSSIP_SIM): bench/gossip-sim.c $(SIM_OBJ) $(call mod_lib,gossip) $(call mod_lib,ring) $(call mod_lib,common)
+GOSSIP_SIM_LIBS := $(foreach m,gossip storage ring common,$(call mod_lib,$(m)))
+$(GOSSIP_SIM): bench/gossip-sim.c $(SIM_OBJ) $(GOSSIP_SIM_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(SIM_OBJ) $(call mod_lib,gossip) $(call mod_lib,ring) \
-	    $(call mod_lib,common) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(SIM_OBJ) $(GOSSIP_SIM_LIBS) $(LDLIBS)
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRC_fuzz_$$*)
 	@mkdir -p build-fuzz
@@ -198,6 +200,7 @@ bench: deps
 	@bench/bench-memcached.sh
 	@bench/bench-cluster.sh
 	@bench/stale-reads.sh
+	@bench/bench-antientropy.sh
 	@$(GOSSIP_SIM)
 
 # Only the gossip simulation (a few minutes, no daemons): make bench-gossip

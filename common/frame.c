@@ -148,6 +148,7 @@ int frame_parse(const uint8_t *buf, size_t len, size_t max, const uint8_t *key, 
     f->ttl_ms = (uint32_t)v[4];
     f->body = it[5];
     f->zone = zone;
+    f->wire_len = FRAME_HDR + flen;
     *consumed = FRAME_HDR + flen;
     return 1;
 bad:

@@ -47,6 +47,7 @@ typedef struct frame {
     uint32_t ttl_ms;
     msgpack_object body; /* valid until frame_release */
     msgpack_zone *zone;
+    size_t wire_len;     /* bytes the frame took on the wire (traffic accounting) */
 } frame_t;
 
 /* The frame key of a cluster secret (SHA-256 of it).  0, or -EINVAL when

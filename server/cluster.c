@@ -11,13 +11,13 @@
  *      │   (its digest) ──> gossip_on_mail_ack(); unanswered: gossip/ retries
  *      └─ PING ──request──> suspect ──reply──> gossip_on_probe_ack()
  *
- * Message bodies are in server/gossip_wire.h.  Decoders check every type
- * and bound every count; a body that does not decode, or that gossip/
- * refuses as malformed, is counted (gossip_msgs_bad) and ignored; one over
- * its sender's budget is counted by gossip/ (gossip_throttled) and gets no
- * answer.  Time for the failure detector is CLOCK_MONOTONIC; the
- * generation is the wall-clock start time so a restarted node always
- * supersedes its old self.
+ * Message bodies are defined in msg.h/msg.c; requests reach the handlers
+ * below through dispatch.c's table, decoded.  A body that does not decode,
+ * or that gossip/ refuses as malformed, is counted (gossip_msgs_bad) and
+ * ignored; one over its sender's budget is counted by gossip/
+ * (gossip_throttled) and gets no answer.  Time for the failure detector is
+ * CLOCK_MONOTONIC; the generation is the wall-clock start time so a
+ * restarted node always supersedes its old self.
  */
 #include "cluster.h"
 
@@ -28,8 +28,8 @@
 #include <time.h>
 
 #include "../common/log.h"
-#include "coord.h"
-#include "gossip_wire.h"
+#include "dispatch.h"
+#include "msg.h"
 #include "server.h"
 
 static int64_t mono_ms(void)
@@ -77,8 +77,8 @@ static int request_timeout(const cluster_t *cl)
     return timeout < 500 ? 500 : timeout;
 }
 
-/* Sends the packed body in sb as a request of type to rc->to; cb gets the
- * answer (and frees rc).  rc is freed here if the request cannot start. */
+/* Sends the body in sb as a request of type to rc->to; cb gets the answer
+ * (and frees rc).  rc is freed here if the request cannot start. */
 static void send_ctx(cluster_t *cl, req_ctx_t *rc, uint8_t type, const msgpack_sbuffer *sb,
                      peer_reply_fn cb)
 {
@@ -102,11 +102,9 @@ static void on_ack(void *arg, int status, const frame_t *f);
 static void send_syn2(cluster_t *cl, const gossip_target_t *to, const gossip_syn_t *syn2)
 {
     msgpack_sbuffer sb;
-    msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    gwire_pack_syn(&pk, syn2);
-    send_request(cl, to, MSG_GOSSIP_SYN, &sb, on_ack);
+    if (msg_encode(&sb, MSG_GOSSIP_SYN, MSG_REQ, syn2) == 0)
+        send_request(cl, to, MSG_GOSSIP_SYN, &sb, on_ack);
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -114,24 +112,23 @@ static void on_ack(void *arg, int status, const frame_t *f)
 {
     req_ctx_t *rc = arg;
     cluster_t *cl = rc->cl;
-    gossip_ack_t ack = {0};
+    msg_any_t m;
+    memset(&m, 0, sizeof(m));
     gossip_ack2_t ack2 = {0};
     gossip_syn_t syn2 = {0};
     if (status != 0 || !cl->gossip)
         goto out;
-    if (f->type != MSG_GOSSIP_ACK || !gwire_unpack_ack(&f->body, &ack) ||
-        gossip_on_ack(cl->gossip, &ack, mono_ms(), &ack2, &syn2) < 0) {
+    if (f->type != MSG_GOSSIP_ACK || msg_decode(MSG_GOSSIP_ACK, MSG_REP, &f->body, &m) < 0 ||
+        gossip_on_ack(cl->gossip, &m.ack, mono_ms(), &ack2, &syn2) < 0) {
         cl->stats.gossip_msgs_bad++;
         goto out;
     }
     if (ack2.nentries > 0) {
         msgpack_sbuffer sb;
-        msgpack_packer pk;
         msgpack_sbuffer_init(&sb);
-        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        gwire_pack_ack2(&pk, ack2.entries, ack2.nentries);
-        transport_oneway(cl->transport, rc->to.addr.host, rc->to.addr.port, MSG_GOSSIP_ACK2,
-                         sb.data, sb.size);
+        if (msg_encode(&sb, MSG_GOSSIP_ACK2, MSG_REQ, &ack2) == 0)
+            transport_oneway(cl->transport, rc->to.addr.host, rc->to.addr.port, MSG_GOSSIP_ACK2,
+                             sb.data, sb.size);
         msgpack_sbuffer_destroy(&sb);
     }
     if (syn2.nbuckets > 0)
@@ -140,7 +137,7 @@ static void on_ack(void *arg, int status, const frame_t *f)
 out:
     gossip_syn_free(&syn2);
     gossip_ack2_free(&ack2);
-    gossip_ack_free(&ack);
+    msg_free(MSG_GOSSIP_ACK, MSG_REP, &m);
     free(rc);
 }
 
@@ -148,10 +145,10 @@ static void on_pong(void *arg, int status, const frame_t *f)
 {
     req_ctx_t *rc = arg;
     cluster_t *cl = rc->cl;
-    char name[GOSSIP_NAME_MAX + 1];
-    if (status == 0 && cl->gossip && f->type == MSG_PING && gwire_unpack_name(&f->body, name) &&
-        !strcmp(name, rc->to.name)) {
-        gossip_on_probe_ack(cl->gossip, name, mono_ms());
+    msg_any_t m;
+    if (status == 0 && cl->gossip && f->type == MSG_PING &&
+        msg_decode(MSG_PING, MSG_REP, &f->body, &m) == 0 && !strcmp(m.ping.name, rc->to.name)) {
+        gossip_on_probe_ack(cl->gossip, m.ping.name, mono_ms());
         cluster_refresh_ring(cl);
     } else {
         cl->stats.probes_failed++;
@@ -163,10 +160,10 @@ static void on_mail_reply(void *arg, int status, const frame_t *f)
 {
     req_ctx_t *rc = arg;
     cluster_t *cl = rc->cl;
-    gossip_digest_t d;
+    msg_any_t m;
     if (status == 0 && cl->gossip) {
-        if (f->type == MSG_GOSSIP_MAIL && gwire_unpack_digest(&f->body, &d)) {
-            gossip_on_mail_ack(cl->gossip, &rc->to, rc->mail_version, &d, mono_ms());
+        if (f->type == MSG_GOSSIP_MAIL && msg_decode(MSG_GOSSIP_MAIL, MSG_REP, &f->body, &m) == 0) {
+            gossip_on_mail_ack(cl->gossip, &rc->to, rc->mail_version, &m.mail_ack, mono_ms());
             cluster_refresh_ring(cl);
         } else {
             cl->stats.gossip_msgs_bad++;
@@ -184,114 +181,107 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     if (gossip_tick(cl->gossip, mono_ms(), &round) == 0) {
         cl->stats.gossip_rounds++;
         msgpack_sbuffer sb;
-        msgpack_packer pk;
         msgpack_sbuffer_init(&sb);
-        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        gwire_pack_syn(&pk, &round.syn);
-        for (size_t i = 0; i < round.ntargets; i++)
-            send_request(cl, &round.targets[i], MSG_GOSSIP_SYN, &sb, on_ack);
-        if (round.nprobes > 0) {
-            sb.size = 0;
-            gwire_pack_name(&pk, cl->srv->cfg.name);
+        if (msg_encode(&sb, MSG_GOSSIP_SYN, MSG_REQ, &round.syn) == 0)
+            for (size_t i = 0; i < round.ntargets; i++)
+                send_request(cl, &round.targets[i], MSG_GOSSIP_SYN, &sb, on_ack);
+        msg_ping_t ping;
+        snprintf(ping.name, sizeof(ping.name), "%s", cl->srv->cfg.name);
+        if (round.nprobes > 0 && msg_encode(&sb, MSG_PING, MSG_REQ, &ping) == 0)
             for (size_t i = 0; i < round.nprobes; i++) {
                 cl->stats.probes_sent++;
                 send_request(cl, &round.probes[i], MSG_PING, &sb, on_pong);
             }
-        }
-        if (round.nmail > 0) {
-            sb.size = 0;
-            gwire_pack_entry(&pk, &round.mail_entry);
+        if (round.nmail > 0 && msg_encode(&sb, MSG_GOSSIP_MAIL, MSG_REQ, &round.mail_entry) == 0)
             for (size_t i = 0; i < round.nmail; i++) {
                 req_ctx_t *rc = req_ctx(cl, &round.mail[i]);
                 if (rc)
                     rc->mail_version = round.mail_entry.version;
                 send_ctx(cl, rc, MSG_GOSSIP_MAIL, &sb, on_mail_reply);
             }
-        }
         msgpack_sbuffer_destroy(&sb);
     }
     gossip_round_free(&round);
     cluster_refresh_ring(cl);
 }
 
-/* ---- receiving ---- */
+/* ---- receiving (dispatch.c routes requests here, decoded) ---- */
+
+static void on_request(void *arg, peer_link_t *link, const frame_t *f)
+{
+    cluster_t *cl = arg;
+    dispatch_request(cl->srv, link, f);
+}
 
 /* gossip/ refused a message: malformed (counted here) or over its sender's
- * budget (counted by gossip/). */
+ * budget (counted by gossip/ as gossip_throttled). */
 static void refused(cluster_t *cl, int rc)
 {
     if (rc != -EBUSY)
         cl->stats.gossip_msgs_bad++;
 }
 
-static void on_request(void *arg, peer_link_t *link, const frame_t *f)
+void cluster_on_ping(struct server *srv, peer_link_t *link, const frame_t *f, msg_any_t *m)
 {
-    cluster_t *cl = arg;
+    (void)m;
     msgpack_sbuffer sb;
-    msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    int64_t now = mono_ms();
-    int rc;
-    switch (f->type) {
-    case MSG_PING:
-        gwire_pack_name(&pk, cl->srv->cfg.name);
+    msg_ping_t pong;
+    snprintf(pong.name, sizeof(pong.name), "%s", srv->cfg.name);
+    if (msg_encode(&sb, MSG_PING, MSG_REP, &pong) == 0)
         transport_reply(link, f->req_id, MSG_PING, sb.data, sb.size);
-        break;
-    case MSG_GOSSIP_SYN: {
-        gossip_syn_t syn;
-        gossip_ack_t ack = {0};
-        if (f->kind != FRAME_REQUEST || !gwire_unpack_syn(&f->body, &syn)) {
-            cl->stats.gossip_msgs_bad++;
-            break;
-        }
-        rc = gossip_on_syn(cl->gossip, &syn, now, &ack);
-        gossip_syn_free(&syn);
-        if (rc < 0) {
-            refused(cl, rc);
-            break;
-        }
-        gwire_pack_ack(&pk, &ack);
-        transport_reply(link, f->req_id, MSG_GOSSIP_ACK, sb.data, sb.size);
-        gossip_ack_free(&ack);
-        cluster_refresh_ring(cl);
-        break;
-    }
-    case MSG_GOSSIP_ACK2: {
-        gossip_ack2_t ack2;
-        if (!gwire_unpack_ack2(&f->body, &ack2)) {
-            cl->stats.gossip_msgs_bad++;
-            break;
-        }
-        rc = gossip_on_ack2(cl->gossip, ack2.entries, ack2.nentries, now);
-        gossip_ack2_free(&ack2);
-        if (rc < 0)
-            refused(cl, rc);
-        cluster_refresh_ring(cl);
-        break;
-    }
-    case MSG_GOSSIP_MAIL: {
-        gossip_member_t e;
-        gossip_digest_t me;
-        if (f->kind != FRAME_REQUEST || !gwire_unpack_entry(&f->body, &e)) {
-            cl->stats.gossip_msgs_bad++;
-            break;
-        }
-        rc = gossip_on_mail(cl->gossip, &e, now, &me);
-        if (rc < 0) {
-            refused(cl, rc);
-            break;
-        }
-        gwire_pack_digest(&pk, &me);
-        transport_reply(link, f->req_id, MSG_GOSSIP_MAIL, sb.data, sb.size);
-        cluster_refresh_ring(cl);
-        break;
-    }
-    default:
-        coord_on_request(cl->srv, link, f);
-        break;
-    }
     msgpack_sbuffer_destroy(&sb);
+}
+
+void cluster_on_syn(struct server *srv, peer_link_t *link, const frame_t *f, msg_any_t *m)
+{
+    cluster_t *cl = &srv->cluster;
+    gossip_ack_t ack = {0};
+    int rc = gossip_on_syn(cl->gossip, &m->syn, mono_ms(), &ack);
+    if (rc < 0) {
+        refused(cl, rc);
+        return;
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (msg_encode(&sb, MSG_GOSSIP_ACK, MSG_REP, &ack) == 0)
+        transport_reply(link, f->req_id, MSG_GOSSIP_ACK, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    gossip_ack_free(&ack);
+    cluster_refresh_ring(cl);
+}
+
+void cluster_on_ack2(struct server *srv, peer_link_t *link, const frame_t *f, msg_any_t *m)
+{
+    (void)link;
+    (void)f;
+    cluster_t *cl = &srv->cluster;
+    int rc = gossip_on_ack2(cl->gossip, m->ack2.entries, m->ack2.nentries, mono_ms());
+    if (rc < 0)
+        refused(cl, rc);
+    cluster_refresh_ring(cl);
+}
+
+void cluster_on_mail(struct server *srv, peer_link_t *link, const frame_t *f, msg_any_t *m)
+{
+    cluster_t *cl = &srv->cluster;
+    gossip_digest_t me;
+    int rc = gossip_on_mail(cl->gossip, &m->mail, mono_ms(), &me);
+    if (rc < 0) {
+        refused(cl, rc);
+        return;
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (msg_encode(&sb, MSG_GOSSIP_MAIL, MSG_REP, &me) == 0)
+        transport_reply(link, f->req_id, MSG_GOSSIP_MAIL, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    cluster_refresh_ring(cl);
+}
+
+void cluster_refuse(struct server *srv)
+{
+    srv->cluster.stats.gossip_msgs_bad++;
 }
 
 /* ---- ring ---- */

@@ -66,6 +66,18 @@ void cluster_refresh_ring(cluster_t *cl);
  * node indexes, returns how many. */
 size_t cluster_live_peers(const cluster_t *cl, uint32_t *out, size_t cap);
 
+/* The gossip side of the peer port, called by dispatch.c with the decoded
+ * body (msg.h): PING, SYN and MAIL requests are answered, ACK2 applied.  A
+ * body that does not decode, or a SYN or MAIL that is not a request, is
+ * counted (gossip_msgs_bad) by cluster_refuse(); one gossip/ refuses is
+ * counted there too, or as gossip_throttled when over its sender's budget. */
+union msg_any;
+void cluster_on_ping(struct server *srv, peer_link_t *link, const frame_t *f, union msg_any *m);
+void cluster_on_syn(struct server *srv, peer_link_t *link, const frame_t *f, union msg_any *m);
+void cluster_on_ack2(struct server *srv, peer_link_t *link, const frame_t *f, union msg_any *m);
+void cluster_on_mail(struct server *srv, peer_link_t *link, const frame_t *f, union msg_any *m);
+void cluster_refuse(struct server *srv);
+
 /* Text of a member's state for `members`: up, down, joining, leaving. */
 const char *cluster_state_name(const gossip_member_info_t *m);
 

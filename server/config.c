@@ -52,6 +52,7 @@ static const config_key_t config_keys[] = {
     {"cluster", "speculative_retry_ms", K_INT, F(speculative_retry_ms), 0, 600000},
     {"cluster", "max_siblings", K_INT, F(max_siblings), 1, 1000},
     {"cluster", "max_vv_entries", K_INT, F(max_vv_entries), 1, 1000},
+    {"cluster", "read_repair", K_BOOL, F(read_repair), 0, 0},
     {"gossip", "interval_ms", K_INT, F(gossip_interval_ms), 10, 60000},
     {"gossip", "phi_threshold", K_DOUBLE, F(phi_threshold), 0.5, 100},
     {"handoff", "enabled", K_BOOL, F(handoff_enabled), 0, 0},
@@ -60,8 +61,11 @@ static const config_key_t config_keys[] = {
     {"handoff", "hint_ttl_s", K_INT, F(hint_ttl_s), 1, 30 * 86400},
     {"antientropy", "enabled", K_BOOL, F(ae_enabled), 0, 0},
     {"antientropy", "interval_ms", K_INT, F(ae_interval_ms), 100, 86400000},
+    {"antientropy", "max_keys_per_s", K_INT, F(ae_max_keys_per_s), 1, 100000000},
+    {"antientropy", "max_bytes_per_s", K_U64, F(ae_max_bytes_per_s), 4096, 1e12},
     {"storage", "sync", K_BOOL, F(storage_sync), 0, 0},
     {"storage", "cache_mb", K_INT, F(cache_mb), 1, 65536},
+    {"storage", "tombstone_grace_s", K_INT, F(tombstone_grace_s), 0, 3650 * 86400},
     {"debug", "fault_injection", K_BOOL, F(fault_injection), 0, 0},
 };
 #define NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -159,6 +163,7 @@ void config_defaults(config_t *cfg)
     cfg->speculative_retry_ms = 10;
     cfg->max_siblings = 16;
     cfg->max_vv_entries = 32;
+    cfg->read_repair = true;
     cfg->gossip_interval_ms = 200;
     cfg->phi_threshold = 8.0;
     cfg->handoff_enabled = true;
@@ -167,6 +172,9 @@ void config_defaults(config_t *cfg)
     cfg->hint_ttl_s = 10800;
     cfg->ae_enabled = true;
     cfg->ae_interval_ms = 10000;
+    cfg->ae_max_keys_per_s = 2000;
+    cfg->ae_max_bytes_per_s = 10u << 20;
+    cfg->tombstone_grace_s = 86400;
     cfg->storage_sync = false;
     cfg->cache_mb = 8;
 }

@@ -46,6 +46,7 @@ typedef struct config {
     int speculative_retry_ms;  /* back up a slow read replica after this (0: never) */
     int max_siblings;
     int max_vv_entries;
+    bool read_repair;          /* false: no read repair at all (tests) */
     /* [gossip] */
     int gossip_interval_ms;
     double phi_threshold;
@@ -57,9 +58,12 @@ typedef struct config {
     /* [antientropy] */
     bool ae_enabled;
     int ae_interval_ms;
+    int ae_max_keys_per_s;        /* objects pushed or pulled per second */
+    uint64_t ae_max_bytes_per_s;  /* exchange bytes sent + received per second */
     /* [storage] */
     bool storage_sync;
     int cache_mb;
+    int tombstone_grace_s;
     /* [debug] */
     bool fault_injection; /* allow the `debug` client command (tests only) */
 } config_t;

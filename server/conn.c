@@ -60,9 +60,11 @@
 #include "../common/log.h"
 #include "../common/version.h"
 #include "../ring/ring.h"
+#include "aae.h"
 #include "coord.h"
 #include "handoff.h"
 #include "kv.h"
+#include "msg.h"
 #include "node.h"
 #include "server.h"
 
@@ -829,6 +831,23 @@ static void do_stats(conn_t *c, const char *arg)
     U("hints_delivered", hs.delivered);
     I("hints_pending", hs.pending);
     U("hints_dropped", hs.dropped);
+    aae_stats_t as;
+    aae_get_stats(srv, &as);
+    U("exchanges", as.exchanges);
+    U("exchanges_failed", as.exchanges_failed);
+    U("ranges_in_sync", aae_ranges_in_sync(srv));
+    U("ranges_total", aae_range_count(srv));
+    U("aae_ring_id", cl->view ? aae_ring_id(cl->view->ring) : 0);
+    U("keys_repaired_aae", as.keys_repaired);
+    U("aae_keys_exchanged", as.keys_exchanged);
+    U("aae_bytes_sent", as.bytes_sent);
+    U("aae_bytes_received", as.bytes_received);
+    U("aae_refused", as.refused);
+    U("aae_busy", as.busy);
+    U("aae_tree_bytes", aae_tree_memory(srv));
+    U("aae_trees_built", as.ranges_built);
+    U("aae_gc_passes", as.gc_passes);
+    U("tombstones_purged", as.tombstones_purged);
     I("cluster_n", srv->cfg.n);
     I("cluster_r", srv->cfg.r);
     I("cluster_w", srv->cfg.w);
@@ -870,6 +889,27 @@ static void do_members(conn_t *c)
         out_fmt(c, "%s %s:%u %s:%u %s phi=%.2f hb=%llu\r\n", m.entry.name, m.entry.host,
                 m.entry.client_port, m.entry.host, m.entry.peer_port, cluster_state_name(&m),
                 m.phi, (unsigned long long)m.entry.heartbeat);
+    }
+    out_str(c, "END\r\n");
+}
+
+/* `aae`: one line per held range, then END (docs/protocol.md). */
+static void do_aae(conn_t *c)
+{
+    int64_t now = node_now_us();
+    size_t n = aae_range_count(c->srv);
+    for (size_t i = 0; i < n; i++) {
+        aae_range_info_t r;
+        if (aae_range_get(c->srv, i, &r) < 0)
+            continue;
+        if (!r.exchanged)
+            out_fmt(c, "%llu %llu - unknown last=never repaired=0\r\n",
+                    (unsigned long long)r.start, (unsigned long long)r.end);
+        else
+            out_fmt(c, "%llu %llu %s %s last=%lld repaired=%llu\r\n",
+                    (unsigned long long)r.start, (unsigned long long)r.end, r.peer,
+                    r.in_sync ? "in-sync" : "differs", (long long)((now - r.last_us) / 1000000),
+                    (unsigned long long)r.repaired);
     }
     out_str(c, "END\r\n");
 }
@@ -996,6 +1036,9 @@ static void exec_line(conn_t *c, mc_request_t *req, size_t line_total)
         return;
     case MC_MEMBERS:
         do_members(c);
+        return;
+    case MC_AAE:
+        do_aae(c);
         return;
     case MC_DEBUG:
         do_debug(c, req);

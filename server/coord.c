@@ -38,6 +38,7 @@
 #include "../common/log.h"
 #include "handoff.h"
 #include "keyq.h"
+#include "msg.h"
 #include "node.h"
 #include "server.h"
 
@@ -222,49 +223,16 @@ static void op_finish(op_t *op, int status, int got, int needed, obj_t *obj)
     obj_free(&res.obj);
 }
 
-/* ---- message bodies ---- */
+/* ---- message bodies (msg.h defines them) ---- */
 
-static void pack_bin(msgpack_packer *pk, const void *p, size_t n)
+/* A REPLICA_PUT of o for key, meant for hint_for ("" = the replica
+ * itself), into sb.  0, or negative when it cannot be encoded. */
+static int encode_put(msgpack_sbuffer *sb, const void *key, size_t klen, const char *hint_for,
+                      const obj_t *o)
 {
-    msgpack_pack_bin(pk, n);
-    msgpack_pack_bin_body(pk, p, n);
-}
-
-static void pack_str(msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen(s);
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
-static void pack_obj(msgpack_packer *pk, const obj_t *o)
-{
-    uint8_t *enc = NULL;
-    size_t len = 0;
-    if (o && obj_encode(o, &enc, &len) == 0) {
-        pack_bin(pk, enc, len);
-        free(enc);
-    } else {
-        msgpack_pack_nil(pk);
-    }
-}
-
-static bool unpack_obj(const msgpack_object *m, obj_t *o)
-{
-    const uint8_t *p;
-    size_t len;
-    return mp_bin(m, &p, &len, SIZE_MAX) && obj_decode(p, len, o) == 0;
-}
-
-static bool unpack_key(const msgpack_object *m, uint8_t *key, size_t *klen)
-{
-    const uint8_t *p;
-    size_t len;
-    if (!mp_bin(m, &p, &len, MC_KEY_MAX) || len == 0)
-        return false;
-    memcpy(key, p, len);
-    *klen = len;
-    return true;
+    msg_replica_put_t m = {.key = key, .klen = klen, .obj_in = o};
+    snprintf(m.hint, sizeof(m.hint), "%s", hint_for);
+    return msg_encode(sb, MSG_REPLICA_PUT, MSG_REQ, &m);
 }
 
 /* Send type with body sb to target i of op; the reply (or the failure)
@@ -327,14 +295,10 @@ static void read_repair(op_t *op)
                 handoff_store(srv, node_name(op, t->hint_for), op->key, op->klen, &op->merged);
             continue;
         }
-        msgpack_packer pk;
-        sb.size = 0;
-        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        msgpack_pack_array(&pk, 3);
-        pack_bin(&pk, op->key, op->klen);
-        pack_str(&pk, t->hint_for == RING_NODE_NONE ? "" : node_name(op, t->hint_for));
-        pack_obj(&pk, &op->merged);
-        op_send(op, i, MSG_REPLICA_PUT, &sb, ignore_reply);
+        if (encode_put(&sb, op->key, op->klen,
+                       t->hint_for == RING_NODE_NONE ? "" : node_name(op, t->hint_for),
+                       &op->merged) == 0)
+            op_send(op, i, MSG_REPLICA_PUT, &sb, ignore_reply);
     }
     msgpack_sbuffer_destroy(&sb);
 }
@@ -409,22 +373,22 @@ static void on_get_reply(void *arg, int status, const frame_t *f)
     if (!rq)
         return;
     op_t *op = rq->op;
-    obj_t o;
-    obj_init(&o);
+    msg_any_t m;
     int st = -EIO;
-    const msgpack_object *it;
-    uint32_t n;
-    int64_t code;
-    if (status == 0 && f && mp_array(&f->body, 2, 2, &it, &n) && mp_i64(&it[0], &code)) {
-        if (code == 1)
+    if (status == 0 && f && msg_decode(MSG_REPLICA_GET, MSG_REP, &f->body, &m) == 0) {
+        if (m.rgot.code == 1)
             st = 0; /* missing */
-        else if (code == 0 && unpack_obj(&it[1], &o))
+        else if (m.rgot.code == 0)
             st = 1;
         else
             op->srv->coord.replica_errors++;
+    } else {
+        memset(&m, 0, sizeof(m));
+        if (status == 0)
+            op->srv->coord.replica_errors++;
     }
-    read_answer(op, rq->i, st, &o);
-    obj_free(&o);
+    read_answer(op, rq->i, st, &m.rgot.obj);
+    msg_free(MSG_REPLICA_GET, MSG_REP, &m);
     free(rq);
     op_unref(op);
 }
@@ -457,12 +421,12 @@ static void read_ask(op_t *op, int i)
     }
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 2);
-    pack_bin(&pk, op->key, op->klen);
-    pack_str(&pk, t->hint_for == RING_NODE_NONE ? "" : node_name(op, t->hint_for));
-    int rc = op_send(op, i, MSG_REPLICA_GET, &sb, on_get_reply);
+    msg_replica_get_t m = {.key = op->key, .klen = op->klen};
+    snprintf(m.hint, sizeof(m.hint), "%s",
+             t->hint_for == RING_NODE_NONE ? "" : node_name(op, t->hint_for));
+    int rc = msg_encode(&sb, MSG_REPLICA_GET, MSG_REQ, &m);
+    if (rc == 0)
+        rc = op_send(op, i, MSG_REPLICA_GET, &sb, on_get_reply);
     msgpack_sbuffer_destroy(&sb);
     if (rc < 0)
         read_answer(op, i, -ENOMEM, NULL);
@@ -605,7 +569,9 @@ void coord_get(server_t *srv, const void *key, size_t klen, int r, coord_done_fn
     }
     srv->coord.reads++;
     op->r = r;
-    op->read_repair = true;
+    /* cluster.read_repair = false: no read repairs at all (tests that must
+     * see anti-entropy alone at work) */
+    op->read_repair = srv->cfg.read_repair;
     if (plan_build(srv, key, klen, &op->plan) < 0)
         op->plan.n = 0;
     read_start(op, all ? READ_ALL : READ_R);
@@ -717,7 +683,6 @@ static void write_phase(op_t *op)
 
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
     op->refs++;
     write_answer(op, self, true);
     for (int i = 0; i < op->plan.n; i++) {
@@ -730,13 +695,8 @@ static void write_phase(op_t *op)
             write_answer(op, i, rc == 0);
             continue;
         }
-        sb.size = 0;
-        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        msgpack_pack_array(&pk, 3);
-        pack_bin(&pk, op->key, op->klen);
-        pack_str(&pk, hint);
-        pack_obj(&pk, &op->newobj);
-        if (op_send(op, i, MSG_REPLICA_PUT, &sb, on_put_reply) < 0)
+        if (encode_put(&sb, op->key, op->klen, hint, &op->newobj) < 0 ||
+            op_send(op, i, MSG_REPLICA_PUT, &sb, on_put_reply) < 0)
             write_answer(op, i, false);
     }
     msgpack_sbuffer_destroy(&sb);
@@ -958,42 +918,21 @@ static void on_forward_reply(void *arg, int status, const frame_t *f)
         op_unref(op);
         return;
     }
-    const msgpack_object *it;
-    uint32_t n;
-    int64_t st = 0, got = 0, needed = op->w;
-    uint64_t result = 0, number = 0;
-    obj_t o;
-    obj_init(&o);
-    if (status == 0 && f && mp_array(&f->body, 6, 6, &it, &n) && mp_i64(&it[0], &st) &&
-        mp_i64(&it[1], &got) && mp_i64(&it[2], &needed) && mp_u64(&it[3], &result) &&
-        mp_u64(&it[4], &number) && result <= KV_NOMEM &&
-        (it[5].type == MSGPACK_OBJECT_NIL || unpack_obj(&it[5], &o))) {
-        op->result = (enum kv_result)result;
-        op->number = number;
-        op_finish(op, (int)st, (int)got, (int)needed, it[5].type == MSGPACK_OBJECT_NIL ? NULL : &o);
+    msg_any_t m;
+    if (status == 0 && f && msg_decode(MSG_COORD_WRITE, MSG_REP, &f->body, &m) == 0) {
+        const msg_coord_done_t *d = &m.cdone;
+        op->result = (enum kv_result)d->result;
+        op->number = d->number;
+        op_finish(op, (int)d->status, (int)d->got, (int)d->needed,
+                  d->has_obj ? &m.cdone.obj : NULL);
+        msg_free(MSG_COORD_WRITE, MSG_REP, &m);
     } else {
         if (status == 0)
             op->srv->coord.replica_errors++;
         op_finish(op, COORD_QUORUM, 0, op->w, NULL);
     }
-    obj_free(&o);
     free(rq);
     op_unref(op);
-}
-
-/* The explicit context as its text form (vc_format), or nil. */
-static int pack_ctx(msgpack_packer *pk, const op_t *op)
-{
-    if (!op->has_ctx)
-        return msgpack_pack_nil(pk) == 0 ? 0 : -ENOMEM;
-    size_t need = vc_format(&op->ctx, NULL, 0) + 1;
-    char *txt = malloc(need);
-    if (!txt)
-        return -ENOMEM;
-    vc_format(&op->ctx, txt, need);
-    pack_str(pk, txt);
-    free(txt);
-    return 0;
 }
 
 static void forward_write(op_t *op, int i)
@@ -1002,19 +941,13 @@ static void forward_write(op_t *op, int i)
     srv->coord.forwarded++;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 10);
-    pack_bin(&pk, op->key, op->klen);
-    msgpack_pack_uint32(&pk, (uint32_t)op->kop.cmd);
-    msgpack_pack_uint32(&pk, op->kop.flags);
-    msgpack_pack_int64(&pk, op->kop.expiry);
-    pack_bin(&pk, op->kop.data ? (const void *)op->kop.data : "", op->kop.len);
-    msgpack_pack_uint64(&pk, op->kop.cas);
-    msgpack_pack_uint64(&pk, op->kop.delta);
-    msgpack_pack_int32(&pk, op->r);
-    msgpack_pack_int32(&pk, op->w);
-    if (pack_ctx(&pk, op) < 0) {
+    /* the context travels as a 10th field, only when the client gave one */
+    msg_coord_write_t m = {.key = op->key, .klen = op->klen, .cmd = (uint32_t)op->kop.cmd,
+                           .flags = op->kop.flags, .expiry = op->kop.expiry,
+                           .data = op->kop.data, .dlen = op->kop.len, .cas = op->kop.cas,
+                           .delta = op->kop.delta, .r = op->r, .w = op->w,
+                           .has_ctx = op->has_ctx, .ctx = op->ctx};
+    if (msg_encode(&sb, MSG_COORD_WRITE, MSG_REQ, &m) < 0) {
         msgpack_sbuffer_destroy(&sb);
         op_finish(op, -ENOMEM, 0, 0, NULL);
         return;
@@ -1100,10 +1033,8 @@ void coord_flush(server_t *srv, int64_t delay_s, coord_done_fn done, void *arg)
     op->plan.view = cluster_view_hold(srv->cluster.view);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 1);
-    msgpack_pack_int64(&pk, when);
+    msg_flush_t fm = {.when = when};
+    msg_encode(&sb, MSG_FLUSH, MSG_REQ, &fm);
     op->plan.n = 0;
     for (size_t i = 0; i < np && i < MAXT; i++)
         op->plan.t[op->plan.n++] = (target_t){peers[i], RING_NODE_NONE};
@@ -1124,17 +1055,14 @@ void coord_flush(server_t *srv, int64_t delay_s, coord_done_fn done, void *arg)
     op_unref(op);
 }
 
-/* ---- the replica side ---- */
+/* ---- the replica side (routed here by dispatch.c, bodies decoded) ---- */
 
 static void reply_status(peer_link_t *link, uint64_t req_id, uint8_t type, int64_t st)
 {
     msgpack_sbuffer sb;
-    msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 1);
-    msgpack_pack_int64(&pk, st);
-    transport_reply(link, req_id, type, sb.data, sb.size);
+    if (msg_encode_status(&sb, st) == 0)
+        transport_reply(link, req_id, type, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -1146,71 +1074,34 @@ static bool is_own(server_t *srv, const char *hint_for)
 
 static void on_forwarded_done(void *arg, coord_result_t *res)
 {
-    op_t *op = arg; /* the op itself: see handle_coord_write */
+    op_t *op = arg; /* the op itself: see coord_on_coord_write */
     msgpack_sbuffer sb;
-    msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 6);
-    msgpack_pack_int64(&pk, res->status);
-    msgpack_pack_int64(&pk, res->got);
-    msgpack_pack_int64(&pk, res->needed);
-    msgpack_pack_uint64(&pk, (uint64_t)res->result);
-    msgpack_pack_uint64(&pk, res->number);
-    if (res->found)
-        pack_obj(&pk, &res->obj);
+    msg_coord_done_t d = {.status = res->status, .got = res->got, .needed = res->needed,
+                          .result = (uint64_t)res->result, .number = res->number,
+                          .has_obj = res->found, .obj_in = &res->obj};
+    if (msg_encode(&sb, MSG_COORD_WRITE, MSG_REP, &d) == 0)
+        transport_reply(op->link, op->req_id, MSG_COORD_WRITE, sb.data, sb.size);
     else
-        msgpack_pack_nil(&pk);
-    transport_reply(op->link, op->req_id, MSG_COORD_WRITE, sb.data, sb.size);
+        reply_status(op->link, op->req_id, MSG_COORD_WRITE, -ENOMEM);
     msgpack_sbuffer_destroy(&sb);
 }
 
-/* A COORD_WRITE's context: nil, or vc_format's text (bounded). */
-static bool unpack_ctx(const msgpack_object *m, vclock_t *ctx, bool *has)
+void coord_on_coord_write(server_t *srv, peer_link_t *link, const frame_t *f, msg_any_t *msg)
 {
-    char txt[64 * 1024];
-    if (m->type == MSGPACK_OBJECT_NIL)
-        return true;
-    if (!mp_str(m, txt, sizeof(txt)) || vc_parse(txt, strlen(txt), 1000, ctx) < 0)
-        return false;
-    *has = true;
-    return true;
-}
-
-static void handle_coord_write(server_t *srv, peer_link_t *link, const frame_t *f)
-{
-    const msgpack_object *it;
-    uint32_t n, cmd, flags;
-    int64_t expiry, r, w;
-    uint64_t cas, delta;
-    uint8_t key[MC_KEY_MAX];
-    size_t klen;
-    const uint8_t *data;
-    size_t dlen;
-    vclock_t ctx;
-    vc_init(&ctx);
-    bool has_ctx = false;
-    if (!mp_array(&f->body, 9, 10, &it, &n) || !unpack_key(&it[0], key, &klen) ||
-        !mp_u32(&it[1], &cmd) || !mp_u32(&it[2], &flags) || !mp_i64(&it[3], &expiry) ||
-        !mp_bin(&it[4], &data, &dlen, srv->cfg.max_value_bytes) || !mp_u64(&it[5], &cas) ||
-        !mp_u64(&it[6], &delta) || !mp_i64(&it[7], &r) || !mp_i64(&it[8], &w) ||
-        r < 1 || r > MAXT || w < 1 || w > MAXT ||
-        !(cmd == MC_SET || cmd == MC_ADD || cmd == MC_REPLACE || cmd == MC_APPEND ||
-          cmd == MC_PREPEND || cmd == MC_CAS || cmd == MC_DELETE || cmd == MC_INCR ||
-          cmd == MC_DECR || cmd == MC_TOUCH || cmd == MC_GAT || cmd == MC_GATS) ||
-        (n == 10 && !unpack_ctx(&it[9], &ctx, &has_ctx))) {
+    const msg_coord_write_t *m = &msg->cw;
+    if (m->dlen > srv->cfg.max_value_bytes) {
         srv->coord.replica_errors++;
         reply_status(link, f->req_id, MSG_COORD_WRITE, -EINVAL);
-        vc_free(&ctx);
         return;
     }
-    kv_op_t kop = {.cmd = (enum mc_cmd)cmd, .flags = flags, .expiry = expiry, .data = data,
-                   .len = dlen, .cas = cas, .delta = delta, .ctx = has_ctx ? &ctx : NULL};
+    kv_op_t kop = {.cmd = (enum mc_cmd)m->cmd, .flags = m->flags, .expiry = m->expiry,
+                   .data = m->data, .len = m->dlen, .cas = m->cas, .delta = m->delta,
+                   .ctx = m->has_ctx ? &m->ctx : NULL};
     /* the op is its own callback argument: on_forwarded_done answers on the
      * link the request came in on */
-    op_t *op = op_new(srv, key, klen, on_forwarded_done, NULL);
+    op_t *op = op_new(srv, m->key, m->klen, on_forwarded_done, NULL);
     int rc = op ? copy_op(op, &kop) : -ENOMEM;
-    vc_free(&ctx);
     if (rc < 0) {
         if (op) {
             op->done_called = true;
@@ -1223,82 +1114,52 @@ static void handle_coord_write(server_t *srv, peer_link_t *link, const frame_t *
     op->link = link;
     op->req_id = f->req_id;
     transport_link_hold(link);
-    op->r = (int)r;
-    op->w = (int)w;
-    if (plan_build(srv, key, klen, &op->plan) < 0 || plan_self(&op->plan) < 0) {
+    op->r = (int)m->r;
+    op->w = (int)m->w;
+    if (plan_build(srv, m->key, m->klen, &op->plan) < 0 || plan_self(&op->plan) < 0) {
         /* our ring says we are not an owner (views differ for a moment) */
-        op_finish(op, COORD_QUORUM, 0, (int)w, NULL);
+        op_finish(op, COORD_QUORUM, 0, (int)m->w, NULL);
     } else {
         write_local(op);
     }
     op_unref(op);
 }
 
-void coord_on_request(server_t *srv, peer_link_t *link, const frame_t *f)
+void coord_on_replica_get(server_t *srv, peer_link_t *link, const frame_t *f, msg_any_t *msg)
 {
-    const msgpack_object *it;
-    uint32_t n;
-    uint8_t key[MC_KEY_MAX];
-    size_t klen;
-    char hint[GOSSIP_NAME_MAX + 1];
-    if (f->kind != FRAME_REQUEST)
-        return;
-    switch (f->type) {
-    case MSG_REPLICA_GET: {
-        if (!mp_array(&f->body, 2, 2, &it, &n) || !unpack_key(&it[0], key, &klen) ||
-            !mp_str(&it[1], hint, sizeof(hint))) {
-            srv->coord.replica_errors++;
-            break;
-        }
-        obj_t o;
-        obj_init(&o);
-        int rc = is_own(srv, hint) ? node_read(srv, key, klen, &o)
-                                   : handoff_get(srv, hint, key, klen, &o);
-        msgpack_sbuffer sb;
-        msgpack_packer pk;
-        msgpack_sbuffer_init(&sb);
-        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        msgpack_pack_array(&pk, 2);
-        msgpack_pack_int64(&pk, rc == 1 ? 0 : rc == 0 ? 1 : rc);
-        if (rc == 1)
-            pack_obj(&pk, &o);
-        else
-            msgpack_pack_nil(&pk);
+    const msg_replica_get_t *m = &msg->rget;
+    msg_replica_got_t got = {0};
+    obj_init(&got.obj);
+    int rc = is_own(srv, m->hint) ? node_read(srv, m->key, m->klen, &got.obj)
+                                  : handoff_get(srv, m->hint, m->key, m->klen, &got.obj);
+    got.code = rc == 1 ? 0 : rc == 0 ? 1 : rc;
+    got.has_obj = rc == 1;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (msg_encode(&sb, MSG_REPLICA_GET, MSG_REP, &got) == 0)
         transport_reply(link, f->req_id, MSG_REPLICA_GET, sb.data, sb.size);
-        msgpack_sbuffer_destroy(&sb);
-        obj_free(&o);
-        return;
-    }
-    case MSG_REPLICA_PUT: {
-        obj_t o;
-        obj_init(&o);
-        int rc = -EINVAL;
-        if (mp_array(&f->body, 3, 3, &it, &n) && unpack_key(&it[0], key, &klen) &&
-            mp_str(&it[1], hint, sizeof(hint)) && unpack_obj(&it[2], &o))
-            rc = is_own(srv, hint) ? node_merge(srv, key, klen, &o)
-                                   : handoff_store(srv, hint, key, klen, &o);
-        else
-            srv->coord.replica_errors++;
-        obj_free(&o);
-        reply_status(link, f->req_id, MSG_REPLICA_PUT, rc);
-        return;
-    }
-    case MSG_COORD_WRITE:
-        handle_coord_write(srv, link, f);
-        return;
-    case MSG_FLUSH: {
-        int64_t when;
-        int rc = -EINVAL;
-        if (mp_array(&f->body, 1, 1, &it, &n) && mp_i64(&it[0], &when))
-            rc = node_flush_at(srv, when);
-        else
-            srv->coord.replica_errors++;
-        reply_status(link, f->req_id, MSG_FLUSH, rc);
-        return;
-    }
-    default:
-        srv->coord.replica_errors++; /* a message type we do not know */
-        break;
-    }
-    reply_status(link, f->req_id, f->type, -EINVAL);
+    else
+        reply_status(link, f->req_id, MSG_REPLICA_GET, -EIO);
+    msgpack_sbuffer_destroy(&sb);
+    obj_free(&got.obj);
+}
+
+void coord_on_replica_put(server_t *srv, peer_link_t *link, const frame_t *f, msg_any_t *msg)
+{
+    const msg_replica_put_t *m = &msg->rput;
+    int rc = is_own(srv, m->hint) ? node_merge(srv, m->key, m->klen, &m->obj)
+                                  : handoff_store(srv, m->hint, m->key, m->klen, &m->obj);
+    reply_status(link, f->req_id, MSG_REPLICA_PUT, rc);
+}
+
+void coord_on_flush(server_t *srv, peer_link_t *link, const frame_t *f, msg_any_t *msg)
+{
+    reply_status(link, f->req_id, MSG_FLUSH, node_flush_at(srv, msg->flush.when));
+}
+
+void coord_refuse(server_t *srv, peer_link_t *link, const frame_t *f)
+{
+    srv->coord.replica_errors++;
+    if (f->kind == FRAME_REQUEST)
+        reply_status(link, f->req_id, f->type, -EINVAL);
 }

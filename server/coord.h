@@ -26,6 +26,7 @@
 #include "peer.h"
 
 struct server;
+union msg_any;
 
 enum coord_status {
     COORD_OK = 0,
@@ -61,7 +62,18 @@ void coord_close(struct server *srv);
 /* Writes waiting behind another write of their key (stats). */
 size_t coord_keys_waiting(const struct server *srv);
 
-/* Replica side: REPLICA_GET, REPLICA_PUT, COORD_WRITE, FLUSH frames. */
-void coord_on_request(struct server *srv, peer_link_t *link, const frame_t *f);
+/* Replica side: the handlers of REPLICA_GET, REPLICA_PUT, COORD_WRITE and
+ * FLUSH requests, called by dispatch.c with the decoded body (msg.h),
+ * valid during the call. */
+void coord_on_replica_get(struct server *srv, peer_link_t *link, const frame_t *f,
+                          union msg_any *m);
+void coord_on_replica_put(struct server *srv, peer_link_t *link, const frame_t *f,
+                          union msg_any *m);
+void coord_on_coord_write(struct server *srv, peer_link_t *link, const frame_t *f,
+                          union msg_any *m);
+void coord_on_flush(struct server *srv, peer_link_t *link, const frame_t *f, union msg_any *m);
+/* A replica request whose body did not decode, or of a type nobody
+ * handles: counted (replica_errors) and, for a request, answered -EINVAL. */
+void coord_refuse(struct server *srv, peer_link_t *link, const frame_t *f);
 
 #endif

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "../common/log.h"
+#include "msg.h"
 #include "node.h"
 #include "server.h"
 
@@ -200,17 +201,16 @@ static int send_hint(handoff_t *h, owner_t *ow, const cluster_node_t *node, size
     d->hl = klen;
     d->sent = copy;
     d->sent_len = vlen;
-    /* body: [key, hint_for "", object] */
+    /* the owner's own replica (hint_for ""), the object as the hint holds
+     * it: already encoded, sent as it is */
     msgpack_sbuffer *sb = &h->sb;
-    msgpack_packer pk;
-    sb->size = 0;
-    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 3);
-    msgpack_pack_bin(&pk, klen - plen);
-    msgpack_pack_bin_body(&pk, key + plen, klen - plen);
-    msgpack_pack_str(&pk, 0);
-    msgpack_pack_bin(&pk, vlen - 8);
-    msgpack_pack_bin_body(&pk, val + 8, vlen - 8);
+    msg_replica_put_t m = {.key = key + plen, .klen = klen - plen, .hint = "",
+                           .enc = val + 8, .enclen = vlen - 8};
+    if (msg_encode(sb, MSG_REPLICA_PUT, MSG_REQ, &m) < 0) {
+        free(d->sent);
+        free(d);
+        return -ENOMEM;
+    }
     ow->inflight++;
     if (transport_request(srv->cluster.transport, node->host, node->peer_port,
                           MSG_REPLICA_PUT, sb->data, sb->size, srv->cfg.request_timeout_ms * 2,

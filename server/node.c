@@ -12,6 +12,12 @@
  * The crawler (like memcached's LRU crawler) walks the keys a slice at a
  * time on a timer and reclaims dead siblings, so expired data leaves the
  * disk even if nobody reads it again.
+ *
+ * Invariant: every write of an object record goes through persist() (or
+ * node_purge_if(), tombstone GC's delete, which ends in persist too), so the
+ * item counters and the anti-entropy trees (aae_on_persist) see every
+ * change, with the old and new record hashes the store computed from the
+ * bytes it read and wrote.
  */
 #include "node.h"
 
@@ -25,6 +31,7 @@
 
 #include "../common/hash.h"
 #include "../common/log.h"
+#include "aae.h"
 
 #define CRAWL_INTERVAL_MS 100
 #define CRAWL_SLICE 200
@@ -40,14 +47,17 @@ int64_t node_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* What a write changes besides the record: the item counters, and the
+ * anti-entropy tree (the hash of the record as stored, 0 for none). */
 typedef struct acct {
     bool counted;
     int64_t bytes;
+    uint64_t hash;
 } acct_t;
 
 static acct_t acct_of(const obj_t *o, size_t klen)
 {
-    acct_t a = {false, 0};
+    acct_t a = {false, 0, o ? o->stored_hash : 0};
     if (o && obj_live(o)) {
         a.counted = true;
         a.bytes = (int64_t)(klen + obj_winner(o)->len);
@@ -61,14 +71,29 @@ static void acct_apply(server_t *srv, acct_t before, acct_t after)
     srv->stats.bytes += after.bytes - before.bytes;
 }
 
-/* Store o for key.  An object whose siblings are all gone keeps its
- * version vector on disk: this node coordinates writes with counters taken
- * from it, and a counter used again after forgetting it would make the new
- * write look already seen (and be dropped) on replicas that remember the
- * old one. */
-static int persist(server_t *srv, const void *key, size_t klen, const obj_t *o, acct_t before)
+/* True when no sibling of o is a live value: only tombstones, or only a
+ * version vector.  Such records are what tombstone GC may purge. */
+static bool obj_dead(const obj_t *o)
 {
-    int rc = (o->nsib || o->vc.n) ? store_put(srv->store, key, klen, o)
+    for (uint32_t i = 0; i < o->nsib; i++)
+        if (!o->sib[i].tombstone)
+            return false;
+    return true;
+}
+
+/* Store o for key; every write of an object record goes through here (and
+ * node_purge_if), so the item counters and the anti-entropy tree see every
+ * change.  An object whose siblings are all gone keeps its version vector
+ * on disk until tombstone GC (aae.c) finds every replica agreeing on it:
+ * the vector is what makes a replica that missed a delete or a flush take
+ * the old value for superseded.  The tree gets the old record's hash from
+ * `before` (store_get computed it from the bytes it read) and the new one
+ * from the bytes store_put_hashed encoded: no object is encoded twice.
+ * On success o->stored_hash names the new record. */
+static int persist(server_t *srv, const void *key, size_t klen, obj_t *o, acct_t before)
+{
+    uint64_t h = 0;
+    int rc = (o->nsib || o->vc.n) ? store_put_hashed(srv->store, key, klen, o, &h)
                                   : store_del(srv->store, key, klen);
     if (rc < 0) {
         srv->stats.store_errors++;
@@ -76,6 +101,9 @@ static int persist(server_t *srv, const void *key, size_t klen, const obj_t *o, 
     }
     srv->write_seq++;
     acct_apply(srv, before, acct_of(o, klen));
+    if (srv->aae)
+        aae_on_persist(srv, key, klen, before.hash, h, h != 0 && obj_dead(o));
+    o->stored_hash = h;
     return 0;
 }
 
@@ -103,19 +131,64 @@ int node_read(server_t *srv, const void *key, size_t klen, obj_t *o)
 
 int node_merge(server_t *srv, const void *key, size_t klen, const obj_t *in)
 {
+    return node_merge_hashed(srv, key, klen, in, NULL, NULL);
+}
+
+int node_merge_hashed(server_t *srv, const void *key, size_t klen, const obj_t *in,
+                      uint64_t *old_hash, uint64_t *new_hash)
+{
     obj_t cur;
     obj_init(&cur);
     int rc = node_read(srv, key, klen, &cur);
     if (rc < 0)
         goto out;
     acct_t before = acct_of(&cur, klen);
+    if (old_hash != NULL)
+        *old_hash = before.hash;
     if ((rc = obj_sync(&cur, in)) < 0)
         goto out;
     obj_purge(&cur, node_now_us(), srv->flush_us);
     srv->stats.siblings_pruned += obj_prune_siblings(&cur, (uint32_t)srv->cfg.max_siblings);
     srv->stats.vv_entries_pruned += obj_prune_vc(&cur, (uint32_t)srv->cfg.max_vv_entries);
     rc = persist(srv, key, klen, &cur, before);
+    if (rc == 0 && new_hash != NULL)
+        *new_hash = cur.stored_hash;
 out:
+    obj_free(&cur);
+    return rc;
+}
+
+int64_t node_newest_us(const obj_t *o)
+{
+    int64_t t = 0;
+    for (uint32_t i = 0; i < o->nsib; i++)
+        if (o->sib[i].ts_us > t)
+            t = o->sib[i].ts_us;
+    for (uint32_t i = 0; i < o->vc.n; i++)
+        if (o->vc.e[i].ts_us > t)
+            t = o->vc.e[i].ts_us;
+    return t;
+}
+
+bool node_dead(const obj_t *o) { return obj_dead(o); }
+
+int node_purge_if(server_t *srv, const void *key, size_t klen, uint64_t hash,
+                  int64_t older_than_us)
+{
+    obj_t cur;
+    obj_init(&cur);
+    int rc = store_get(srv->store, key, klen, &cur);
+    if (rc == 1 && (cur.stored_hash != hash || !obj_dead(&cur) ||
+                    node_newest_us(&cur) >= older_than_us))
+        rc = 0; /* changed since it was agreed on (a newer write stays), or too young */
+    if (rc == 1) {
+        acct_t before = acct_of(&cur, klen);
+        obj_free(&cur); /* an empty object: persist deletes the record */
+        rc = persist(srv, key, klen, &cur, before);
+        rc = rc < 0 ? rc : 1;
+    } else if (rc < 0) {
+        srv->stats.store_errors++;
+    }
     obj_free(&cur);
     return rc;
 }

@@ -21,6 +21,24 @@ int node_read(server_t *srv, const void *key, size_t klen, obj_t *o);
 /* Merge an object from another replica (or a coordinator's write) into the
  * local one (obj_sync) and persist it.  0 or a negative errno. */
 int node_merge(server_t *srv, const void *key, size_t klen, const obj_t *in);
+/* node_merge() that also reports the anti-entropy hashes (tictac.h) of the
+ * record before and after (0: none) in *old_hash and *new_hash (each may be
+ * NULL): anti-entropy counts the keys it changed, and answers with the
+ * merged object only when it differs from what the peer sent. */
+int node_merge_hashed(server_t *srv, const void *key, size_t klen, const obj_t *in,
+                      uint64_t *old_hash, uint64_t *new_hash);
+
+/* Tombstone GC (aae.c).  node_dead: o holds no live value (only tombstones,
+ * or only a version vector).  node_newest_us: the newest timestamp in o,
+ * of a sibling or a vector entry (0 for none): the age of a dead record.
+ * node_purge_if: delete key's record if it is still exactly the one whose
+ * anti-entropy hash is `hash`, is dead, and its newest timestamp is before
+ * older_than_us.  1 when purged, 0 when the record is absent or does not
+ * qualify (a newer write is never purged), negative on storage error. */
+bool node_dead(const obj_t *o);
+int64_t node_newest_us(const obj_t *o);
+int node_purge_if(server_t *srv, const void *key, size_t klen, uint64_t hash,
+                  int64_t older_than_us);
 
 /* The coordinating replica's step of a new write (DESIGN.md, Versions):
  * in one step of the loop, read the local object, mint the write's dot

@@ -35,18 +35,7 @@
 typedef struct transport transport_t;
 typedef struct peer_link peer_link_t;
 
-/* Message types carried in frames. */
-enum peer_msg {
-    MSG_PING = 1,        /* direct probe; body: sender name */
-    MSG_GOSSIP_SYN = 2,  /* digests */
-    MSG_GOSSIP_ACK = 3,  /* entries + requests */
-    MSG_GOSSIP_ACK2 = 4, /* entries */
-    MSG_REPLICA_GET = 5, /* read a key's local object (or hint) */
-    MSG_REPLICA_PUT = 6, /* merge an object into the local replica (or a hint) */
-    MSG_COORD_WRITE = 7, /* run a write on a coordinating replica */
-    MSG_FLUSH = 8,       /* flush_all time */
-    MSG_GOSSIP_MAIL = 9, /* a node's own entry, sent to every peer (direct mail) */
-};
+/* Message types and bodies: msg.h. */
 
 /* Called for every request or one-way frame that arrives. */
 typedef void (*peer_request_fn)(void *arg, peer_link_t *link, const frame_t *f);

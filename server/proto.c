@@ -124,7 +124,7 @@ static const struct {
     {"siblings", MC_SIBLINGS, false}, {"consistency", MC_CONSISTENCY, false},
     {"ring", MC_RING, false},       {"members", MC_MEMBERS, false},
     {"leave", MC_LEAVE, false},       {"debug", MC_DEBUG, false},
-    {"vget", MC_VGET, false},
+    {"vget", MC_VGET, false},       {"aae", MC_AAE, false},
 };
 
 /* An option token: `r=`, `w=` or `ctx=`, the name in any case. */
@@ -455,7 +455,7 @@ static enum mc_parse_rc parse_line(char *line, size_t len, mc_request_t *req, mc
         if (n == 1 && !take_arg(req, 0, &a[0], &req->arg))
             return MC_ERR_UNKNOWN; /* no stats sub-command is that long */
         return opt_rc;
-    case MC_VERSION: case MC_QUIT: case MC_RING: case MC_MEMBERS: case MC_LEAVE:
+    case MC_VERSION: case MC_QUIT: case MC_RING: case MC_MEMBERS: case MC_LEAVE: case MC_AAE:
         return n == 0 ? opt_rc : MC_ERR_UNKNOWN;
     case MC_DEBUG:
         if (n != 2)

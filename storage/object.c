@@ -104,6 +104,7 @@ void obj_init(obj_t *o)
     o->nsib = 0;
     o->cap = 0;
     o->sib = NULL;
+    o->stored_hash = 0;
 }
 
 void obj_free(obj_t *o)
@@ -132,6 +133,7 @@ int obj_copy(obj_t *dst, const obj_t *src)
         if (rc < 0)
             goto err;
     }
+    tmp.stored_hash = src->stored_hash;
     obj_free(dst);
     *dst = tmp;
     return 0;

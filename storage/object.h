@@ -47,6 +47,14 @@ typedef struct obj {
     uint32_t nsib;
     uint32_t cap;
     sibling_t *sib;
+    /* The anti-entropy hash (tictac.h) of the record this object was read
+     * from or last stored as (store_get / store_put_hashed), 0 for none.
+     * It lets the write path hand the tree the old record's hash without
+     * encoding the old object again.  Only the store sets it; obj_init,
+     * obj_free and obj_decode clear it, obj_copy copies it, and the
+     * functions that change an object leave it alone (it names what is on
+     * disk, not the object's content). */
+    uint64_t stored_hash;
 } obj_t;
 
 void obj_init(obj_t *o);

@@ -42,6 +42,7 @@
 
 #include "../common/hash.h"
 #include "../common/log.h"
+#include "tictac.h"
 
 #define STORE_DEFAULT_CACHE (8u << 20)
 #define STORE_BLOOM_BITS 10
@@ -515,6 +516,34 @@ int store_get(store_t *st, const void *key, size_t klen, obj_t *o)
                 log_error("store: corrupt object record (key %zu bytes, value %zu bytes)",
                           klen, vlen);
             rc = drc;
+        } else {
+            /* the token is in the key we just built: no second key hash */
+            o->stored_hash = tictac_token_hash(get_be64((const uint8_t *)k + 1), val, vlen);
+        }
+    }
+    if (val)
+        leveldb_free(val);
+    free(heap);
+    return rc;
+}
+
+int store_get_enc(store_t *st, const void *key, size_t klen, uint8_t **enc, size_t *len)
+{
+    char stack[STORE_KEYBUF], *heap, *val = NULL;
+    size_t kl, vlen = 0;
+    *enc = NULL;
+    *len = 0;
+    const char *k = obj_key(key, klen, stack, &heap, &kl);
+    if (k == NULL)
+        return -ENOMEM;
+    int rc = raw_get(st, k, kl, &val, &vlen);
+    if (rc == 1) {
+        *enc = malloc(vlen ? vlen : 1);
+        if (*enc == NULL) {
+            rc = -ENOMEM;
+        } else {
+            memcpy(*enc, val, vlen);
+            *len = vlen;
         }
     }
     if (val)
@@ -524,6 +553,11 @@ int store_get(store_t *st, const void *key, size_t klen, obj_t *o)
 }
 
 int store_put(store_t *st, const void *key, size_t klen, const obj_t *o)
+{
+    return store_put_hashed(st, key, klen, o, NULL);
+}
+
+int store_put_hashed(store_t *st, const void *key, size_t klen, const obj_t *o, uint64_t *hash)
 {
     if (check_fault(st))
         return -EIO;
@@ -538,6 +572,8 @@ int store_put(store_t *st, const void *key, size_t klen, const obj_t *o)
         char *lerr = NULL;
         leveldb_put(st->db, st->wopts, k, kl, (const char *)enc, elen, &lerr);
         rc = lerr_check(lerr, "put");
+        if (rc == 0 && hash != NULL)
+            *hash = tictac_token_hash(get_be64((const uint8_t *)k + 1), enc, elen);
     }
     free(enc);
     free(heap);

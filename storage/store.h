@@ -98,9 +98,21 @@ uint64_t store_key_token(const void *key, size_t klen);
 
 /* Object of a user key: 1 and *o filled when present (*o must be
  * obj_init'ed; the caller obj_free()s it), 0 when absent, negative on I/O
- * error or a record that does not decode (-EINVAL, logged). */
+ * error or a record that does not decode (-EINVAL, logged).  When present,
+ * o->stored_hash is the record's anti-entropy hash (tictac_key_hash() of
+ * the key and the stored bytes), computed from the bytes just read. */
 int store_get(store_t *st, const void *key, size_t klen, obj_t *o);
+/* The stored bytes of a user key's object (an obj_encode() output, not
+ * decoded): 1 with *enc malloc'ed (the caller frees it) and *len, 0 when
+ * absent (*enc NULL), negative on error.  For anti-entropy, which sends
+ * records as they are stored. */
+int store_get_enc(store_t *st, const void *key, size_t klen, uint8_t **enc, size_t *len);
 int store_put(store_t *st, const void *key, size_t klen, const obj_t *o);
+/* store_put() that also reports the anti-entropy hash of the record it
+ * wrote in *hash (NULL: not wanted; untouched on failure), from the bytes it
+ * encoded anyway: the write path updates its tree without a second
+ * encoding. */
+int store_put_hashed(store_t *st, const void *key, size_t klen, const obj_t *o, uint64_t *hash);
 /* Deleting an absent key is fine (0). */
 int store_del(store_t *st, const void *key, size_t klen);
 

@@ -108,11 +108,15 @@ int tictac_segment_bounds(const tictac_t *t, uint32_t seg, uint64_t *first, uint
 
 /* ---- hashes and updates ---- */
 
+uint64_t tictac_token_hash(uint64_t token, const void *enc, size_t elen)
+{
+    uint64_t h = hash64_seed(elen ? enc : "", elen, token);
+    return h ? h : 1;
+}
+
 uint64_t tictac_key_hash(const void *key, size_t klen, const void *enc, size_t elen)
 {
-    uint64_t seed = hash64(klen ? key : "", klen);
-    uint64_t h = hash64_seed(elen ? enc : "", elen, seed);
-    return h ? h : 1;
+    return tictac_token_hash(hash64(klen ? key : "", klen), enc, elen);
 }
 
 int tictac_update(tictac_t *t, uint64_t token, uint64_t old_hash, uint64_t new_hash)

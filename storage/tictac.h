@@ -81,6 +81,11 @@ int tictac_segment_bounds(const tictac_t *t, uint32_t seg, uint64_t *first, uint
  * key's token (hash64 of the key), so equal objects under different
  * keys differ.  Never 0, which means "absent" in tictac_update(). */
 uint64_t tictac_key_hash(const void *key, size_t klen, const void *enc, size_t elen);
+/* The same when the key's token is known: tictac_key_hash(key, ...) ==
+ * tictac_token_hash(store_key_token(key), ...).  The store calls it on every
+ * object read and write, where the token is at hand, so the write path's
+ * tree update costs one hash of the record and no second encoding. */
+uint64_t tictac_token_hash(uint64_t token, const void *enc, size_t elen);
 
 /* A key at token changed from an object hashing old_hash to one hashing
  * new_hash (0 = absent: a new key has old_hash 0, a removed one new_hash

@@ -276,7 +276,7 @@ def test_ping_positive_control(converged3):
 
 
 MSG_REPLICA_GET, MSG_REPLICA_PUT, MSG_COORD_WRITE, MSG_FLUSH = 5, 6, 7, 8
-MSG_GOSSIP_MAIL = 9
+MSG_GOSSIP_MAIL = 15
 PROBE_ID = 777777
 
 # Well-framed messages whose body is wrong.  Each is sent, then a PING
@@ -312,7 +312,7 @@ BAD_BODIES = {
                                                mp([b"k", 9999, 0, 0, b"v", 0, 0, 0, 1000])),
     "flush_wrong_type": envelope(MSG_FLUSH, REQUEST, 13, mp(["soon"])),
     "replica_get_as_response": envelope(MSG_REPLICA_GET, RESPONSE, 14, mp(None)),
-    # The bodies of issue 13 (server/gossip_wire.h), well-formed msgpack of
+    # The bodies of issue 13 (server/msg.h), well-formed msgpack of
     # the right shape with one bad item each: gossip/ refuses them whole.
     "syn_rumor_unknown_kind": envelope(MSG_GOSSIP_SYN, REQUEST, 15, mp(
         [["evil", 5, 0, 1], 0, 1, 0, [], [], [[7, ["x", 5, 0, 0]]]])),

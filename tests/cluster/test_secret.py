@@ -28,7 +28,7 @@ def signed(frame_bytes, secret):
 
 def forged_ack2(name):
     # [name, host, client_port, peer_port, generation, version, status,
-    #  heartbeat] (server/gossip_wire.h)
+    #  heartbeat] (server/msg.h)
     entry = [name, "127.0.0.1", 1, 9, int(time.time() * 1000), 1000000, 1, 0]
     return envelope(MSG_GOSSIP_ACK2, ONEWAY, 0, mp([entry]))
 

@@ -1,5 +1,7 @@
-/* fuzz_gossip.c - libFuzzer target for the gossip message decoders
- * (server/gossip_wire.c) and what gossip/ does with what they decode.
+/* fuzz_gossip.c - libFuzzer target for the gossip rows of the message table
+ * (server/msg.c) and what gossip/ does with what they decode.  (fuzz_frame
+ * runs every decoder of the table on whole frames; this one goes on into
+ * the state machine.)
  *
  * Input: one selector byte (which message: SYN, ACK, ACK2, MAIL, the
  * answer to a mail, PING), then the msgpack body as it would arrive in a
@@ -14,7 +16,7 @@
 #include <string.h>
 
 #include "../../common/frame.h"
-#include "../../server/gossip_wire.h"
+#include "../../server/msg.h"
 
 static gossip_member_t member(const char *name, int octet, int64_t gen)
 {
@@ -53,22 +55,30 @@ static gossip_t *node(void)
     return g;
 }
 
-/* Re-packs what decoded; it must decode again. */
-static void repack_syn(const gossip_syn_t *syn)
+/* The gossip rows of the table, as the selector byte picks them. */
+static const struct {
+    uint8_t type;
+    enum msg_dir dir;
+} rows[] = {
+    {MSG_GOSSIP_SYN, MSG_REQ}, {MSG_GOSSIP_ACK, MSG_REP}, {MSG_GOSSIP_ACK2, MSG_REQ},
+    {MSG_GOSSIP_MAIL, MSG_REQ}, {MSG_GOSSIP_MAIL, MSG_REP}, {MSG_PING, MSG_REQ},
+};
+
+/* What decoded, packed again, must decode again. */
+static void repack(uint8_t type, enum msg_dir dir, const msg_any_t *m)
 {
     msgpack_sbuffer sb;
-    msgpack_packer pk;
     msgpack_unpacked u;
-    gossip_syn_t again;
+    msg_any_t again;
 
     msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    gwire_pack_syn(&pk, syn);
+    if (msg_encode(&sb, type, dir, m) != 0)
+        abort();
     msgpack_unpacked_init(&u);
     if (msgpack_unpack_next(&u, sb.data, sb.size, NULL) != MSGPACK_UNPACK_SUCCESS ||
-        !gwire_unpack_syn(&u.data, &again))
+        msg_decode(type, dir, &u.data, &again) != 0)
         abort();
-    gossip_syn_free(&again);
+    msg_free(type, dir, &again);
     msgpack_unpacked_destroy(&u);
     msgpack_sbuffer_destroy(&sb);
 }
@@ -77,80 +87,51 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     msgpack_unpacked u;
     gossip_round_t r;
+    msg_any_t m;
     gossip_t *g;
-    uint8_t which;
+    uint8_t type;
+    enum msg_dir dir;
 
     if (size < 2 || !mp_validate(data + 1, size - 1))
         return 0;
-    which = data[0] % 6;
+    type = rows[data[0] % (sizeof(rows) / sizeof(rows[0]))].type;
+    dir = rows[data[0] % (sizeof(rows) / sizeof(rows[0]))].dir;
     msgpack_unpacked_init(&u);
     if (msgpack_unpack_next(&u, (const char *)data + 1, size - 1, NULL) !=
-        MSGPACK_UNPACK_SUCCESS) {
+            MSGPACK_UNPACK_SUCCESS ||
+        msg_decode(type, dir, &u.data, &m) != 0) {
         msgpack_unpacked_destroy(&u);
         return 0;
     }
+    repack(type, dir, &m);
     g = node();
-    switch (which) {
-    case 0: {
-        gossip_syn_t syn;
+    if (type == MSG_GOSSIP_SYN) {
         gossip_ack_t ack;
 
-        if (gwire_unpack_syn(&u.data, &syn)) {
-            repack_syn(&syn);
-            if (gossip_on_syn(g, &syn, 10, &ack) == 0)
-                gossip_ack_free(&ack);
-            gossip_syn_free(&syn);
-        }
-        break;
-    }
-    case 1: {
-        gossip_ack_t ack;
+        if (gossip_on_syn(g, &m.syn, 10, &ack) == 0)
+            gossip_ack_free(&ack);
+    } else if (type == MSG_GOSSIP_ACK) {
         gossip_ack2_t ack2;
         gossip_syn_t syn2;
 
-        if (gwire_unpack_ack(&u.data, &ack)) {
-            if (gossip_on_ack(g, &ack, 10, &ack2, &syn2) == 0) {
-                gossip_ack2_free(&ack2);
-                gossip_syn_free(&syn2);
-            }
-            gossip_ack_free(&ack);
-        }
-        break;
-    }
-    case 2: {
-        gossip_ack2_t ack2;
-
-        if (gwire_unpack_ack2(&u.data, &ack2)) {
-            (void)gossip_on_ack2(g, ack2.entries, ack2.nentries, 10);
+        if (gossip_on_ack(g, &m.ack, 10, &ack2, &syn2) == 0) {
             gossip_ack2_free(&ack2);
+            gossip_syn_free(&syn2);
         }
-        break;
-    }
-    case 3: {
-        gossip_member_t e;
+    } else if (type == MSG_GOSSIP_ACK2) {
+        (void)gossip_on_ack2(g, m.ack2.entries, m.ack2.nentries, 10);
+    } else if (type == MSG_GOSSIP_MAIL && dir == MSG_REQ) {
         gossip_digest_t me;
 
-        if (gwire_unpack_entry(&u.data, &e))
-            (void)gossip_on_mail(g, &e, 10, &me);
-        break;
-    }
-    case 4: {
-        gossip_digest_t d;
+        (void)gossip_on_mail(g, &m.mail, 10, &me);
+    } else if (type == MSG_GOSSIP_MAIL) {
         gossip_target_t to;
 
         memset(&to, 0, sizeof(to));
         snprintf(to.name, sizeof(to.name), "a");
-        if (gwire_unpack_digest(&u.data, &d))
-            (void)gossip_on_mail_ack(g, &to, 0, &d, 10);
-        break;
-    }
-    default: {
-        char name[GOSSIP_NAME_MAX + 1];
-
-        if (gwire_unpack_name(&u.data, name))
-            (void)gossip_on_probe_ack(g, name, 10);
-        break;
-    }
+        (void)gossip_on_mail_ack(g, &to, 0, &m.mail_ack, 10);
+    } else {
+        (void)gossip_on_probe_ack(g, m.ping.name, 10);
     }
     /* Whatever it took in, the node goes on. */
     for (int64_t t = 200; t <= 1000; t += 200) {
@@ -159,6 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         gossip_round_free(&r);
     }
     gossip_free(g);
+    msg_free(type, dir, &m);
     msgpack_unpacked_destroy(&u);
     return 0;
 }

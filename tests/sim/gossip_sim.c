@@ -4,8 +4,8 @@
  * Organisation: one event heap ordered by (time, sequence) holds frames in
  * flight and node ticks; gsim_run_until() pops the earliest event, applies
  * it (a tick runs gossip_tick() and sends what it asks; a frame is parsed,
- * decoded and handed to the gossip_on_*() call its type and kind name) and
- * repeats.  A frame in flight carries the requester's context (whom a SYN,
+ * decoded by the daemon's message table (server/msg.c) and handed to the
+ * gossip_on_*() call its type and kind name) and repeats.  A frame in flight carries the requester's context (whom a SYN,
  * probe or mail was sent to), as the daemon's pending requests do.
  *
  * Invariants: the heap's events are never earlier than s->now; a tick event
@@ -20,8 +20,7 @@
 #include <string.h>
 
 #include "../../common/frame.h"
-#include "../../server/gossip_wire.h"
-#include "../../server/peer.h"
+#include "../../server/msg.h"
 
 #define PEER_PORT 7000
 
@@ -183,19 +182,17 @@ static void send_frame(gsim_t *s, int from, int to, uint8_t type, uint8_t kind,
     heap_push(s, ev);
 }
 
-static msgpack_packer *body_packer(gsim_t *s, msgpack_packer *pk)
+/* Packs m, the body of (type, dir), into s->body with the daemon's table. */
+static void pack(gsim_t *s, uint8_t type, enum msg_dir dir, const void *m)
 {
-    s->body.size = 0;
-    msgpack_packer_init(pk, &s->body, msgpack_sbuffer_write);
-    return pk;
+    if (msg_encode(&s->body, type, dir, m) != 0)
+        abort();
 }
 
 static void send_syn(gsim_t *s, int from, int to, const gossip_syn_t *syn,
                      const gossip_target_t *target)
 {
-    msgpack_packer pk;
-
-    gwire_pack_syn(body_packer(s, &pk), syn);
+    pack(s, MSG_GOSSIP_SYN, MSG_REQ, syn);
     send_frame(s, from, to, MSG_GOSSIP_SYN, FRAME_REQUEST, target, 0, s->nodes[from].jitter);
 }
 
@@ -203,7 +200,7 @@ static void tick(gsim_t *s, int i)
 {
     struct node *nd = &s->nodes[i];
     gossip_round_t r;
-    msgpack_packer pk;
+    msg_ping_t ping;
     size_t k;
 
     if (gossip_tick(nd->g, s->now, &r) != 0)
@@ -220,7 +217,8 @@ static void tick(gsim_t *s, int i)
         if (j < 0 || j == i)
             continue;
         s->nodes[j].probes_to++;
-        gwire_pack_name(body_packer(s, &pk), nd->name);
+        snprintf(ping.name, sizeof(ping.name), "%s", nd->name);
+        pack(s, MSG_PING, MSG_REQ, &ping);
         send_frame(s, i, j, MSG_PING, FRAME_REQUEST, &r.probes[k], 0, 0);
     }
     for (k = 0; k < r.nmail; k++) {
@@ -228,7 +226,7 @@ static void tick(gsim_t *s, int i)
 
         if (j < 0 || j == i)
             continue;
-        gwire_pack_entry(body_packer(s, &pk), &r.mail_entry);
+        pack(s, MSG_GOSSIP_MAIL, MSG_REQ, &r.mail_entry);
         send_frame(s, i, j, MSG_GOSSIP_MAIL, FRAME_REQUEST, &r.mail[k],
                    r.mail_entry.version, nd->jitter);
     }
@@ -240,10 +238,10 @@ static void tick(gsim_t *s, int i)
 static void deliver(gsim_t *s, struct event *ev)
 {
     struct node *to = &s->nodes[ev->to];
-    msgpack_packer pk;
+    enum msg_dir dir;
+    msg_any_t m;
     frame_t f;
     size_t used;
-    int rc;
 
     if (!can_talk(s, ev->from, ev->to)) {
         s->traffic.dropped++;
@@ -254,44 +252,36 @@ static void deliver(gsim_t *s, struct event *ev)
         s->traffic.bad++;
         return;
     }
+    dir = f.kind == FRAME_RESPONSE ? MSG_REP : MSG_REQ;
+    if (msg_decode(f.type, dir, &f.body, &m) != 0) {
+        s->traffic.bad++;
+        frame_release(&f);
+        return;
+    }
     switch (f.type) {
     case MSG_GOSSIP_SYN: {
-        gossip_syn_t syn;
         gossip_ack_t ack;
 
-        if (!gwire_unpack_syn(&f.body, &syn)) {
-            s->traffic.bad++;
-            break;
-        }
-        rc = gossip_on_syn(to->g, &syn, s->now, &ack);
-        gossip_syn_free(&syn);
-        if (rc != 0) {
+        if (gossip_on_syn(to->g, &m.syn, s->now, &ack) != 0) {
             s->traffic.refused++;
             break;
         }
-        gwire_pack_ack(body_packer(s, &pk), &ack);
+        pack(s, MSG_GOSSIP_ACK, MSG_REP, &ack);
         gossip_ack_free(&ack);
         send_frame(s, ev->to, ev->from, MSG_GOSSIP_ACK, FRAME_RESPONSE, &ev->target, 0,
                    to->jitter);
         break;
     }
     case MSG_GOSSIP_ACK: {
-        gossip_ack_t ack;
         gossip_ack2_t ack2;
         gossip_syn_t syn2;
 
-        if (!gwire_unpack_ack(&f.body, &ack)) {
-            s->traffic.bad++;
-            break;
-        }
-        rc = gossip_on_ack(to->g, &ack, s->now, &ack2, &syn2);
-        gossip_ack_free(&ack);
-        if (rc != 0) {
+        if (gossip_on_ack(to->g, &m.ack, s->now, &ack2, &syn2) != 0) {
             s->traffic.refused++;
             break;
         }
         if (ack2.nentries > 0) {
-            gwire_pack_ack2(body_packer(s, &pk), ack2.entries, ack2.nentries);
+            pack(s, MSG_GOSSIP_ACK2, MSG_REQ, &ack2);
             send_frame(s, ev->to, ev->from, MSG_GOSSIP_ACK2, FRAME_ONEWAY, NULL, 0,
                        to->jitter);
         }
@@ -301,64 +291,42 @@ static void deliver(gsim_t *s, struct event *ev)
         gossip_syn_free(&syn2);
         break;
     }
-    case MSG_GOSSIP_ACK2: {
-        gossip_ack2_t ack2;
-
-        if (!gwire_unpack_ack2(&f.body, &ack2)) {
-            s->traffic.bad++;
-            break;
-        }
-        if (gossip_on_ack2(to->g, ack2.entries, ack2.nentries, s->now) != 0)
+    case MSG_GOSSIP_ACK2:
+        if (gossip_on_ack2(to->g, m.ack2.entries, m.ack2.nentries, s->now) != 0)
             s->traffic.refused++;
-        gossip_ack2_free(&ack2);
         break;
-    }
-    case MSG_PING: {
-        char name[GOSSIP_NAME_MAX + 1];
+    case MSG_PING:
+        if (dir == MSG_REQ) {
+            msg_ping_t pong;
 
-        if (!gwire_unpack_name(&f.body, name)) {
-            s->traffic.bad++;
-            break;
-        }
-        if (f.kind == FRAME_REQUEST) {
-            gwire_pack_name(body_packer(s, &pk), to->name);
+            snprintf(pong.name, sizeof(pong.name), "%s", to->name);
+            pack(s, MSG_PING, MSG_REP, &pong);
             send_frame(s, ev->to, ev->from, MSG_PING, FRAME_RESPONSE, &ev->target, 0,
                        to->probe_jitter);
-        } else if (strcmp(name, ev->target.name) == 0) {
-            gossip_on_probe_ack(to->g, name, s->now);
+        } else if (strcmp(m.ping.name, ev->target.name) == 0) {
+            gossip_on_probe_ack(to->g, m.ping.name, s->now);
         }
         break;
-    }
     case MSG_GOSSIP_MAIL:
-        if (f.kind == FRAME_REQUEST) {
-            gossip_member_t e;
+        if (dir == MSG_REQ) {
             gossip_digest_t me;
 
-            if (!gwire_unpack_entry(&f.body, &e)) {
-                s->traffic.bad++;
-                break;
-            }
-            if (gossip_on_mail(to->g, &e, s->now, &me) < 0) {
+            if (gossip_on_mail(to->g, &m.mail, s->now, &me) < 0) {
                 s->traffic.refused++;
                 break;
             }
-            gwire_pack_digest(body_packer(s, &pk), &me);
+            pack(s, MSG_GOSSIP_MAIL, MSG_REP, &me);
             send_frame(s, ev->to, ev->from, MSG_GOSSIP_MAIL, FRAME_RESPONSE, &ev->target,
                        ev->mail_version, to->jitter);
         } else {
-            gossip_digest_t d;
-
-            if (!gwire_unpack_digest(&f.body, &d)) {
-                s->traffic.bad++;
-                break;
-            }
-            gossip_on_mail_ack(to->g, &ev->target, ev->mail_version, &d, s->now);
+            gossip_on_mail_ack(to->g, &ev->target, ev->mail_version, &m.mail_ack, s->now);
         }
         break;
     default:
         s->traffic.bad++;
         break;
     }
+    msg_free(f.type, dir, &m);
     frame_release(&f);
 }
 

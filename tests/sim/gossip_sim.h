@@ -3,8 +3,8 @@
  * tests/unit/test_gossip.c and bench/gossip-sim.c.
  *
  * Contract: deterministic for a given config (seeded PRNG, simulated clock,
- * no real time, no I/O).  Every message is packed with the daemon's codec
- * (server/gossip_wire.c), framed by common/frame.c as the transport frames
+ * no real time, no I/O).  Every message is packed with the daemon's message
+ * table (server/msg.c), framed by common/frame.c as the transport frames
  * it (length prefix, header, body; no HMAC trailer), and parsed and decoded
  * again on delivery, so byte counts are the bytes a daemon would write to
  * its peer sockets, TCP/IP headers excluded.  Each frame arrives after
@@ -41,7 +41,7 @@ typedef struct gsim_config {
 } gsim_config_t;
 
 #define GSIM_INTERVAL 200 /* gossip.interval_ms of every node */
-#define GSIM_TYPES 16     /* frame types counted apart (server/peer.h) */
+#define GSIM_TYPES 16     /* frame types counted apart (server/msg.h) */
 
 typedef struct gsim_traffic {
     uint64_t frames, bytes;    /* sent, lost ones included */

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "../../server/aae.h"
+#include "../../server/node.h"
 
 typedef struct {
     char dir[64];
@@ -75,6 +76,12 @@ static int setup(void **state)
     if (store_open(&o, &f->srv.store, NULL) != 0)
         return -1;
     f->srv.cfg.ae_enabled = true;
+    f->srv.cfg.ae_interval_ms = 1000;
+    f->srv.cfg.ae_max_keys_per_s = 1000;
+    f->srv.cfg.ae_max_bytes_per_s = 1 << 20;
+    f->srv.cfg.max_siblings = 16;
+    f->srv.cfg.max_vv_entries = 32;
+    f->srv.cfg.tombstone_grace_s = 0;
     f->seed = 42;
     *state = f;
     return 0;
@@ -91,49 +98,55 @@ static int teardown(void **state)
     return rc;
 }
 
-/* The stored encoding of key's object, malloc'ed, or NULL when absent. */
-static uint8_t *stored_enc(server_t *srv, const char *key, size_t *len)
+/* The tree hash of key's stored record (store_get computes it), 0 when
+ * absent. */
+static uint64_t stored_hash(server_t *srv, const char *key)
 {
     obj_t o;
     obj_init(&o);
-    uint8_t *enc = NULL;
-    *len = 0;
     int rc = store_get(srv->store, key, strlen(key), &o);
     assert_true(rc >= 0);
-    if (rc == 1)
-        assert_int_equal(obj_encode(&o, &enc, len), 0);
+    uint64_t h = rc == 1 ? o.stored_hash : 0;
+    if (rc == 1) { /* the store's hash is tictac_key_hash of the stored bytes */
+        uint8_t *enc;
+        size_t len;
+        assert_int_equal(store_get_enc(srv->store, key, strlen(key), &enc, &len), 1);
+        assert_int_equal(h, tictac_key_hash(key, strlen(key), enc, len));
+        free(enc);
+    }
     obj_free(&o);
-    return enc;
+    return h;
 }
 
-/* A write as persist() will do it: store, then report the delta.  val NULL
- * deletes the record. */
+/* One sibling with dot (7, 1), built field by field: only the stored bytes
+ * matter here, not how a write mints its dot. */
+static void make_obj(obj_t *o, const char *val, bool tomb)
+{
+    obj_init(o);
+    assert_int_equal(vc_set(&o->vc, 7, 1, 1), 0);
+    o->sib = calloc(1, sizeof(*o->sib));
+    assert_non_null(o->sib);
+    o->nsib = o->cap = 1;
+    o->sib[0] = (sibling_t){.dot = {7, 1}, .ts_us = 1, .len = strlen(val), .tombstone = tomb};
+    o->sib[0].value = malloc(o->sib[0].len + 1);
+    memcpy(o->sib[0].value, val, o->sib[0].len);
+}
+
+/* A write as persist() does it: store, then report the delta with the
+ * hashes the store computed.  val NULL deletes the record. */
 static void write_key(server_t *srv, const char *key, const char *val, bool hook)
 {
-    size_t olen, nlen = 0;
-    uint8_t *old = stored_enc(srv, key, &olen), *enc = NULL;
+    uint64_t old = stored_hash(srv, key), nh = 0;
     if (val == NULL) {
         assert_int_equal(store_del(srv->store, key, strlen(key)), 0);
     } else {
-        /* one sibling with dot (7, 1), built field by field: only the
-         * stored bytes matter here, not how a write mints its dot */
         obj_t o;
-        obj_init(&o);
-        assert_int_equal(vc_set(&o.vc, 7, 1, 1), 0);
-        o.sib = calloc(1, sizeof(*o.sib));
-        assert_non_null(o.sib);
-        o.nsib = o.cap = 1;
-        o.sib[0] = (sibling_t){.dot = {7, 1}, .ts_us = 1, .len = strlen(val)};
-        o.sib[0].value = malloc(o.sib[0].len + 1);
-        memcpy(o.sib[0].value, val, o.sib[0].len);
-        assert_int_equal(store_put(srv->store, key, strlen(key), &o), 0);
-        assert_int_equal(obj_encode(&o, &enc, &nlen), 0);
+        make_obj(&o, val, false);
+        assert_int_equal(store_put_hashed(srv->store, key, strlen(key), &o, &nh), 0);
         obj_free(&o);
     }
     if (hook)
-        aae_on_persist(srv, key, strlen(key), old, olen, enc, nlen);
-    free(old);
-    free(enc);
+        aae_on_persist(srv, key, strlen(key), old, nh, false);
 }
 
 static void load_keys(fixture_t *f, int n)
@@ -336,6 +349,95 @@ static void test_layout_change_mid_build_restarts_cleanly(void **state)
     check_trees(&f->srv);
 }
 
+/* Every write of the local replica (node.c: merges, purges of tombstones)
+ * reaches the trees through persist: after random merges, tombstones and
+ * purges the trees equal a fresh scan. */
+static void test_persist_feeds_trees(void **state)
+{
+    fixture_t *f = *state;
+    load_keys(f, 1000);
+    set_view(&f->srv, three, 3, 16, 2, "n1");
+    char err[128];
+    assert_int_equal(aae_open(&f->srv, err, sizeof(err)), 0);
+    build_all(&f->srv, 400);
+    aae_stats_t st0, st;
+    aae_get_stats(&f->srv, &st0);
+    int purged = 0;
+    for (int i = 0; i < 2000; i++) {
+        char k[32], v[32];
+        snprintf(k, sizeof(k), "key-%d", (int)(rnd(&f->seed) % 1500));
+        snprintf(v, sizeof(v), "v%llu", (unsigned long long)rnd(&f->seed));
+        unsigned what = (unsigned)(rnd(&f->seed) % 4);
+        if (what == 3) { /* purge whatever dead record is there */
+            obj_t o;
+            obj_init(&o);
+            if (store_get(f->srv.store, k, strlen(k), &o) == 1 && node_dead(&o)) {
+                assert_int_equal(node_purge_if(&f->srv, k, strlen(k), o.stored_hash,
+                                               node_newest_us(&o) + 1), 1);
+                purged++;
+            }
+            obj_free(&o);
+            continue;
+        }
+        obj_t o;
+        make_obj(&o, v, what == 2);
+        o.sib[0].dot.counter = o.vc.e[0].counter = (uint64_t)i + 2; /* a new write each time */
+        uint64_t oh = 1, nh = 1;
+        assert_int_equal(node_merge_hashed(&f->srv, k, strlen(k), &o, &oh, &nh), 0);
+        assert_int_equal(nh, stored_hash(&f->srv, k));
+        obj_free(&o);
+    }
+    check_trees(&f->srv);
+    assert_true(purged > 0);
+    aae_get_stats(&f->srv, &st);
+    assert_true(st.updates + st.updates_outside - st0.updates - st0.updates_outside >= 1500);
+}
+
+/* A purge never removes a record that changed since it was agreed on, nor
+ * a live one, nor one younger than asked. */
+static void test_purge_if_only_exact_dead_records(void **state)
+{
+    fixture_t *f = *state;
+    obj_t o;
+    make_obj(&o, "", true);
+    assert_int_equal(node_merge(&f->srv, "t", 1, &o), 0);
+    obj_free(&o);
+    uint64_t h = stored_hash(&f->srv, "t");
+    assert_int_equal(node_purge_if(&f->srv, "t", 1, h ^ 1, INT64_MAX), 0);
+    assert_int_equal(node_purge_if(&f->srv, "t", 1, h, 1), 0); /* ts 1: not older than 1 */
+    make_obj(&o, "live", false);
+    o.sib[0].dot.counter = o.vc.e[0].counter = 2;
+    assert_int_equal(node_merge(&f->srv, "l", 1, &o), 0);
+    obj_free(&o);
+    assert_int_equal(node_purge_if(&f->srv, "l", 1, stored_hash(&f->srv, "l"), INT64_MAX), 0);
+    assert_int_equal(node_purge_if(&f->srv, "t", 1, h, INT64_MAX), 1);
+    assert_int_equal(stored_hash(&f->srv, "t"), 0);
+    assert_int_equal(node_purge_if(&f->srv, "t", 1, h, INT64_MAX), 0); /* gone already */
+}
+
+/* Two rings with the same members agree on their identity whatever order
+ * the members came in; another member set, vnodes or n does not. */
+static void test_ring_id(void **state)
+{
+    (void)state;
+    const char *a[] = {"n1", "n2", "n3"}, *b[] = {"n3", "n1", "n2"};
+    ring_t *r1, *r2, *r3, *r4, *r5;
+    assert_int_equal(ring_build(a, 3, 16, 2, 1, &r1), 0);
+    assert_int_equal(ring_build(b, 3, 16, 2, 9, &r2), 0);
+    assert_int_equal(ring_build(four, 4, 16, 2, 1, &r3), 0);
+    assert_int_equal(ring_build(a, 3, 8, 2, 1, &r4), 0);
+    assert_int_equal(ring_build(a, 3, 16, 3, 1, &r5), 0);
+    assert_int_equal(aae_ring_id(r1), aae_ring_id(r2));
+    assert_int_not_equal(aae_ring_id(r1), aae_ring_id(r3));
+    assert_int_not_equal(aae_ring_id(r1), aae_ring_id(r4));
+    assert_int_not_equal(aae_ring_id(r1), aae_ring_id(r5));
+    ring_free(r1);
+    ring_free(r2);
+    ring_free(r3);
+    ring_free(r4);
+    ring_free(r5);
+}
+
 static void test_disabled_does_nothing(void **state)
 {
     fixture_t *f = *state;
@@ -384,6 +486,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ring_change_keeps_unchanged_ranges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_layout_change_mid_build_restarts_cleanly, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_persist_feeds_trees, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_purge_if_only_exact_dead_records, setup, teardown),
+        cmocka_unit_test(test_ring_id),
         cmocka_unit_test_setup_teardown(test_disabled_does_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_loop_builds, setup, teardown),
     };

@@ -127,8 +127,12 @@ static void assert_default_tunables(const config_t *c)
     assert_int_equal(c->handoff_enabled, d.handoff_enabled);
     assert_int_equal(c->ae_enabled, d.ae_enabled);
     assert_int_equal(c->ae_interval_ms, d.ae_interval_ms);
+    assert_int_equal(c->ae_max_keys_per_s, d.ae_max_keys_per_s);
+    assert_true(c->ae_max_bytes_per_s == d.ae_max_bytes_per_s);
+    assert_int_equal(c->read_repair, d.read_repair);
     assert_int_equal(c->storage_sync, d.storage_sync);
     assert_int_equal(c->cache_mb, d.cache_mb);
+    assert_int_equal(c->tombstone_grace_s, d.tombstone_grace_s);
 }
 
 
@@ -193,8 +197,12 @@ static void test_defaults_documented(void **state)
     assert_true(d.handoff_enabled);
     assert_true(d.ae_enabled);
     assert_int_equal(d.ae_interval_ms, 10000);
+    assert_int_equal(d.ae_max_keys_per_s, 2000);
+    assert_true(d.ae_max_bytes_per_s == 10485760);
+    assert_true(d.read_repair);
     assert_false(d.storage_sync);
     assert_int_equal(d.cache_mb, 8);
+    assert_int_equal(d.tombstone_grace_s, 86400);
 }
 
 static void test_minimal_config(void **state)
