@@ -110,6 +110,19 @@ static void test_table_rows(void **state)
     assert_int_equal(msg_decode(99, MSG_REQ, &nil, &m), -ENOENT);
 }
 
+/* Field by field: a struct's padding is not part of what it says. */
+static void assert_entry_equal(const gossip_member_t *a, const gossip_member_t *b)
+{
+    assert_string_equal(a->name, b->name);
+    assert_string_equal(a->host, b->host);
+    assert_int_equal(a->client_port, b->client_port);
+    assert_int_equal(a->peer_port, b->peer_port);
+    assert_int_equal(a->generation, b->generation);
+    assert_int_equal(a->version, b->version);
+    assert_int_equal(a->heartbeat, b->heartbeat);
+    assert_int_equal(a->status, b->status);
+}
+
 static void test_gossip_roundtrip(void **state)
 {
     (void)state;
@@ -144,7 +157,7 @@ static void test_gossip_roundtrip(void **state)
     assert_int_equal(m.syn.nheartbeats, 1);
     assert_int_equal(m.syn.nrumors, 2);
     assert_int_equal(m.syn.rumors[0].kind, GOSSIP_RUMOR_ENTRY);
-    assert_memory_equal(&m.syn.rumors[0].entry, &e, sizeof(e));
+    assert_entry_equal(&m.syn.rumors[0].entry, &e);
     assert_int_equal(m.syn.rumors[1].kind, GOSSIP_RUMOR_DOWN);
     assert_string_equal(m.syn.rumors[1].entry.name, "n3");
     assert_int_equal(m.syn.rumors[1].entry.generation, 8);
@@ -161,7 +174,7 @@ static void test_gossip_roundtrip(void **state)
     assert_int_equal(m.ack.nbuckets, 2);
     assert_true(m.ack.buckets[1] == UINT64_MAX);
     assert_int_equal(m.ack.nentries, 1);
-    assert_memory_equal(&m.ack.entries[0], &e, sizeof(e));
+    assert_entry_equal(&m.ack.entries[0], &e);
     assert_int_equal(m.ack.nrequests, 1);
     assert_int_equal(m.ack.nheartbeats, 2);
     assert_int_equal(m.ack.rumors[0].kind, GOSSIP_RUMOR_DOWN);
@@ -175,7 +188,7 @@ static void test_gossip_roundtrip(void **state)
     msgpack_unpacked_destroy(&up);
 
     assert_int_equal(roundtrip(MSG_GOSSIP_MAIL, MSG_REQ, &e, &up, &m), 0);
-    assert_memory_equal(&m.mail, &e, sizeof(e));
+    assert_entry_equal(&m.mail, &e);
     msgpack_unpacked_destroy(&up);
     assert_int_equal(roundtrip(MSG_GOSSIP_MAIL, MSG_REP, &d[0], &up, &m), 0);
     assert_memory_equal(&m.mail_ack, &d[0], sizeof(d[0]));
