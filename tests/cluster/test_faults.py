@@ -97,6 +97,16 @@ class Writer(threading.Thread):
         self.stop.wait(0.05)      # every node refused: back-off, not synchronisation
         return None
 
+    def key(self, i):
+        return key_of(self.t, i)
+
+    def record(self, i, key, start, ok):
+        """Attempt i on key, begun at start (monotonic), ended now; ok:
+        acknowledged (False also when the connection broke: it may have
+        landed)."""
+        if ok:
+            self.acked[key] = i
+
     def run(self):
         try:
             c = None
@@ -111,19 +121,21 @@ class Writer(threading.Thread):
                     c = self._connect()
                     if c is None:
                         continue
-                key = key_of(self.t, i)
+                key = self.key(i)
+                start = time.monotonic()
                 try:
                     reply = c.set(key, value_of(self.t, i))
                 except OSError as e:   # timeouts, resets, closed connections
+                    self.record(i, key, start, False)
                     self._note(type(e).__name__, "%s: %s" % (type(e).__name__, e))
                     c.close()
                     c = None
                     self.next_node += 1
                     i += 1
                     continue
+                self.record(i, key, start, reply == "STORED")
                 if reply == "STORED":
                     self.n_acked += 1
-                    self.acked[key] = i
                 else:
                     self._note(reply.split(":")[0], reply)
                 i += 1
@@ -142,43 +154,12 @@ class SharedWriter(Writer):
         self.next_node = (2, 0)[t - WRITERS]   # first to n3, resp. n1
         self.attempts = {}       # i -> (key, start, end, acknowledged)
 
-    def run(self):
-        try:
-            c = None
-            i = 0
-            t0 = time.monotonic()
-            while not self.stop.is_set():
-                ahead = t0 + i / WRITE_RATE - time.monotonic()
-                if ahead > 0:                       # pacing, not synchronisation
-                    self.stop.wait(ahead)
-                    continue
-                if c is None:
-                    c = self._connect()
-                    if c is None:
-                        continue
-                key = "shared-%d" % (i % SHARED_KEYS)
-                start = time.monotonic()
-                try:
-                    reply = c.set(key, value_of(self.t, i))
-                except OSError as e:
-                    self.attempts[i] = (key, start, float("inf"), False)  # may have landed late
-                    self._note(type(e).__name__, "%s: %s" % (type(e).__name__, e))
-                    c.close()
-                    c = None
-                    self.next_node += 1
-                    i += 1
-                    continue
-                ok = reply == "STORED"
-                self.attempts[i] = (key, start, time.monotonic() if ok else float("inf"), ok)
-                if ok:
-                    self.n_acked += 1
-                else:
-                    self._note(reply.split(":")[0], reply)
-                i += 1
-            if c is not None:
-                c.close()
-        except BaseException as e:     # reported by the main thread
-            self.error = e
+    def key(self, i):
+        return "shared-%d" % (i % SHARED_KEYS)
+
+    def record(self, i, key, start, ok):
+        # a failed attempt may still have landed, at any time later
+        self.attempts[i] = (key, start, time.monotonic() if ok else float("inf"), ok)
 
 
 def verify_shared(nodes, shared):
