@@ -772,6 +772,7 @@ static void do_stats(conn_t *c, const char *arg)
     I("curr_items", s->curr_items);
     U("total_items", s->total_items);
     I("bytes", s->bytes);
+    U("disk_bytes", node_disk_bytes(srv));
     U("evictions", 0);
     U("reclaimed", s->reclaimed);
     U("crawler_runs", s->crawler_runs);

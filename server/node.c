@@ -25,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -415,6 +417,24 @@ static int load_actor(server_t *srv, char *err, size_t errlen)
     srv->node_id = actor;
     log_info("storage: replica id %016llx", (unsigned long long)actor);
     return 0;
+}
+
+uint64_t node_disk_bytes(const server_t *srv)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/db", srv->cfg.data_dir);
+    DIR *d = opendir(path);
+    if (!d)
+        return 0;
+    uint64_t total = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        struct stat st;
+        if (e->d_name[0] != '.' && fstatat(dirfd(d), e->d_name, &st, 0) == 0 && S_ISREG(st.st_mode))
+            total += (uint64_t)st.st_size;
+    }
+    closedir(d);
+    return total;
 }
 
 /* mkdir -p */

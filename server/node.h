@@ -55,6 +55,10 @@ int node_purge_if(server_t *srv, const void *key, size_t klen, uint64_t hash,
 int node_write(server_t *srv, const void *key, size_t klen, obj_t *known, const vclock_t *ctx,
                sibling_t *s, int64_t now_us, obj_t *out);
 
+/* Bytes of the files of the local store (LevelDB's tables and logs), for
+ * operators (`stats` disk_bytes): a directory listing, not free. */
+uint64_t node_disk_bytes(const server_t *srv);
+
 /* flush_all [delay]: the flush time in microseconds: now + delay, or for a
  * delay over 30 days that absolute unix time, as in memcached. */
 int64_t node_flush_time(int64_t delay_s);

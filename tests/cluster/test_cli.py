@@ -85,6 +85,8 @@ def test_cluster_views(three):
     assert sorted(n["name"] for n in nodes) == sorted(n.name for n in three)
     for n in nodes:
         assert n["state"] == "up" and n["keys"] is not None and n["hints_pending"] == 0
+        assert n["disk_bytes"] > 0                       # the store's files (LevelDB log at least)
+        assert n["anti_entropy"] is not None             # from the `aae` command
         assert abs(n["replicas"] - 1.0) < 1e-6          # n=3 of 3 nodes: every node holds everything
     assert abs(sum(n["owns"] for n in nodes) - 1.0) < 1e-6
     rc, out, _ = cli(n2, "status")
