@@ -138,8 +138,8 @@ static int level_token(char which, int level, char *buf, size_t cap, char *err)
     case QKV_LEVEL_ALL: lv = (mc_level_t){MC_LEVEL_ALL, 0}; break;
     default:
         if (level < 1 || level > QKV_LEVEL_MAX)
-            return qkv_fail(err, QKV_ERR_ARG, "consistency level %d is not one, quorum, all or 1..%d",
-                            level, QKV_LEVEL_MAX);
+            return client_fail(err, QKV_ERR_ARG, "consistency level %d is not one, quorum, all or 1..%d",
+                               level, QKV_LEVEL_MAX);
         lv = (mc_level_t){MC_LEVEL_NUM, level};
     }
     snprintf(buf, cap, " %c=%s", which, mc_level_str(lv, num, sizeof(num)));
@@ -149,13 +149,13 @@ static int level_token(char which, int level, char *buf, size_t cap, char *err)
 static int check_key(const char *key, size_t klen, char *err)
 {
     if (!key)
-        return qkv_fail(err, QKV_ERR_ARG, "key is NULL");
+        return client_fail(err, QKV_ERR_ARG, "key is NULL");
     if (klen == 0 || klen > QKV_KEY_MAX)
-        return qkv_fail(err, QKV_ERR_ARG, "key length %zu is not 1..%d", klen, QKV_KEY_MAX);
+        return client_fail(err, QKV_ERR_ARG, "key length %zu is not 1..%d", klen, QKV_KEY_MAX);
     for (size_t i = 0; i < klen; i++) {
         unsigned char ch = (unsigned char)key[i];
         if (ch <= ' ' || ch == 0x7f)
-            return qkv_fail(err, QKV_ERR_ARG, "key has a space or control byte at %zu", i);
+            return client_fail(err, QKV_ERR_ARG, "key has a space or control byte at %zu", i);
     }
     return 0;
 }
@@ -164,10 +164,10 @@ static int check_context(const char *ctx, char *err)
 {
     size_t n = strnlen(ctx, QKV_CONTEXT_MAX + 1);
     if (n == 0 || n > QKV_CONTEXT_MAX)
-        return qkv_fail(err, QKV_ERR_ARG, "context length is not 1..%d", QKV_CONTEXT_MAX);
+        return client_fail(err, QKV_ERR_ARG, "context length is not 1..%d", QKV_CONTEXT_MAX);
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)ctx[i] <= ' ' || ctx[i] == 0x7f)
-            return qkv_fail(err, QKV_ERR_ARG, "context has a space or control byte");
+            return client_fail(err, QKV_ERR_ARG, "context has a space or control byte");
     return 0;
 }
 
@@ -175,7 +175,7 @@ static int check_context(const char *ctx, char *err)
 static int64_t deadline_of(const qkv_client_t *c, const qkv_opts_t *o)
 {
     int t = o && o->timeout_ms > 0 ? o->timeout_ms : c->cfg.timeout_ms;
-    return qkv_now_ms() + t;
+    return client_now_ms() + t;
 }
 
 /* ---- nodes and pools ---- */
@@ -199,7 +199,7 @@ static void wake_refresh(qkv_client_t *c)
  * while and have the topology checked. */
 static void node_failed(qkv_client_t *c, qnode_t *n)
 {
-    atomic_store(&n->backoff_until, qkv_now_ms() + BACKOFF_MS);
+    atomic_store(&n->backoff_until, client_now_ms() + BACKOFF_MS);
     wake_refresh(c);
 }
 
@@ -252,8 +252,8 @@ static int checkout(qkv_client_t *c, qnode_t *n, int64_t deadline, qconn_t **out
         return 0;
     }
     if (!ok)
-        return qkv_fail(err, QKV_ERR_CONN, "node %s has no usable address", n->name);
-    int64_t cd = qkv_now_ms() + c->cfg.connect_timeout_ms;
+        return client_fail(err, QKV_ERR_CONN, "node %s has no usable address", n->name);
+    int64_t cd = client_now_ms() + c->cfg.connect_timeout_ms;
     int rc = qconn_open(&sa, cd < deadline ? cd : deadline, out, err);
     if (rc < 0) {
         size_t l = strlen(err);
@@ -284,7 +284,7 @@ static void checkin(qkv_client_t *c, qnode_t *n, qconn_t *q, uint64_t gen)
 static size_t candidates(qkv_client_t *c, const char *key, size_t klen, qnode_t **out, size_t cap)
 {
     size_t k = 0;
-    int64_t now = qkv_now_ms();
+    int64_t now = client_now_ms();
     qnode_t *owners[QKV_MAX_N];
     size_t nown = 0;
 
@@ -368,16 +368,16 @@ static int run(qkv_client_t *c, const char *key, size_t klen, const struct iovec
 {
     qnode_t *cand[16];
     size_t nc = candidates(c, key, klen, cand, 16);
-    int sends = 0, rc = qkv_fail(err, QKV_ERR_CONN, "no live node is known");
+    int sends = 0, rc = client_fail(err, QKV_ERR_CONN, "no live node is known");
 
     if (nc == 0)
         wake_refresh(c);
     for (size_t i = 0; i < nc; i++) {
         qconn_t *q;
         uint64_t gen;
-        int64_t now = qkv_now_ms();
+        int64_t now = client_now_ms();
         if (now >= deadline)
-            return rc == QKV_ERR_CONN && i > 0 ? rc : qkv_fail(err, QKV_ERR_TIMEOUT, "timed out");
+            return rc == QKV_ERR_CONN && i > 0 ? rc : client_fail(err, QKV_ERR_TIMEOUT, "timed out");
         bool reused;
         rc = checkout(c, cand[i], deadline, &q, &gen, !repeatable, &reused, err);
         if (rc == QKV_ERR_NOMEM)
@@ -534,7 +534,7 @@ static int write_cmd(qkv_client_t *c, const qkv_opts_t *o, const char *key, size
         return rc;
     const char *ctx = o && o->context ? o->context : NULL;
     if (ctx && !with_ctx)
-        return qkv_fail(err, QKV_ERR_ARG, "%s takes no context", head);
+        return client_fail(err, QKV_ERR_ARG, "%s takes no context", head);
     if (ctx && (rc = check_context(ctx, err)) < 0)
         return rc;
     struct iovec iov[8];
@@ -768,7 +768,7 @@ static int read_body(qconn_t *q, int64_t deadline, const char *what, char **out,
     size_t ll;
     int rc;
     if (!text)
-        return qkv_fail(err, QKV_ERR_NOMEM, "out of memory");
+        return client_fail(err, QKV_ERR_NOMEM, "out of memory");
     for (;;) {
         if ((rc = qconn_line(q, deadline, &line, &ll, err)) < 0)
             break;
@@ -783,7 +783,7 @@ static int read_body(qconn_t *q, int64_t deadline, const char *what, char **out,
             break;
         }
         if (len + ll + 2 > BODY_MAX) {
-            rc = qkv_fail(err, QKV_ERR_PROTO, "%s: reply larger than %u bytes", what, BODY_MAX);
+            rc = client_fail(err, QKV_ERR_PROTO, "%s: reply larger than %u bytes", what, BODY_MAX);
             break;
         }
         if (len + ll + 2 > cap) {
@@ -791,7 +791,7 @@ static int read_body(qconn_t *q, int64_t deadline, const char *what, char **out,
                 cap *= 2;
             char *t = realloc(text, cap);
             if (!t) {
-                rc = qkv_fail(err, QKV_ERR_NOMEM, "out of memory");
+                rc = client_fail(err, QKV_ERR_NOMEM, "out of memory");
                 break;
             }
             text = t;
@@ -874,7 +874,7 @@ static int apply_topology(qkv_client_t *c, const qmember_t *m, size_t nm, qring_
         qnode_t *n = calloc(1, sizeof(*n));
         if (!n || !(n->idle = calloc((size_t)c->cfg.max_idle_per_node, sizeof(*n->idle)))) {
             free(n);
-            rc = qkv_fail(err, QKV_ERR_NOMEM, "out of memory");
+            rc = client_fail(err, QKV_ERR_NOMEM, "out of memory");
             break;
         }
         pthread_mutex_init(&n->lock, NULL);
@@ -884,7 +884,7 @@ static int apply_topology(qkv_client_t *c, const qmember_t *m, size_t nm, qring_
     }
     qnode_t **map = NULL;
     if (ring && rc == 0 && !(map = calloc(ring->nnames ? ring->nnames : 1, sizeof(*map))))
-        rc = qkv_fail(err, QKV_ERR_NOMEM, "out of memory");
+        rc = client_fail(err, QKV_ERR_NOMEM, "out of memory");
     if (rc < 0) {
         for (size_t j = 0; j < nf; j++)
             node_free(fresh[j]);
@@ -961,7 +961,7 @@ static int refresh_via(qkv_client_t *c, qconn_t *q, qnode_t *n, int64_t deadline
     if (rc == 0)
         rc = topo_parse_members(members, &m, &nm, err);
     if (rc == 0 && nm == 0)
-        rc = qkv_fail(err, QKV_ERR_PROTO, "members: empty list");
+        rc = client_fail(err, QKV_ERR_PROTO, "members: empty list");
     if (rc == 0) {
         bool have_epoch = stat_u64(stats, "ring_epoch", &epoch);
         if (!have_epoch || n == NULL || n != c->epoch_node || epoch != c->epoch ||
@@ -990,10 +990,10 @@ static int refresh_via(qkv_client_t *c, qconn_t *q, qnode_t *n, int64_t deadline
  * usable, else any usable member, else the seeds. */
 static int refresh(qkv_client_t *c, char *err)
 {
-    int64_t deadline = qkv_now_ms() + c->cfg.timeout_ms, now = qkv_now_ms();
+    int64_t deadline = client_now_ms() + c->cfg.timeout_ms, now = client_now_ms();
     qnode_t *order[QKV_MAX_NODES + 1];
     size_t k = 0;
-    int rc = qkv_fail(err, QKV_ERR_CONN, "no seed or member reachable");
+    int rc = client_fail(err, QKV_ERR_CONN, "no seed or member reachable");
 
     pthread_rwlock_rdlock(&c->topo_lock);
     if (c->epoch_node && node_usable(c->epoch_node, now))
@@ -1006,7 +1006,7 @@ static int refresh(qkv_client_t *c, char *err)
         qconn_t *q;
         uint64_t gen;
         if ((rc = checkout(c, order[i], deadline, &q, &gen, true, NULL, err)) < 0) {
-            atomic_store(&order[i]->backoff_until, qkv_now_ms() + BACKOFF_MS);
+            atomic_store(&order[i]->backoff_until, client_now_ms() + BACKOFF_MS);
             continue;
         }
         rc = refresh_via(c, q, order[i], deadline, err);
@@ -1016,11 +1016,11 @@ static int refresh(qkv_client_t *c, char *err)
         }
         qconn_close(q);
         if (transport_error(rc))
-            atomic_store(&order[i]->backoff_until, qkv_now_ms() + BACKOFF_MS);
+            atomic_store(&order[i]->backoff_until, client_now_ms() + BACKOFF_MS);
     }
     for (size_t i = 0; i < c->nseeds; i++) {
         qconn_t *q;
-        int64_t cd = qkv_now_ms() + c->cfg.connect_timeout_ms;
+        int64_t cd = client_now_ms() + c->cfg.connect_timeout_ms;
         if ((rc = qconn_open(&c->seeds[i], cd < deadline ? cd : deadline, &q, err)) < 0)
             continue;
         rc = refresh_via(c, q, NULL, deadline, err);
@@ -1053,7 +1053,7 @@ static void *refresh_main(void *arg)
         }
         if (c->stop)
             break;
-        if (c->kick && qkv_now_ms() - last_kicked < KICK_MIN_MS) {
+        if (c->kick && client_now_ms() - last_kicked < KICK_MIN_MS) {
             /* errors come in bursts: one check per KICK_MIN_MS is enough */
             pthread_mutex_unlock(&c->mu);
             struct timespec d = {0, KICK_MIN_MS * 1000000L};
@@ -1062,7 +1062,7 @@ static void *refresh_main(void *arg)
             continue;
         }
         if (c->kick)
-            last_kicked = qkv_now_ms();
+            last_kicked = client_now_ms();
         c->kick = false;
         pthread_mutex_unlock(&c->mu);
         refresh(c, err); /* a failure keeps the old view; the next round retries */
@@ -1088,7 +1088,7 @@ int qkv_admin(qkv_client_t *c, const char *node, const char *command, char **rep
         ok |= !strcmp(command, allowed[i]);
     if (!ok)
         return set_err(errptr, QKV_ERR_ARG, "qkv_admin: command must be stats, members, ring or aae");
-    int64_t deadline = qkv_now_ms() + c->cfg.timeout_ms;
+    int64_t deadline = client_now_ms() + c->cfg.timeout_ms;
     admin_arg_t a = {command, NULL};
     struct iovec iov[2] = {{(void *)command, strlen(command)}, {(void *)"\r\n", 2}};
     if (!node)

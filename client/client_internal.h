@@ -37,11 +37,14 @@
 #define QKV_MGET_MAX 4096         /* keys in one qkv_mget */
 
 /* Monotonic milliseconds. */
-int64_t qkv_now_ms(void);
+int64_t client_now_ms(void);
+
+/* A decimal 0..UINT64_MAX of exactly len digits (no sign, no spaces). */
+bool client_parse_u64(const char *t, size_t len, uint64_t *out);
 
 /* printf into err (QKV_ERRLEN bytes) and return code, for one-line error
  * paths. */
-int qkv_fail(char *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int client_fail(char *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ---- io.c: one connection ---- */
 

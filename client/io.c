@@ -25,14 +25,14 @@
 #include <time.h>
 #include <unistd.h>
 
-int64_t qkv_now_ms(void)
+int64_t client_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int qkv_fail(char *err, int code, const char *fmt, ...)
+int client_fail(char *err, int code, const char *fmt, ...)
 {
     va_list ap;
     if (err) {
@@ -52,14 +52,14 @@ int qaddr_parse(const char *hostport, struct sockaddr_in *sa, char *err)
     size_t hl;
 
     if (!colon || colon == hostport)
-        return qkv_fail(err, QKV_ERR_ARG, "address '%.64s' is not host:port", hostport);
+        return client_fail(err, QKV_ERR_ARG, "address '%.64s' is not host:port", hostport);
     hl = (size_t)(colon - hostport);
     if (hl >= sizeof(host))
-        return qkv_fail(err, QKV_ERR_ARG, "host name too long in '%.64s'", hostport);
+        return client_fail(err, QKV_ERR_ARG, "host name too long in '%.64s'", hostport);
     errno = 0;
     port = strtol(colon + 1, &end, 10);
     if (errno || *end != '\0' || end == colon + 1 || port < 1 || port > 65535)
-        return qkv_fail(err, QKV_ERR_ARG, "bad port in address '%.64s'", hostport);
+        return client_fail(err, QKV_ERR_ARG, "bad port in address '%.64s'", hostport);
     memcpy(host, hostport, hl);
     host[hl] = '\0';
     memset(sa, 0, sizeof(*sa));
@@ -71,7 +71,7 @@ int qaddr_parse(const char *hostport, struct sockaddr_in *sa, char *err)
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai = NULL;
     int rc = getaddrinfo(host, NULL, &hints, &ai);
     if (rc != 0 || !ai)
-        return qkv_fail(err, QKV_ERR_ARG, "cannot resolve '%s': %s", host, gai_strerror(rc));
+        return client_fail(err, QKV_ERR_ARG, "cannot resolve '%s': %s", host, gai_strerror(rc));
     sa->sin_addr = ((struct sockaddr_in *)ai->ai_addr)->sin_addr;
     freeaddrinfo(ai);
     return 0;
@@ -80,7 +80,7 @@ int qaddr_parse(const char *hostport, struct sockaddr_in *sa, char *err)
 /* Milliseconds left until deadline, for poll(); 0 once it passed. */
 static int left_ms(int64_t deadline_ms)
 {
-    int64_t left = deadline_ms - qkv_now_ms();
+    int64_t left = deadline_ms - client_now_ms();
     if (left <= 0)
         return 0;
     return left > 600000 ? 600000 : (int)left;
@@ -114,34 +114,34 @@ int qconn_open(const struct sockaddr_in *sa, int64_t deadline_ms, qconn_t **out,
     inet_ntop(AF_INET, &sa->sin_addr, addr, sizeof(addr));
     fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return qkv_fail(err, QKV_ERR_CONN, "socket: %s", strerror(errno));
+        return client_fail(err, QKV_ERR_CONN, "socket: %s", strerror(errno));
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0) {
         if (errno != EINPROGRESS) {
             int e = errno;
             close(fd);
-            return qkv_fail(err, QKV_ERR_CONN, "connect %s:%u: %s", addr, ntohs(sa->sin_port),
-                            strerror(e));
+            return client_fail(err, QKV_ERR_CONN, "connect %s:%u: %s", addr, ntohs(sa->sin_port),
+                               strerror(e));
         }
         int w = wait_fd(fd, POLLOUT, deadline_ms);
         if (w <= 0) {
             close(fd);
-            return w == 0 ? qkv_fail(err, QKV_ERR_TIMEOUT, "connect %s:%u: timed out", addr,
-                                     ntohs(sa->sin_port))
-                          : qkv_fail(err, QKV_ERR_CONN, "connect %s:%u: poll failed", addr,
-                                     ntohs(sa->sin_port));
+            return w == 0 ? client_fail(err, QKV_ERR_TIMEOUT, "connect %s:%u: timed out", addr,
+                                        ntohs(sa->sin_port))
+                          : client_fail(err, QKV_ERR_CONN, "connect %s:%u: poll failed", addr,
+                                        ntohs(sa->sin_port));
         }
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr != 0) {
             close(fd);
-            return qkv_fail(err, QKV_ERR_CONN, "connect %s:%u: %s", addr, ntohs(sa->sin_port),
-                            strerror(soerr ? soerr : errno));
+            return client_fail(err, QKV_ERR_CONN, "connect %s:%u: %s", addr, ntohs(sa->sin_port),
+                               strerror(soerr ? soerr : errno));
         }
     }
     c = calloc(1, sizeof(*c));
     if (!c || !(c->buf = malloc(16384))) {
         free(c);
         close(fd);
-        return qkv_fail(err, QKV_ERR_NOMEM, "out of memory");
+        return client_fail(err, QKV_ERR_NOMEM, "out of memory");
     }
     c->fd = fd;
     c->cap = 16384;
@@ -179,7 +179,7 @@ int qconn_send(qconn_t *c, const struct iovec *iov_in, int iovcnt, int64_t deadl
     struct iovec iov[QCONN_MAX_IOV];
     int n = iovcnt, first = 0;
     if (iovcnt < 0 || iovcnt > QCONN_MAX_IOV)
-        return qkv_fail(err, QKV_ERR_ARG, "send: %d pieces (at most %d)", iovcnt, QCONN_MAX_IOV);
+        return client_fail(err, QKV_ERR_ARG, "send: %d pieces (at most %d)", iovcnt, QCONN_MAX_IOV);
     memcpy(iov, iov_in, (size_t)n * sizeof(*iov));
     while (first < n) {
         struct msghdr mh = {.msg_iov = iov + first, .msg_iovlen = (size_t)(n - first)};
@@ -188,12 +188,12 @@ int qconn_send(qconn_t *c, const struct iovec *iov_in, int iovcnt, int64_t deadl
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK)
-                return qkv_fail(err, QKV_ERR_CONN, "send: %s", strerror(errno));
+                return client_fail(err, QKV_ERR_CONN, "send: %s", strerror(errno));
             int r = wait_fd(c->fd, POLLOUT, deadline_ms);
             if (r == 0)
-                return qkv_fail(err, QKV_ERR_TIMEOUT, "send: timed out");
+                return client_fail(err, QKV_ERR_TIMEOUT, "send: timed out");
             if (r < 0)
-                return qkv_fail(err, QKV_ERR_CONN, "send: poll failed");
+                return client_fail(err, QKV_ERR_CONN, "send: poll failed");
             continue;
         }
         size_t done = (size_t)w;
@@ -224,7 +224,7 @@ static int reserve(qconn_t *c, size_t want, char *err)
         cap *= 2;
     char *b = realloc(c->buf, cap);
     if (!b)
-        return qkv_fail(err, QKV_ERR_NOMEM, "out of memory for a %zu-byte reply", want);
+        return client_fail(err, QKV_ERR_NOMEM, "out of memory for a %zu-byte reply", want);
     c->buf = b;
     c->cap = cap;
     return 0;
@@ -240,18 +240,18 @@ static int fill(qconn_t *c, int64_t deadline_ms, char *err)
     for (;;) {
         int w = wait_fd(c->fd, POLLIN, deadline_ms);
         if (w == 0)
-            return qkv_fail(err, QKV_ERR_TIMEOUT, "no reply within the timeout");
+            return client_fail(err, QKV_ERR_TIMEOUT, "no reply within the timeout");
         if (w < 0)
-            return qkv_fail(err, QKV_ERR_CONN, "recv: poll failed");
+            return client_fail(err, QKV_ERR_CONN, "recv: poll failed");
         ssize_t r = recv(c->fd, c->buf + c->end, c->cap - c->end, 0);
         if (r > 0) {
             c->end += (size_t)r;
             return 0;
         }
         if (r == 0)
-            return qkv_fail(err, QKV_ERR_CONN, "the server closed the connection mid-reply");
+            return client_fail(err, QKV_ERR_CONN, "the server closed the connection mid-reply");
         if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
-            return qkv_fail(err, QKV_ERR_CONN, "recv: %s", strerror(errno));
+            return client_fail(err, QKV_ERR_CONN, "recv: %s", strerror(errno));
     }
 }
 
@@ -265,7 +265,7 @@ int qconn_line(qconn_t *c, int64_t deadline_ms, char **line, size_t *len, char *
         if (p) {
             size_t l = (size_t)(p - (c->buf + c->start));
             if (l == 0 || p[-1] != '\r')
-                return qkv_fail(err, QKV_ERR_PROTO, "reply line not ended by \\r\\n");
+                return client_fail(err, QKV_ERR_PROTO, "reply line not ended by \\r\\n");
             *line = c->buf + c->start;
             *len = l - 1;
             (*line)[l - 1] = '\0';
@@ -273,7 +273,7 @@ int qconn_line(qconn_t *c, int64_t deadline_ms, char **line, size_t *len, char *
             return 0;
         }
         if (avail > QKV_LINE_MAX)
-            return qkv_fail(err, QKV_ERR_PROTO, "reply line longer than %d bytes", QKV_LINE_MAX);
+            return client_fail(err, QKV_ERR_PROTO, "reply line longer than %d bytes", QKV_LINE_MAX);
         scanned = avail;
         /* keep the line at the front so growing preserves it */
         int rc = reserve(c, avail + 4096, err);

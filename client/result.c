@@ -74,32 +74,17 @@ int reply_error(const char *line, size_t len, const char *what, char *err)
     int l = (int)(len < 160 ? len : 160);
     if (len >= 13 && !memcmp(line, "SERVER_ERROR ", 13)) {
         if (len >= 33 && !memcmp(line + 13, "quorum not reached", 18))
-            return qkv_fail(err, QKV_ERR_QUORUM, "%s: %.*s", what, l, line);
-        return qkv_fail(err, QKV_ERR_SERVER, "%s: %.*s", what, l, line);
+            return client_fail(err, QKV_ERR_QUORUM, "%s: %.*s", what, l, line);
+        return client_fail(err, QKV_ERR_SERVER, "%s: %.*s", what, l, line);
     }
     if (len >= 13 && !memcmp(line, "CLIENT_ERROR ", 13)) {
         if (kv_result_parse(line, len) == KV_NON_NUMERIC)
-            return qkv_fail(err, QKV_ERR_NOT_NUMBER, "%s: %.*s", what, l, line);
-        return qkv_fail(err, QKV_ERR_CLIENT, "%s: %.*s", what, l, line);
+            return client_fail(err, QKV_ERR_NOT_NUMBER, "%s: %.*s", what, l, line);
+        return client_fail(err, QKV_ERR_CLIENT, "%s: %.*s", what, l, line);
     }
     if (len == 5 && !memcmp(line, "ERROR", 5))
-        return qkv_fail(err, QKV_ERR_PROTO, "%s: the server answered ERROR (unknown command?)", what);
-    return qkv_fail(err, QKV_ERR_PROTO, "%s: unexpected reply '%.*s'", what, l, line);
-}
-
-static bool num_u64(const char *t, size_t len, uint64_t *out)
-{
-    uint64_t v = 0;
-    if (len == 0 || len > 20)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned d = (unsigned)(t[i] - '0');
-        if (d > 9 || v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return true;
+        return client_fail(err, QKV_ERR_PROTO, "%s: the server answered ERROR (unknown command?)", what);
+    return client_fail(err, QKV_ERR_PROTO, "%s: unexpected reply '%.*s'", what, l, line);
 }
 
 /* Split a line on spaces into at most max tokens; the count, or max + 1
@@ -130,7 +115,7 @@ static int add_sibling(qkv_result_t *r, char *err)
         size_t cap = r->cap ? r->cap * 2 : 2;
         qkv_sibling_t *s = realloc(r->sib, cap * sizeof(*s));
         if (!s)
-            return qkv_fail(err, QKV_ERR_NOMEM, "out of memory");
+            return client_fail(err, QKV_ERR_NOMEM, "out of memory");
         r->sib = s;
         r->cap = cap;
     }
@@ -149,7 +134,7 @@ int result_read_vget(qconn_t *c, const char *key, size_t klen, size_t max_value,
 
     *out = NULL;
     if (!r)
-        return qkv_fail(err, QKV_ERR_NOMEM, "out of memory");
+        return client_fail(err, QKV_ERR_NOMEM, "out of memory");
     for (;;) {
         if ((rc = qconn_line(c, deadline_ms, &line, &len, err)) < 0)
             goto fail;
@@ -158,20 +143,21 @@ int result_read_vget(qconn_t *c, const char *key, size_t klen, size_t max_value,
             uint64_t flags, bytes, ts;
             bool live = tl[5] == 4 && !memcmp(tok[5], "live", 4);
             bool dead = tl[5] == 7 && !memcmp(tok[5], "deleted", 7);
-            if (tl[1] != klen || memcmp(tok[1], key, klen) || !num_u64(tok[2], tl[2], &flags) ||
-                flags > UINT32_MAX || !num_u64(tok[3], tl[3], &bytes) ||
-                !num_u64(tok[4], tl[4], &ts) || ts > INT64_MAX || (!live && !dead)) {
-                rc = qkv_fail(err, QKV_ERR_PROTO, "vget: bad VALUE line '%.*s'",
-                              (int)(len < 120 ? len : 120), line);
+            if (tl[1] != klen || memcmp(tok[1], key, klen) ||
+                !client_parse_u64(tok[2], tl[2], &flags) || flags > UINT32_MAX ||
+                !client_parse_u64(tok[3], tl[3], &bytes) ||
+                !client_parse_u64(tok[4], tl[4], &ts) || ts > INT64_MAX || (!live && !dead)) {
+                rc = client_fail(err, QKV_ERR_PROTO, "vget: bad VALUE line '%.*s'",
+                                 (int)(len < 120 ? len : 120), line);
                 goto fail;
             }
             if (bytes > max_value) {
-                rc = qkv_fail(err, QKV_ERR_PROTO, "vget: a %llu-byte value is over the %zu-byte limit",
-                              (unsigned long long)bytes, max_value);
+                rc = client_fail(err, QKV_ERR_PROTO, "vget: a %llu-byte value is over the %zu-byte limit",
+                                 (unsigned long long)bytes, max_value);
                 goto fail;
             }
             if (r->nsib == QKV_MAX_SIBLINGS) {
-                rc = qkv_fail(err, QKV_ERR_PROTO, "vget: more than %d siblings", QKV_MAX_SIBLINGS);
+                rc = client_fail(err, QKV_ERR_PROTO, "vget: more than %d siblings", QKV_MAX_SIBLINGS);
                 goto fail;
             }
             if ((rc = add_sibling(r, err)) < 0)
@@ -180,7 +166,7 @@ int result_read_vget(qconn_t *c, const char *key, size_t klen, size_t max_value,
             char *data, *copy = malloc((size_t)bytes + 1);
             if (!copy) {
                 r->nsib--;
-                rc = qkv_fail(err, QKV_ERR_NOMEM, "out of memory");
+                rc = client_fail(err, QKV_ERR_NOMEM, "out of memory");
                 goto fail;
             }
             s->value = copy;
@@ -190,7 +176,7 @@ int result_read_vget(qconn_t *c, const char *key, size_t klen, size_t max_value,
             if ((rc = qconn_bytes(c, (size_t)bytes + 2, deadline_ms, &data, err)) < 0)
                 goto fail;
             if (data[bytes] != '\r' || data[bytes + 1] != '\n') {
-                rc = qkv_fail(err, QKV_ERR_PROTO, "vget: data block not ended by \\r\\n");
+                rc = client_fail(err, QKV_ERR_PROTO, "vget: data block not ended by \\r\\n");
                 goto fail;
             }
             memcpy(copy, data, (size_t)bytes);
@@ -200,11 +186,11 @@ int result_read_vget(qconn_t *c, const char *key, size_t klen, size_t max_value,
         }
         if (nt == 2 && tl[0] == 7 && !memcmp(tok[0], "CONTEXT", 7) && !r->context) {
             if (tl[1] > QKV_CONTEXT_MAX || tok[1][0] != '[' || tok[1][tl[1] - 1] != ']') {
-                rc = qkv_fail(err, QKV_ERR_PROTO, "vget: bad CONTEXT line");
+                rc = client_fail(err, QKV_ERR_PROTO, "vget: bad CONTEXT line");
                 goto fail;
             }
             if (!(r->context = malloc(tl[1] + 1))) {
-                rc = qkv_fail(err, QKV_ERR_NOMEM, "out of memory");
+                rc = client_fail(err, QKV_ERR_NOMEM, "out of memory");
                 goto fail;
             }
             memcpy(r->context, tok[1], tl[1]);
@@ -213,7 +199,7 @@ int result_read_vget(qconn_t *c, const char *key, size_t klen, size_t max_value,
         }
         if (len == 3 && !memcmp(line, "END", 3)) {
             if (!r->context) {
-                rc = qkv_fail(err, QKV_ERR_PROTO, "vget: END without a CONTEXT line");
+                rc = client_fail(err, QKV_ERR_PROTO, "vget: END without a CONTEXT line");
                 goto fail;
             }
             *out = r;

@@ -61,7 +61,7 @@ static bool tok_eq(const char *t, size_t len, const char *w)
     return strlen(w) == len && memcmp(t, w, len) == 0;
 }
 
-static bool parse_u64(const char *t, size_t len, uint64_t *out)
+bool client_parse_u64(const char *t, size_t len, uint64_t *out)
 {
     uint64_t v = 0;
     if (len == 0 || len > 20)
@@ -98,18 +98,18 @@ int topo_parse_members(const char *text, qmember_t **out, size_t *n, char *err)
         if (split(s, len, tok, tl, 6) < 4 || !valid_name(tok[0], tl[0]) ||
             tl[1] > QKV_NAME_MAX + 6 || !memchr(tok[1], ':', tl[1])) {
             free(m);
-            return qkv_fail(err, QKV_ERR_PROTO, "bad members line '%.*s'", (int)(len < 80 ? len : 80), s);
+            return client_fail(err, QKV_ERR_PROTO, "bad members line '%.*s'", (int)(len < 80 ? len : 80), s);
         }
         if (cnt == QKV_MAX_NODES) {
             free(m);
-            return qkv_fail(err, QKV_ERR_PROTO, "more than %d members", QKV_MAX_NODES);
+            return client_fail(err, QKV_ERR_PROTO, "more than %d members", QKV_MAX_NODES);
         }
         if (cnt == cap) {
             cap = cap ? cap * 2 : 8;
             qmember_t *nm = realloc(m, cap * sizeof(*m));
             if (!nm) {
                 free(m);
-                return qkv_fail(err, QKV_ERR_NOMEM, "out of memory");
+                return client_fail(err, QKV_ERR_NOMEM, "out of memory");
             }
             m = nm;
         }
@@ -180,13 +180,13 @@ int topo_parse_ring(const char *text, qring_t **out, char *err)
     int rc = QKV_ERR_NOMEM;
 
     if (!r)
-        return qkv_fail(err, QKV_ERR_NOMEM, "out of memory");
+        return client_fail(err, QKV_ERR_NOMEM, "out of memory");
     for (const char *q = text; *q; q++)
         lines += *q == '\n';
     lines += text[0] != '\0' && text[strlen(text) - 1] != '\n';
     if (lines == 0 || lines > QKV_MAX_RANGES) {
         topo_ring_free(r);
-        return qkv_fail(err, QKV_ERR_PROTO, "ring reply has %zu ranges", lines);
+        return client_fail(err, QKV_ERR_PROTO, "ring reply has %zu ranges", lines);
     }
     r->n = QKV_MAX_N;
     r->ends = malloc(lines * sizeof(*r->ends));
@@ -199,8 +199,8 @@ int topo_parse_ring(const char *text, qring_t **out, char *err)
         const char *tok[4];
         size_t tl[4];
         size_t i = r->nranges;
-        if (split(s, len, tok, tl, 4) != 3 || !parse_u64(tok[0], tl[0], &starts[i]) ||
-            !parse_u64(tok[1], tl[1], &r->ends[i]))
+        if (split(s, len, tok, tl, 4) != 3 || !client_parse_u64(tok[0], tl[0], &starts[i]) ||
+            !client_parse_u64(tok[1], tl[1], &r->ends[i]))
             goto bad_line;
         uint16_t *list = r->lists + i * QKV_MAX_N;
         uint32_t k = 0;
@@ -213,7 +213,7 @@ int topo_parse_ring(const char *text, qring_t **out, char *err)
             int idx = name_index(r, nm, nl, &names_cap);
             if (idx < 0) {
                 rc = r->nnames == QKV_MAX_NODES ? QKV_ERR_PROTO : QKV_ERR_NOMEM;
-                qkv_fail(err, rc, "too many ring nodes or out of memory");
+                client_fail(err, rc, "too many ring nodes or out of memory");
                 goto fail_msg;
             }
             for (uint32_t j = 0; j < k; j++)
@@ -231,7 +231,7 @@ int topo_parse_ring(const char *text, qring_t **out, char *err)
         r->nranges++;
         continue;
     bad_line:
-        rc = qkv_fail(err, QKV_ERR_PROTO, "bad ring line '%.*s'", (int)(len < 80 ? len : 80), s);
+        rc = client_fail(err, QKV_ERR_PROTO, "bad ring line '%.*s'", (int)(len < 80 ? len : 80), s);
         goto fail_msg;
     }
     /* the ranges must tile the ring: range i starts where i-1 ends, range 0
@@ -239,7 +239,7 @@ int topo_parse_ring(const char *text, qring_t **out, char *err)
     for (size_t i = 0; i < r->nranges; i++) {
         uint64_t prev = r->ends[i == 0 ? r->nranges - 1 : i - 1];
         if (starts[i] != prev || (i > 0 && r->ends[i] < r->ends[i - 1])) {
-            rc = qkv_fail(err, QKV_ERR_PROTO, "ring ranges do not tile the ring at range %zu", i);
+            rc = client_fail(err, QKV_ERR_PROTO, "ring ranges do not tile the ring at range %zu", i);
             goto fail_msg;
         }
     }
@@ -253,7 +253,7 @@ int topo_parse_ring(const char *text, qring_t **out, char *err)
     *out = r;
     return 0;
 fail:
-    qkv_fail(err, rc, "out of memory");
+    client_fail(err, rc, "out of memory");
 fail_msg:
     free(starts);
     topo_ring_free(r);

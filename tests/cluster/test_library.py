@@ -11,6 +11,13 @@ from clientlib import QKV_LIBDIR, ROOT, run_tool, seeds
 from quorumlib import start_converged
 
 
+def declared():
+    """The qkv_* functions client/quorumkv.h declares."""
+    import re
+    with open(os.path.join(ROOT, "client", "quorumkv.h")) as f:
+        return set(re.findall(r"\b(qkv_[a-z0-9_]+)\s*\(", f.read()))
+
+
 def exported(path, dynamic):
     args = ["nm", "--defined-only", "-g"] + (["-D"] if dynamic else []) + [path]
     out = subprocess.run(args, stdout=subprocess.PIPE, check=True, timeout=30).stdout.decode()
@@ -24,6 +31,8 @@ def test_only_the_public_api_is_exported(name, dynamic):
     ours = {s for s in syms if not s.startswith(("__asan", "__ubsan", "__sanitizer", "__lsan"))}
     assert {"qkv_connect", "qkv_get", "qkv_set", "qkv_mget", "qkv_close"} <= ours
     assert {s for s in ours if not s.startswith("qkv_")} == set()
+    # and no internal helper under the public prefix: only what the header declares
+    assert ours - declared() == set(), "exported but not in quorumkv.h: %s" % sorted(ours - declared())
 
 
 @pytest.mark.timeout(90)
