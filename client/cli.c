@@ -55,6 +55,7 @@ static const char usage_text[] =
     "  ring                      token ranges and their replicas\n"
     "  members                   nodes as the cluster sees them\n"
     "  stats [NODE]              STAT lines of one node (default: the -h node)\n"
+    "  transfers [NODE]          ranges the node is moving (join, leave, remove)\n"
     "\n"
     "Options:\n"
     "  -h host:port   a node's client address [127.0.0.1:11211]; several: comma-separated\n"
@@ -872,8 +873,54 @@ static int cmd_status(int argc, char **argv)
     return EXIT_DONE;
 }
 
+/* `transfers [NODE]`: the ranges a node is moving (one node's view: ask the
+ * joining or leaving node), as the server lists them. */
+static int cmd_transfers(int argc, char **argv)
+{
+    char *err = NULL, *text = NULL;
+    if (argc > 2)
+        return usage_error("usage: transfers [NODE]");
+    int rc = qkv_admin(cl, argc == 2 ? argv[1] : NULL, "transfers", &text, &err);
+    if (rc < 0)
+        return lib_error("transfers", rc, err);
+    char *lines[4096];
+    size_t nl = split_lines(text, lines, 4096);
+    table_t t = {.ncols = 8};
+    if (json)
+        printf("{\"transfers\": [");
+    else
+        table_row(&t, "START", "END", "FROM", "TO", "KEYS", "BYTES", "RATE", "ETA");
+    for (size_t i = 0, k = 0; i < nl; i++) {
+        char *w[8];
+        if (split_words(lines[i], w, 8) != 8)
+            continue;
+        if (json) {
+            printf("%s{\"start\": %s, \"end\": %s, \"from\": ", k++ ? ", " : "", w[0], w[1]);
+            json_cstr(w[2]);
+            printf(", \"to\": ");
+            json_cstr(w[3]);
+            printf(", \"keys\": ");
+            json_cstr(w[4]);
+            printf(", \"bytes\": %s, \"rate\": ", w[5]);
+            json_cstr(w[6]);
+            printf(", \"eta\": ");
+            json_cstr(w[7]);
+            printf("}");
+        } else {
+            table_row(&t, w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]);
+        }
+    }
+    if (json)
+        printf("]}\n");
+    else
+        table_print(&t);
+    qkv_free(text);
+    return EXIT_DONE;
+}
+
 static const char *const commands[] = {"get", "siblings", "set", "delete", "incr",
-                                       "touch", "status", "ring", "members", "stats"};
+                                       "touch", "status", "ring", "members", "stats",
+                                       "transfers"};
 
 static bool known_command(const char *c)
 {
@@ -906,6 +953,8 @@ static int run_cmd(int argc, char **argv)
         return cmd_members(argc, argv);
     if (!strcmp(c, "stats"))
         return cmd_stats(argc, argv);
+    if (!strcmp(c, "transfers"))
+        return cmd_transfers(argc, argv);
     return usage_error("unknown command '%s'", c);
 }
 

@@ -1075,7 +1075,7 @@ static void *refresh_main(void *arg)
 int qkv_admin(qkv_client_t *c, const char *node, const char *command, char **reply,
               char **errptr)
 {
-    static const char *const allowed[] = {"stats", "members", "ring", "aae"};
+    static const char *const allowed[] = {"stats", "members", "ring", "aae", "transfers"};
     char err[QKV_ERRLEN] = "";
     bool ok = false;
     int rc;
@@ -1087,7 +1087,7 @@ int qkv_admin(qkv_client_t *c, const char *node, const char *command, char **rep
     for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
         ok |= !strcmp(command, allowed[i]);
     if (!ok)
-        return set_err(errptr, QKV_ERR_ARG, "qkv_admin: command must be stats, members, ring or aae");
+        return set_err(errptr, QKV_ERR_ARG, "qkv_admin: command must be stats, members, ring, aae or transfers");
     int64_t deadline = client_now_ms() + c->cfg.timeout_ms;
     admin_arg_t a = {command, NULL};
     struct iovec iov[2] = {{(void *)command, strlen(command)}, {(void *)"\r\n", 2}};

@@ -228,7 +228,8 @@ int qkv_incr(qkv_client_t *c, const qkv_opts_t *o, const char *key, size_t klen,
 
 /* qkv_admin - one operator command to one node and its reply.
  *
- * command: "stats", "members", "ring" or "aae" (others are QKV_ERR_ARG).
+ * command: "stats", "members", "ring", "aae" or "transfers" (others are
+ * QKV_ERR_ARG).
  * node: a member's name, or NULL for any live node.  On success *reply is a
  * malloc()ed string (free with qkv_free()): the reply's lines before END,
  * each ending in '\n'.  A server that does not know the command gives

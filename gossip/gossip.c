@@ -99,7 +99,8 @@ static bool valid_entry(const gossip_member_t *e)
 {
     return valid_name(e->name, sizeof(e->name)) && valid_host(e->host) &&
            e->client_port != 0 && e->peer_port != 0 && e->generation > 0 &&
-           e->status <= GOSSIP_LEFT;
+           e->status <= GOSSIP_LEFT && e->xfer <= GOSSIP_XFER_MAX &&
+           (e->flags & ~GOSSIP_F_REMOVED) == 0;
 }
 
 /* A digest that names a live incarnation: a sender, a relayed heartbeat. */
@@ -561,7 +562,8 @@ static bool merge_one(gossip_t *g, struct gmember *m, const gossip_member_t *e,
     }
     changed = e->status != m->e.status || e->client_port != m->e.client_port ||
               e->peer_port != m->e.peer_port ||
-              strcmp(e->host, m->e.host) != 0;
+              strcmp(e->host, m->e.host) != 0 || e->ring_epoch != m->e.ring_epoch ||
+              e->xfer != m->e.xfer || e->flags != m->e.flags;
     if (e->status == GOSSIP_LEFT && m->e.status != GOSSIP_LEFT)
         m->left_at = now;
     next = *e;
@@ -1525,20 +1527,54 @@ int gossip_on_probe_ack(gossip_t *g, const char *name, int64_t now_ms)
 
 int gossip_set_status(gossip_t *g, gossip_status_t status, int64_t now_ms)
 {
+    return gossip_set_state(g, status, g->self->e.ring_epoch, g->self->e.xfer, now_ms);
+}
+
+int gossip_set_state(gossip_t *g, gossip_status_t status, uint64_t ring_epoch, uint32_t xfer,
+                     int64_t now_ms)
+{
     int64_t now = clock_at(g, now_ms);
     gossip_member_t e;
 
-    if ((unsigned)status > GOSSIP_LEFT)
+    if ((unsigned)status > GOSSIP_LEFT || xfer > GOSSIP_XFER_MAX)
         return -EINVAL;
-    if (g->self->e.status == (uint32_t)status)
+    if (g->self->e.status == (uint32_t)status && g->self->e.ring_epoch == ring_epoch &&
+        g->self->e.xfer == xfer)
         return 0;
     e = g->self->e;
     e.status = (uint32_t)status;
+    e.ring_epoch = ring_epoch;
+    e.xfer = xfer;
     e.version++;
     set_entry(g->self, &e);
     g->epoch++;
     gossip__rumor_heat(g, GOSSIP_RUMOR_ENTRY, &g->self->e);
     gossip__mail_start(g, now);
+    return 0;
+}
+
+int gossip_remove(gossip_t *g, const char *name, uint64_t ring_epoch, int64_t now_ms)
+{
+    int64_t now = clock_at(g, now_ms);
+    struct gmember *m;
+    gossip_member_t e;
+
+    if (name == NULL || !valid_name(name, GOSSIP_NAME_MAX + 1))
+        return -EINVAL;
+    m = find(g, name);
+    if (m == NULL)
+        return -ENOENT;
+    if (m->is_self)
+        return -EINVAL;
+    if (m->e.status == GOSSIP_LEFT)
+        return -ENOENT;
+    e = m->e;
+    e.status = GOSSIP_LEFT;
+    e.flags |= GOSSIP_F_REMOVED;
+    e.ring_epoch = ring_epoch;
+    e.xfer = 0;
+    e.version++;
+    merge_one(g, m, &e, now); /* as if the entry had come by gossip */
     return 0;
 }
 

@@ -195,7 +195,20 @@ typedef struct gossip_member {
     uint64_t version;   /* state version: grows on every status change */
     uint64_t heartbeat; /* grows every round on the owner */
     uint32_t status;    /* gossip_status_t */
+    /* Membership changes (server/transfer.c; the caller gives them meaning,
+     * gossip/ only checks their bounds and spreads them with the entry):
+     * ring_epoch: the ring epoch this entry's last status change made (a
+     * node's ring epoch is the highest any entry names); xfer: 0, or 1 +
+     * the percent done of the range transfers this member runs (<= 101);
+     * flags: GOSSIP_F_* bits. */
+    uint64_t ring_epoch;
+    uint32_t xfer;
+    uint32_t flags;
 } gossip_member_t;
+
+/* gossip_member_t.flags: LEFT because another node removed it (remove). */
+#define GOSSIP_F_REMOVED 1u
+#define GOSSIP_XFER_MAX 101u
 
 /*
  * (name, generation, version, heartbeat): SYN digests, ACK requests, relayed
@@ -444,6 +457,21 @@ int gossip_on_probe_ack(gossip_t *g, const char *name, int64_t now_ms);
  * unknown status.
  */
 int gossip_set_status(gossip_t *g, gossip_status_t status, int64_t now_ms);
+
+/* gossip_set_state - gossip_set_status() that also sets self's ring_epoch
+ * and xfer (see gossip_member_t); a call that changes none of the three
+ * changes nothing.  0, or -EINVAL for an unknown status or xfer above
+ * GOSSIP_XFER_MAX. */
+int gossip_set_state(gossip_t *g, gossip_status_t status, uint64_t ring_epoch, uint32_t xfer,
+                     int64_t now_ms);
+
+/* gossip_remove - take member `name`, which is gone for good, out of the
+ * membership on its behalf (an operator's remove): its entry becomes LEFT
+ * with GOSSIP_F_REMOVED and ring_epoch, one version above the one known,
+ * and spreads as a rumor.  Only a new generation of that member (it
+ * restarted) supersedes it.  0; -ENOENT for an unknown or already LEFT
+ * member; -EINVAL for self or a bad name. */
+int gossip_remove(gossip_t *g, const char *name, uint64_t ring_epoch, int64_t now_ms);
 
 /* gossip_phi - phi of member `name` at now_ms: how unlikely it is that its
  * next heartbeat is still to come.  0 for self and LEFT members; -1.0 when

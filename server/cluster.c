@@ -31,6 +31,7 @@
 #include "dispatch.h"
 #include "msg.h"
 #include "server.h"
+#include "transfer.h"
 
 static int64_t mono_ms(void)
 {
@@ -286,7 +287,7 @@ void cluster_refuse(struct server *srv)
 
 /* ---- ring ---- */
 
-/* Whether the current ring knew name as alive. */
+/* Whether the current view knew name as alive. */
 static bool was_alive(const cluster_t *cl, const char *name)
 {
     const cluster_view_t *v = cl->view;
@@ -294,7 +295,130 @@ static bool was_alive(const cluster_t *cl, const char *name)
     for (size_t i = 0; i < n; i++)
         if (!strcmp(v->nodes[i].name, name))
             return v->nodes[i].alive;
+    for (size_t i = 0; v->future && i < ring_node_count(v->future); i++)
+        if (!strcmp(v->fnodes[i].name, name))
+            return v->fnodes[i].alive;
     return false;
+}
+
+/* Ring members (DESIGN.md, Membership changes): the current ring counts
+ * the members that are up or leaving (down ones too: they keep their
+ * ranges, requests route around them); while a member is joining or
+ * leaving, the future ring is the one without the leaving and with the
+ * joining, and its extra owners get every write (not counted for W). */
+static bool counted(uint32_t st)
+{
+    return st == GOSSIP_UP || st == GOSSIP_LEAVING;
+}
+
+static bool in_future(uint32_t st)
+{
+    return st == GOSSIP_UP || st == GOSSIP_JOINING;
+}
+
+static void node_fill(cluster_node_t *cn, const gossip_member_info_t *m)
+{
+    snprintf(cn->name, sizeof(cn->name), "%s", m->entry.name);
+    snprintf(cn->host, sizeof(cn->host), "%s", m->entry.host);
+    cn->peer_port = m->entry.peer_port;
+    cn->alive = m->alive || m->is_self;
+    cn->is_self = m->is_self;
+    cn->status = m->entry.status;
+}
+
+/* Build a ring of the members in infos[0..n) that `pick` selects, with
+ * its per-node table.  0, or negative (nothing allocated). */
+static int build_ring(const cluster_t *cl, const gossip_member_info_t *infos, size_t count,
+                      bool (*pick)(uint32_t), uint64_t epoch, ring_t **ring,
+                      cluster_node_t **nodes)
+{
+    const char **names = calloc(count ? count : 1, sizeof(*names));
+    size_t *which = calloc(count ? count : 1, sizeof(*which));
+    size_t n = 0;
+    int rc = -ENOMEM;
+    *ring = NULL;
+    *nodes = NULL;
+    if (!names || !which)
+        goto out;
+    for (size_t i = 0; i < count; i++)
+        if (pick(infos[i].entry.status)) {
+            which[n] = i;
+            names[n++] = infos[i].entry.name;
+        }
+    /* a joining node that knows nobody yet still needs a ring of its own */
+    for (size_t i = 0; n == 0 && i < count; i++)
+        if (infos[i].is_self) {
+            which[n] = i;
+            names[n++] = infos[i].entry.name;
+        }
+    rc = ring_build(names, n, (uint32_t)cl->srv->cfg.vnodes, (uint32_t)cl->srv->cfg.n, epoch,
+                    ring);
+    if (rc < 0)
+        goto out;
+    *nodes = calloc(n ? n : 1, sizeof(**nodes));
+    if (!*nodes) {
+        ring_free(*ring);
+        *ring = NULL;
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        node_fill(&(*nodes)[ring_node_index(*ring, names[i])], &infos[which[i]]);
+out:
+    free(names);
+    free(which);
+    return rc;
+}
+
+/* Log what changed about the members since the last refresh: a peer down
+ * or back, a status change, a member gone (the on-call engineer's view). */
+static void log_changes(cluster_t *cl, const gossip_member_info_t *now, size_t n)
+{
+    const gossip_member_info_t *old = cl->seen;
+    size_t i = 0, j = 0;
+    while (i < cl->nseen || j < n) {
+        int c = i >= cl->nseen ? 1 : j >= n ? -1 : strcmp(old[i].entry.name, now[j].entry.name);
+        if (c < 0) {
+            if (old[i].entry.status != GOSSIP_LEFT)
+                log_info("cluster: %s is no longer a member", old[i].entry.name);
+            i++;
+            continue;
+        }
+        const gossip_member_info_t *m = &now[j];
+        if (m->is_self) {
+            j += 1;
+            i += c == 0;
+            continue;
+        }
+        if (c > 0) {
+            if (m->entry.status != GOSSIP_LEFT)
+                log_info("cluster: new member %s at %s:%u (%s)", m->entry.name, m->entry.host,
+                         m->entry.peer_port, cluster_state_name(m));
+        } else {
+            const gossip_member_info_t *o = &old[i];
+            if (o->entry.status != m->entry.status) {
+                if (m->entry.status == GOSSIP_LEFT)
+                    log_info("cluster: %s %s the cluster", m->entry.name,
+                             (m->entry.flags & GOSSIP_F_REMOVED) ? "was removed from" : "left");
+                else
+                    log_info("cluster: %s is %s", m->entry.name,
+                             m->entry.status == GOSSIP_JOINING   ? "joining"
+                             : m->entry.status == GOSSIP_LEAVING ? "leaving"
+                                                                 : "up");
+            }
+            if (m->entry.status != GOSSIP_LEFT && o->alive && !m->alive)
+                log_info("cluster: peer %s at %s:%u is down", m->entry.name, m->entry.host,
+                         m->entry.peer_port);
+            else if (m->entry.status != GOSSIP_LEFT && !o->alive && m->alive &&
+                     o->entry.status != GOSSIP_LEFT)
+                log_info("cluster: peer %s at %s:%u is up again", m->entry.name, m->entry.host,
+                         m->entry.peer_port);
+            else if (m->entry.generation != o->entry.generation && m->alive)
+                log_info("cluster: peer %s restarted", m->entry.name);
+            i++;
+        }
+        j++;
+    }
 }
 
 void cluster_refresh_ring(cluster_t *cl)
@@ -303,66 +427,186 @@ void cluster_refresh_ring(cluster_t *cl)
     if (cl->view && epoch == cl->ring_epoch)
         return;
     size_t count = gossip_member_count(cl->gossip);
-    const char **names = calloc(count ? count : 1, sizeof(*names));
     gossip_member_info_t *infos = calloc(count ? count : 1, sizeof(*infos));
+    if (!infos)
+        return;
     size_t n = 0;
-    if (!names || !infos)
-        goto out;
-    /* Ring members: every node that is or still is in the ring (up or down:
-     * a down node keeps its ranges; requests route around it). */
+    uint64_t ring_epoch = cl->epoch_seen;
+    bool changing = false;
+    char change[160] = "";
     for (size_t i = 0; i < count; i++) {
         if (gossip_member(cl->gossip, i, &infos[n]) < 0)
             continue;
-        uint32_t st = infos[n].entry.status;
-        if (st == GOSSIP_UP || st == GOSSIP_LEAVING || infos[n].is_self) {
-            names[n] = infos[n].entry.name;
-            n++;
+        const gossip_member_t *e = &infos[n].entry;
+        if (e->ring_epoch > ring_epoch)
+            ring_epoch = e->ring_epoch;
+        if (e->status == GOSSIP_JOINING || e->status == GOSSIP_LEAVING || e->xfer != 0) {
+            if (!change[0] || e->status != GOSSIP_UP) /* name a join or leave first */
+                snprintf(change, sizeof(change), "%s is %s", e->name,
+                         e->status == GOSSIP_JOINING   ? "joining"
+                         : e->status == GOSSIP_LEAVING ? "leaving"
+                                                       : "transferring ranges");
+            changing = true;
         }
+        n++;
     }
-    ring_t *ring = NULL;
-    if (ring_build(names, n, (uint32_t)cl->srv->cfg.vnodes, (uint32_t)cl->srv->cfg.n, epoch,
-                   &ring) < 0) {
+    bool pending = false; /* someone joins or leaves: a future ring */
+    for (size_t i = 0; i < n; i++)
+        pending |= infos[i].entry.status == GOSSIP_JOINING ||
+                   infos[i].entry.status == GOSSIP_LEAVING;
+    ring_t *ring = NULL, *future = NULL;
+    cluster_node_t *nodes = NULL, *fnodes = NULL;
+    bool *down = NULL;
+    cluster_view_t *view = NULL;
+    if (build_ring(cl, infos, n, counted, epoch, &ring, &nodes) < 0) {
         log_warn("cluster: cannot build the ring of %zu members", n);
-        goto out;
+        goto fail;
     }
-    cluster_node_t *nodes = calloc(n ? n : 1, sizeof(*nodes));
-    bool *down = calloc(n ? n : 1, sizeof(*down));
-    cluster_view_t *view = calloc(1, sizeof(*view));
-    if (!nodes || !down || !view) {
-        free(nodes);
-        free(down);
-        free(view);
-        ring_free(ring);
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        uint32_t idx = ring_node_index(ring, names[i]);
-        cluster_node_t *cn = &nodes[idx];
-        snprintf(cn->name, sizeof(cn->name), "%s", infos[i].entry.name);
-        snprintf(cn->host, sizeof(cn->host), "%s", infos[i].entry.host);
-        cn->peer_port = infos[i].entry.peer_port;
-        cn->alive = infos[i].alive || infos[i].is_self;
-        cn->is_self = infos[i].is_self;
-        down[idx] = !cn->alive;
-        if (cn->is_self)
-            view->self_idx = idx;
+    if (pending && build_ring(cl, infos, n, in_future, epoch, &future, &fnodes) < 0)
+        goto fail;
+    uint32_t rn = ring_node_count(ring);
+    down = calloc(rn, sizeof(*down));
+    view = calloc(1, sizeof(*view));
+    if (!down || !view)
+        goto fail;
+    view->self_idx = RING_NODE_NONE;
+    for (uint32_t i = 0; i < rn; i++) {
+        down[i] = !nodes[i].alive;
+        if (nodes[i].is_self)
+            view->self_idx = i;
     }
     for (size_t i = 0; i < n; i++) /* alive again: reconnect at once */
-        if (nodes[i].alive && !nodes[i].is_self && (!cl->view || !was_alive(cl, nodes[i].name)))
-            transport_peer_alive(cl->transport, nodes[i].host, nodes[i].peer_port);
+        if (infos[i].alive && !infos[i].is_self && infos[i].entry.status != GOSSIP_LEFT &&
+            (!cl->view || !was_alive(cl, infos[i].entry.name)))
+            transport_peer_alive(cl->transport, infos[i].entry.host, infos[i].entry.peer_port);
     view->refs = 1;
     view->ring = ring;
     view->nodes = nodes;
     view->down = down;
-    if (!cl->view || ring_node_count(cl->view->ring) != n)
-        log_info("cluster: ring epoch %llu with %zu nodes", (unsigned long long)epoch, n);
-    cluster_view_release(cl->view);
+    view->future = future;
+    view->fnodes = fnodes;
+    view->ring_epoch = ring_epoch;
+    view->changing = changing;
+    snprintf(view->change, sizeof(view->change), "%s", change);
+    if (!cl->view || ring_node_count(cl->view->ring) != rn ||
+        cl->view->ring_epoch != ring_epoch || !cl->view->future != !future)
+        log_info("cluster: ring epoch %llu with %u nodes%s%s", (unsigned long long)ring_epoch,
+                 rn, changing ? "; " : "", change);
+    log_changes(cl, infos, n);
+    free(cl->seen);
+    cl->seen = infos;
+    cl->nseen = n;
+    infos = NULL;
+    cluster_view_t *old = cl->view;
     cl->view = view;
     cl->ring_epoch = epoch;
     cl->stats.ring_rebuilds++;
-out:
-    free(names);
+    if (ring_epoch > cl->epoch_seen) {
+        cl->epoch_seen = ring_epoch;
+        store_raw_put(cl->srv->store, 'm', "ring_epoch", 10, &ring_epoch, sizeof(ring_epoch));
+    }
+    xfer_on_view(cl->srv, old, view);
+    cluster_view_release(old);
+    return;
+fail:
+    ring_free(ring);
+    ring_free(future);
+    free(nodes);
+    free(fnodes);
+    free(down);
+    free(view);
     free(infos);
+}
+
+/* ---- the join check ---- */
+
+static int start_gossip(cluster_t *cl)
+{
+    if (cl->check_done)
+        return 0;
+    cl->check_done = true;
+    const config_t *cfg = &cl->srv->cfg;
+    struct timeval tv = {cfg->gossip_interval_ms / 1000, (cfg->gossip_interval_ms % 1000) * 1000};
+    return event_add(cl->tick, &tv);
+}
+
+static void on_check_reply(void *arg, int status, const frame_t *f)
+{
+    req_ctx_t *rc = arg;
+    cluster_t *cl = rc->cl;
+    msg_any_t m;
+    cl->check_pending--;
+    if (!cl->check_done && status == 0 && f->type == MSG_JOIN_CHECK &&
+        msg_decode(MSG_JOIN_CHECK, MSG_REP, &f->body, &m) == 0) {
+        if (m.join_ok.code != 0) {
+            log_error("cluster: join refused by %s:%u: %s", rc->to.addr.host, rc->to.addr.port,
+                      m.join_ok.reason);
+            fprintf(stderr, "quorumkvd: join refused: %s\n", m.join_ok.reason);
+            cl->refused = true;
+            cl->check_done = true;
+            event_base_loopexit(cl->srv->base, NULL);
+        } else if (start_gossip(cl) < 0) {
+            log_error("cluster: cannot start the gossip timer");
+        }
+    }
+    /* no seed answered at all: none is up to object (as when a whole
+     * cluster starts at once), so we go ahead */
+    if (!cl->check_done && cl->check_pending == 0 && start_gossip(cl) < 0)
+        log_error("cluster: cannot start the gossip timer");
+    free(rc);
+}
+
+/* JOIN_CHECK to every seed that is not us; check_pending counts them. */
+static void send_checks(cluster_t *cl)
+{
+    const config_t *cfg = &cl->srv->cfg;
+    gossip_member_info_t me;
+    if (!gossip_lookup(cl->gossip, cfg->name, &me))
+        return;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (msg_encode(&sb, MSG_JOIN_CHECK, MSG_REQ, &me.entry) == 0)
+        for (int i = 0; i < cfg->nseeds; i++) {
+            if (cfg->seeds[i].port == cfg->peer_port && !strcmp(cfg->seeds[i].host, cfg->host))
+                continue;
+            gossip_target_t to = {0};
+            snprintf(to.addr.host, sizeof(to.addr.host), "%s", cfg->seeds[i].host);
+            to.addr.port = (uint16_t)cfg->seeds[i].port;
+            req_ctx_t *rc = req_ctx(cl, &to);
+            if (rc && transport_request(cl->transport, to.addr.host, to.addr.port, MSG_JOIN_CHECK,
+                                        sb.data, sb.size, request_timeout(cl), on_check_reply,
+                                        rc) == 0)
+                cl->check_pending++;
+            else
+                free(rc);
+        }
+    msgpack_sbuffer_destroy(&sb);
+}
+
+void cluster_on_join_check(struct server *srv, peer_link_t *link, const frame_t *f,
+                           msg_any_t *m)
+{
+    cluster_t *cl = &srv->cluster;
+    const gossip_member_t *e = &m->join;
+    msg_join_ok_t ok = {.code = 0};
+    gossip_member_info_t have;
+    if (!strcmp(e->name, srv->cfg.name) &&
+        (strcmp(e->host, srv->cfg.host) || e->peer_port != srv->cfg.peer_port)) {
+        ok.code = 1;
+        snprintf(ok.reason, sizeof(ok.reason), "node name %s is in use by a live node at %.47s:%d",
+                 e->name, srv->cfg.host, srv->cfg.peer_port);
+    } else if (gossip_lookup(cl->gossip, e->name, &have) && !have.is_self &&
+               have.entry.status != GOSSIP_LEFT && have.alive &&
+               (strcmp(have.entry.host, e->host) || have.entry.peer_port != e->peer_port)) {
+        ok.code = 1;
+        snprintf(ok.reason, sizeof(ok.reason), "node name %s is in use by a live node at %s:%u",
+                 e->name, have.entry.host, have.entry.peer_port);
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (msg_encode(&sb, MSG_JOIN_CHECK, MSG_REP, &ok) == 0)
+        transport_reply(link, f->req_id, MSG_JOIN_CHECK, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
 }
 
 /* ---- lifecycle ---- */
@@ -378,6 +622,9 @@ int cluster_open(server_t *srv, cluster_t *cl, char *err, size_t errlen)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     cl->generation = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    gossip_status_t status; /* before the generation is written: a fresh directory has none */
+    if (xfer_start_status(srv, &status, err, errlen) < 0)
+        return -1;
     uint8_t *val = NULL;
     size_t vlen = 0;
     if (store_raw_get(srv->store, 'm', "generation", 10, &val, &vlen) == 1 && vlen == 8) {
@@ -392,10 +639,16 @@ int cluster_open(server_t *srv, cluster_t *cl, char *err, size_t errlen)
         return -1;
     }
 
+    if (store_raw_get(srv->store, 'm', "ring_epoch", 10, &val, &vlen) == 1 &&
+        vlen == sizeof(cl->epoch_seen))
+        memcpy(&cl->epoch_seen, val, vlen);
+    free(val);
     gossip_member_t self = {.client_port = (uint16_t)cfg->client_port,
                             .peer_port = (uint16_t)cfg->peer_port,
                             .generation = cl->generation,
-                            .status = GOSSIP_UP};
+                            .status = status,
+                            .ring_epoch = cl->epoch_seen,
+                            .xfer = status == GOSSIP_UP ? 0 : 1};
     snprintf(self.name, sizeof(self.name), "%s", cfg->name);
     gossip_addr_t seeds[CONFIG_MAX_SEEDS];
     size_t ns = 0;
@@ -432,8 +685,14 @@ int cluster_open(server_t *srv, cluster_t *cl, char *err, size_t errlen)
     }
     cluster_refresh_ring(cl);
     cl->tick = event_new(srv->base, -1, EV_PERSIST, on_tick, cl);
-    struct timeval tv = {cfg->gossip_interval_ms / 1000, (cfg->gossip_interval_ms % 1000) * 1000};
-    if (!cl->tick || event_add(cl->tick, &tv) < 0) {
+    if (!cl->tick) {
+        snprintf(err, errlen, "cannot start the gossip timer");
+        cluster_close(cl);
+        return -1;
+    }
+    /* ask the seeds whether our name is free before gossip makes it ours */
+    send_checks(cl);
+    if (cl->check_pending == 0 && start_gossip(cl) < 0) {
         snprintf(err, errlen, "cannot start the gossip timer");
         cluster_close(cl);
         return -1;
@@ -452,6 +711,9 @@ void cluster_close(cluster_t *cl)
     cl->gossip = NULL;
     cluster_view_release(cl->view);
     cl->view = NULL;
+    free(cl->seen);
+    cl->seen = NULL;
+    cl->nseen = 0;
 }
 
 cluster_view_t *cluster_view_hold(cluster_view_t *v)
@@ -466,6 +728,8 @@ void cluster_view_release(cluster_view_t *v)
     if (!v || --v->refs > 0)
         return;
     ring_free(v->ring);
+    ring_free(v->future);
+    free(v->fnodes);
     free(v->nodes);
     free(v->down);
     free(v);

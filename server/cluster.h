@@ -26,6 +26,7 @@ typedef struct cluster_node {
     int peer_port;
     bool alive;
     bool is_self;
+    uint32_t status; /* gossip_status_t */
 } cluster_node_t;
 
 /* One version of the ring and of what we know of its nodes.  Requests in
@@ -37,7 +38,16 @@ typedef struct cluster_view {
     ring_t *ring;
     cluster_node_t *nodes; /* per ring node index */
     bool *down;            /* per ring node index: !alive, for ring_preflist_healthy */
-    uint32_t self_idx;     /* our ring index */
+    uint32_t self_idx;     /* our ring index; RING_NODE_NONE while we are not counted (joining) */
+    /* While a member joins or leaves: the ring after the change (the
+     * joining in, the leaving out) and its per-node table; else NULL.
+     * Its owners that the current ring lacks get every write as extra,
+     * uncounted replicas (coord.c). */
+    ring_t *future;
+    cluster_node_t *fnodes;
+    uint64_t ring_epoch;   /* the highest ring epoch any member names */
+    bool changing;         /* a join, leave or range transfer is in progress */
+    char change[160];      /* which, for operators ("n4 is joining") */
 } cluster_view_t;
 
 cluster_view_t *cluster_view_hold(cluster_view_t *v);
@@ -51,6 +61,13 @@ typedef struct cluster {
     uint64_t ring_epoch;    /* gossip epoch the ring was built from */
     struct event *tick;
     int64_t generation;     /* our start time, ms */
+    uint64_t epoch_seen;    /* the highest ring epoch seen (kept in metadata) */
+    gossip_member_info_t *seen; /* the members at the last refresh (to log changes) */
+    size_t nseen;
+    /* the join check (a fresh name is refused if a live node has it) */
+    int check_pending;
+    bool check_done;
+    bool refused;           /* the join check refused us: the process exits 1 */
     cluster_stats_t stats;
 } cluster_t;
 
@@ -77,6 +94,10 @@ void cluster_on_syn(struct server *srv, peer_link_t *link, const frame_t *f, uni
 void cluster_on_ack2(struct server *srv, peer_link_t *link, const frame_t *f, union msg_any *m);
 void cluster_on_mail(struct server *srv, peer_link_t *link, const frame_t *f, union msg_any *m);
 void cluster_refuse(struct server *srv);
+/* JOIN_CHECK: refuses a node whose name a live member at another address
+ * has (msg.h). */
+void cluster_on_join_check(struct server *srv, peer_link_t *link, const frame_t *f,
+                           union msg_any *m);
 
 /* Text of a member's state for `members`: up, down, joining, leaving. */
 const char *cluster_state_name(const gossip_member_info_t *m);

@@ -63,6 +63,7 @@ static const config_key_t config_keys[] = {
     {"antientropy", "interval_ms", K_INT, F(ae_interval_ms), 100, 86400000},
     {"antientropy", "max_keys_per_s", K_INT, F(ae_max_keys_per_s), 1, 100000000},
     {"antientropy", "max_bytes_per_s", K_U64, F(ae_max_bytes_per_s), 4096, 1e12},
+    {"transfer", "max_bytes_per_s", K_U64, F(xfer_max_bytes_per_s), 4096, 1e12},
     {"storage", "sync", K_BOOL, F(storage_sync), 0, 0},
     {"storage", "cache_mb", K_INT, F(cache_mb), 1, 65536},
     {"storage", "tombstone_grace_s", K_INT, F(tombstone_grace_s), 0, 3650 * 86400},
@@ -174,6 +175,7 @@ void config_defaults(config_t *cfg)
     cfg->ae_interval_ms = 10000;
     cfg->ae_max_keys_per_s = 2000;
     cfg->ae_max_bytes_per_s = 10u << 20;
+    cfg->xfer_max_bytes_per_s = 32u << 20;
     cfg->tombstone_grace_s = 86400;
     cfg->storage_sync = false;
     cfg->cache_mb = 8;

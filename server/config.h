@@ -60,6 +60,7 @@ typedef struct config {
     int ae_interval_ms;
     int ae_max_keys_per_s;        /* objects pushed or pulled per second */
     uint64_t ae_max_bytes_per_s;  /* exchange bytes sent + received per second */
+    uint64_t xfer_max_bytes_per_s; /* range transfer bytes this node moves per second */
     /* [storage] */
     bool storage_sync;
     int cache_mb;

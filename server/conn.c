@@ -67,6 +67,7 @@
 #include "msg.h"
 #include "node.h"
 #include "server.h"
+#include "transfer.h"
 
 #define CONN_MAX_LINE (64 * 1024)
 #define CONN_MAX_KEYS (CONN_MAX_LINE / 2)
@@ -787,6 +788,7 @@ static void do_stats(conn_t *c, const char *arg)
     I("ring_size", cl->view ? (int64_t)ring_range_count(cl->view->ring) : 0);
     I("ring_nodes", cl->view ? (int64_t)ring_node_count(cl->view->ring) : 0);
     U("ring_epoch", cl->ring_epoch);
+    U("membership_epoch", cl->view ? cl->view->ring_epoch : cl->epoch_seen);
     U("ring_rebuilds", cl->stats.ring_rebuilds);
     U("gossip_rounds", cl->stats.gossip_rounds);
     U("gossip_bad_messages", cl->stats.gossip_msgs_bad);
@@ -849,6 +851,20 @@ static void do_stats(conn_t *c, const char *arg)
     U("aae_trees_built", as.ranges_built);
     U("aae_gc_passes", as.gc_passes);
     U("tombstones_purged", as.tombstones_purged);
+    xfer_stats_t xs;
+    xfer_get_stats(srv, &xs);
+    U("coord_pending_writes", srv->coord.pending_writes);
+    U("transfers_active", xfer_count(srv));
+    U("transfer_ranges_done", xs.done);
+    U("transfer_pages_in", xs.pages_in);
+    U("transfer_pages_out", xs.pages_out);
+    U("transfer_keys_in", xs.keys_in);
+    U("transfer_keys_out", xs.keys_out);
+    U("transfer_bytes_in", xs.bytes_in);
+    U("transfer_bytes_out", xs.bytes_out);
+    U("transfer_keys_dropped", xs.keys_dropped);
+    U("transfer_failed", xs.failed);
+    U("transfer_stale_epoch", xs.stale_epoch);
     I("cluster_n", srv->cfg.n);
     I("cluster_r", srv->cfg.r);
     I("cluster_w", srv->cfg.w);
@@ -887,9 +903,31 @@ static void do_members(conn_t *c)
         gossip_member_info_t m;
         if (gossip_member(g, i, &m) < 0 || m.entry.status == GOSSIP_LEFT)
             continue;
-        out_fmt(c, "%s %s:%u %s:%u %s phi=%.2f hb=%llu\r\n", m.entry.name, m.entry.host,
+        char progress[32] = "";
+        if (m.entry.xfer != 0) /* joining, leaving or re-replicating: how far */
+            snprintf(progress, sizeof(progress), " transfer=%u%%", m.entry.xfer - 1);
+        out_fmt(c, "%s %s:%u %s:%u %s phi=%.2f hb=%llu%s\r\n", m.entry.name, m.entry.host,
                 m.entry.client_port, m.entry.host, m.entry.peer_port, cluster_state_name(&m),
-                m.phi, (unsigned long long)m.entry.heartbeat);
+                m.phi, (unsigned long long)m.entry.heartbeat, progress);
+    }
+    out_str(c, "END\r\n");
+}
+
+/* `transfers`: one line per range this node is moving, then END. */
+static void do_transfers(conn_t *c)
+{
+    size_t n = xfer_count(c->srv);
+    for (size_t i = 0; i < n; i++) {
+        xfer_info_t t;
+        if (xfer_get(c->srv, i, &t) < 0)
+            continue;
+        char eta[24] = "?";
+        if (t.eta_s >= 0)
+            snprintf(eta, sizeof(eta), "%lld", (long long)t.eta_s);
+        out_fmt(c, "%llu %llu %s %s %llu/%llu %llu %llu/s eta=%s\r\n",
+                (unsigned long long)t.start, (unsigned long long)t.end, t.from, t.to,
+                (unsigned long long)t.keys_done, (unsigned long long)t.keys,
+                (unsigned long long)t.bytes, (unsigned long long)t.rate, eta);
     }
     out_str(c, "END\r\n");
 }
@@ -1044,8 +1082,17 @@ static void exec_line(conn_t *c, mc_request_t *req, size_t line_total)
     case MC_DEBUG:
         do_debug(c, req);
         return;
-    case MC_LEAVE:
-        out_str(c, "SERVER_ERROR leave is not implemented yet (data transfer on membership changes)\r\n");
+    case MC_LEAVE: case MC_REMOVE: {
+        char msg[400];
+        if ((req->cmd == MC_LEAVE ? xfer_leave(srv, msg, sizeof(msg))
+                                  : xfer_remove(srv, req->arg, msg, sizeof(msg))) < 0)
+            out_fmt(c, "%s\r\n", msg);
+        else
+            out_str(c, "OK\r\n");
+        return;
+    }
+    case MC_TRANSFERS:
+        do_transfers(c);
         return;
     default:
         out_str(c, "ERROR\r\n");

@@ -56,6 +56,12 @@ typedef struct plan {
     int n;
     uint32_t orphans[MAXT]; /* down owners nobody stands in for: we keep their hint */
     int norphans;
+    /* while a member joins or leaves: the key's owners in the future ring
+     * that the current ring lacks (view->fnodes indexes).  They get every
+     * write as extra replicas, not counted for W, so a range being
+     * transferred misses nothing written meanwhile. */
+    uint32_t pend[MAXT];
+    int npend;
 } plan_t;
 
 enum rstate { R_UNASKED = 0, R_PENDING, R_FOUND, R_MISSING, R_FAILED };
@@ -117,6 +123,22 @@ typedef struct req {
 
 /* ---- plans ---- */
 
+/* The key's future owners that are not current owners (plan_t.pend). */
+static void plan_pending(const cluster_view_t *v, const void *key, size_t klen,
+                         const uint32_t *owners, uint32_t no, plan_t *p)
+{
+    const uint32_t *fut;
+    uint32_t nf = ring_preflist(v->future, key, klen, &fut);
+    for (uint32_t i = 0; i < nf && p->npend < MAXT; i++) {
+        const cluster_node_t *fn = &v->fnodes[fut[i]];
+        bool current = false;
+        for (uint32_t j = 0; j < no && !current; j++)
+            current = !strcmp(v->nodes[owners[j]].name, fn->name);
+        if (!current && fn->alive)
+            p->pend[p->npend++] = fut[i];
+    }
+}
+
 /* Plan the key's targets on the current view (held by the plan). */
 static int plan_build(server_t *srv, const void *key, size_t klen, plan_t *p)
 {
@@ -127,6 +149,8 @@ static int plan_build(server_t *srv, const void *key, size_t klen, plan_t *p)
     p->view = cluster_view_hold(v);
     const uint32_t *owners;
     uint32_t no = ring_preflist(v->ring, key, klen, &owners);
+    if (v->future)
+        plan_pending(v, key, klen, owners, no, p);
     if (!srv->cfg.handoff_enabled) {
         for (uint32_t i = 0; i < no; i++)
             if (!v->down[owners[i]])
@@ -260,6 +284,7 @@ static int op_send(op_t *op, int i, uint8_t type, msgpack_sbuffer *sb, peer_repl
 /* ---- read phase ---- */
 
 static void write_phase(op_t *op);
+static void send_pending(op_t *op);
 
 static void ignore_reply(void *arg, int status, const frame_t *f)
 {
@@ -704,7 +729,40 @@ static void write_phase(op_t *op)
      * does not count toward W: it is not a replica anyone can read) */
     for (int i = 0; i < op->plan.norphans; i++)
         handoff_store(srv, node_name(op, op->plan.orphans[i]), op->key, op->klen, &op->newobj);
+    send_pending(op);
     op_unref(op);
+}
+
+/* The write to the key's future owners (plan_t.pend): answers ignored. */
+static void send_pending(op_t *op)
+{
+    server_t *srv = op->srv;
+    const cluster_view_t *v = op->plan.view;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    for (int i = 0; i < op->plan.npend; i++) {
+        const cluster_node_t *n = &v->fnodes[op->plan.pend[i]];
+        if (n->is_self) {
+            node_merge(srv, op->key, op->klen, &op->newobj);
+            continue;
+        }
+        if (sb.size == 0 && encode_put(&sb, op->key, op->klen, "", &op->newobj) < 0)
+            break;
+        req_t *rq = malloc(sizeof(*rq));
+        if (!rq)
+            break;
+        rq->op = op;
+        rq->i = -1;
+        op->refs++;
+        srv->coord.pending_writes++;
+        if (transport_request(srv->cluster.transport, n->host, n->peer_port, MSG_REPLICA_PUT,
+                              sb.data, sb.size, srv->cfg.request_timeout_ms, ignore_reply,
+                              rq) < 0) {
+            free(rq);
+            op->refs--;
+        }
+    }
+    msgpack_sbuffer_destroy(&sb);
 }
 
 /* ---- one write of a key at a time ---- */
@@ -1116,7 +1174,16 @@ void coord_on_coord_write(server_t *srv, peer_link_t *link, const frame_t *f, ms
     transport_link_hold(link);
     op->r = (int)m->r;
     op->w = (int)m->w;
-    if (plan_build(srv, m->key, m->klen, &op->plan) < 0 || plan_self(&op->plan) < 0) {
+    int first;
+    if (plan_build(srv, m->key, m->klen, &op->plan) == 0 && plan_self(&op->plan) < 0 &&
+        op->plan.view->self_idx == RING_NODE_NONE && (first = next_owner(op, -1)) >= 0) {
+        /* we left the ring (or have not entered it) and the sender does not
+         * know yet: our view is the newer one, so we pass the write on to
+         * the first live owner there (a ring member, which never passes it
+         * on again) rather than fail it */
+        srv->coord.forwarded++;
+        forward_write(op, first);
+    } else if (plan_self(&op->plan) < 0) {
         /* our ring says we are not an owner (views differ for a moment) */
         op_finish(op, COORD_QUORUM, 0, (int)m->w, NULL);
     } else {
@@ -1144,11 +1211,39 @@ void coord_on_replica_get(server_t *srv, peer_link_t *link, const frame_t *f, ms
     obj_free(&got.obj);
 }
 
+/* A replica write that reached us after we left the ring (its sender does
+ * not know yet): our copy goes with us, so the key's owners in our view,
+ * the newer one, get it too before the process ends. */
+static void relay_after_leaving(server_t *srv, const void *key, size_t klen, const obj_t *o)
+{
+    cluster_view_t *v = srv->cluster.view;
+    gossip_member_info_t me;
+    if (!v || v->self_idx != RING_NODE_NONE || !srv->cluster.gossip ||
+        !gossip_lookup(srv->cluster.gossip, srv->cfg.name, &me) ||
+        me.entry.status != GOSSIP_LEFT)
+        return;
+    const uint32_t *owners;
+    uint32_t no = ring_preflist(v->ring, key, klen, &owners);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (encode_put(&sb, key, klen, "", o) == 0)
+        for (uint32_t i = 0; i < no; i++) {
+            const cluster_node_t *n = &v->nodes[owners[i]];
+            if (n->alive && !n->is_self)
+                transport_request(srv->cluster.transport, n->host, n->peer_port,
+                                  MSG_REPLICA_PUT, sb.data, sb.size, srv->cfg.request_timeout_ms,
+                                  ignore_reply, NULL);
+        }
+    msgpack_sbuffer_destroy(&sb);
+}
+
 void coord_on_replica_put(server_t *srv, peer_link_t *link, const frame_t *f, msg_any_t *msg)
 {
     const msg_replica_put_t *m = &msg->rput;
     int rc = is_own(srv, m->hint) ? node_merge(srv, m->key, m->klen, &m->obj)
                                   : handoff_store(srv, m->hint, m->key, m->klen, &m->obj);
+    if (rc == 0 && is_own(srv, m->hint))
+        relay_after_leaving(srv, m->key, m->klen, &m->obj);
     reply_status(link, f->req_id, MSG_REPLICA_PUT, rc);
 }
 

@@ -17,6 +17,7 @@
 #include "coord.h"
 #include "msg.h"
 #include "server.h"
+#include "transfer.h"
 
 typedef void (*handler_fn)(struct server *srv, peer_link_t *link, const frame_t *f,
                            msg_any_t *m);
@@ -57,6 +58,9 @@ static const route_t routes[] = {
     {MSG_AAE_SYNC, K_REQ, aae_on_sync, aae_refuse},
     {MSG_AAE_GC_CHECK, K_REQ, aae_on_gc_check, aae_refuse},
     {MSG_AAE_GC_PURGE, K_REQ, aae_on_gc_purge, aae_refuse},
+    {MSG_XFER_PULL, K_REQ, xfer_on_pull, xfer_refuse},
+    {MSG_XFER_PUSH, K_REQ, xfer_on_push, xfer_refuse},
+    {MSG_JOIN_CHECK, K_REQ, cluster_on_join_check, refuse_gossip},
 };
 
 void dispatch_request(struct server *srv, peer_link_t *link, const frame_t *f)

@@ -29,6 +29,7 @@ typedef struct owner {
     char name[GOSSIP_NAME_MAX + 1];
     int64_t pending;
     int inflight;
+    uint64_t delivered; /* since its hints last ran out (for the log) */
     uint8_t cursor[HINT_KEY_MAX];
     size_t cursor_len; /* 0: start of this owner's hints */
 } owner_t;
@@ -175,6 +176,11 @@ static void on_delivered(void *arg, int status, const frame_t *f)
             clen == d->sent_len && !memcmp(cur, d->sent, clen)) {
             hint_remove(h, ow, d->hk, d->hl);
             h->stats.delivered++;
+            if (ow && ++ow->delivered && ow->pending == 0) {
+                log_info("handoff: delivered %llu hints to %s; none left for it",
+                         (unsigned long long)ow->delivered, ow->name);
+                ow->delivered = 0;
+            }
         }
         free(cur);
     }

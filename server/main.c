@@ -24,6 +24,7 @@
 #include "handoff.h"
 #include "node.h"
 #include "server.h"
+#include "transfer.h"
 
 static void usage(FILE *f)
 {
@@ -112,7 +113,8 @@ int main(int argc, char **argv)
     }
     if (coord_open(&srv, err, sizeof(err)) < 0 ||
         cluster_open(&srv, &srv.cluster, err, sizeof(err)) < 0 ||
-        handoff_open(&srv, err, sizeof(err)) < 0 || aae_open(&srv, err, sizeof(err)) < 0) {
+        handoff_open(&srv, err, sizeof(err)) < 0 || aae_open(&srv, err, sizeof(err)) < 0 ||
+        xfer_open(&srv, err, sizeof(err)) < 0) {
         fprintf(stderr, "quorumkvd: %s\n", err);
         goto out_conn;
     }
@@ -128,7 +130,7 @@ int main(int argc, char **argv)
              srv.cfg.name, srv.cfg.host, srv.cfg.client_port);
     event_base_dispatch(srv.base);
     log_info("stopped; closing storage");
-    rc = 0;
+    rc = srv.cluster.refused ? 1 : 0;
 out_sig:
     if (srv.sig_int)
         event_free(srv.sig_int);
@@ -139,7 +141,8 @@ out_conn:
      * (cancels what is in flight), then hints and storage */
     conn_close_all(&srv);
     aae_close(&srv);
-    cluster_close(&srv.cluster);
+    cluster_close(&srv.cluster); /* fails transfer requests in flight: before xfer_close */
+    xfer_close(&srv);
     coord_close(&srv);
     handoff_close(&srv);
     node_close(&srv);

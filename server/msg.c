@@ -121,10 +121,12 @@ static bool unpack_digest(const msgpack_object *o, void *out)
 
 static int pack_entry(msgpack_packer *pk, const gossip_member_t *e)
 {
-    return msgpack_pack_array(pk, 8) | pack_str(pk, e->name) | pack_str(pk, e->host) |
+    return msgpack_pack_array(pk, 11) | pack_str(pk, e->name) | pack_str(pk, e->host) |
            msgpack_pack_uint16(pk, e->client_port) | msgpack_pack_uint16(pk, e->peer_port) |
            msgpack_pack_int64(pk, e->generation) | msgpack_pack_uint64(pk, e->version) |
-           msgpack_pack_uint32(pk, e->status) | msgpack_pack_uint64(pk, e->heartbeat);
+           msgpack_pack_uint32(pk, e->status) | msgpack_pack_uint64(pk, e->heartbeat) |
+           msgpack_pack_uint64(pk, e->ring_epoch) | msgpack_pack_uint32(pk, e->xfer) |
+           msgpack_pack_uint32(pk, e->flags);
 }
 
 static bool unpack_entry(const msgpack_object *o, void *out)
@@ -132,11 +134,19 @@ static bool unpack_entry(const msgpack_object *o, void *out)
     gossip_member_t *e = out;
     const msgpack_object *f;
     uint32_t n, cp, pp;
-    if (!mp_array(o, 8, 8, &f, &n) || !mp_str(&f[0], e->name, sizeof(e->name)) ||
+    /* 8 fields, or 11 with the membership-change fields (an 8-field entry
+     * has them zero) */
+    if (!mp_array(o, 8, 11, &f, &n) || (n != 8 && n != 11) ||
+        !mp_str(&f[0], e->name, sizeof(e->name)) ||
         !mp_str(&f[1], e->host, sizeof(e->host)) || !mp_u32(&f[2], &cp) ||
         !mp_u32(&f[3], &pp) || cp > 65535 || pp > 65535 || !mp_i64(&f[4], &e->generation) ||
         !mp_u64(&f[5], &e->version) || !mp_u32(&f[6], &e->status) ||
         !mp_u64(&f[7], &e->heartbeat))
+        return false;
+    e->ring_epoch = 0;
+    e->xfer = e->flags = 0;
+    if (n == 11 && (!mp_u64(&f[8], &e->ring_epoch) || !mp_u32(&f[9], &e->xfer) ||
+                    !mp_u32(&f[10], &e->flags)))
         return false;
     e->client_port = (uint16_t)cp;
     e->peer_port = (uint16_t)pp;
@@ -922,6 +932,102 @@ static bool dec_gc_purge_rep(const msgpack_object *body, msg_any_t *out)
 
 static void free_none(msg_any_t *m) { (void)m; }
 
+/* ---- range transfers and the join check ---- */
+
+static int enc_xpull(msgpack_packer *pk, const void *m)
+{
+    const msg_aae_t *a = m;
+    int rc = pack_head(pk, a, 3) | msgpack_pack_uint64(pk, a->has_cursor ? a->ctoken : 0);
+    rc |= a->has_cursor ? pack_bin(pk, a->ckey, a->cklen) : msgpack_pack_nil(pk);
+    return status_of(rc | msgpack_pack_uint32(pk, a->count));
+}
+
+static bool dec_xpull(const msgpack_object *body, msg_any_t *out)
+{
+    const msgpack_object *r;
+    msg_aae_t *a = &out->aae;
+    if (!get_head(body, a, 3, &r) || !mp_u64(&r[0], &a->ctoken) || !mp_u32(&r[2], &a->count))
+        return false;
+    if (r[1].type == MSGPACK_OBJECT_NIL)
+        return a->ctoken == 0;
+    a->has_cursor = true;
+    return get_key(&r[1], &a->ckey, &a->cklen);
+}
+
+static int enc_xpull_rep(msgpack_packer *pk, const void *m)
+{
+    const msg_aae_t *a = m;
+    if (a->code != 0)
+        return enc_status(pk, &(msg_status_t){a->code});
+    return status_of(msgpack_pack_array(pk, 4) | msgpack_pack_int64(pk, 0) |
+                     (a->count ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) |
+                     msgpack_pack_uint64(pk, a->estimate) |
+                     pack_objects(pk, a->items, a->nitems));
+}
+
+static bool dec_xpull_rep(const msgpack_object *body, msg_any_t *out)
+{
+    const msgpack_object *r;
+    msg_aae_t *a = &out->aae;
+    if (!get_answer(body, a, 3, &r))
+        return false;
+    if (r == NULL)
+        return true;
+    if (r[0].type != MSGPACK_OBJECT_BOOLEAN || !mp_u64(&r[1], &a->estimate))
+        return false;
+    a->count = r[0].via.boolean;
+    if (!get_objects(&r[2], 0, MSG_XFER_MAX, a))
+        return false;
+    for (uint32_t i = 0; i < a->nitems; i++) /* a page holds objects, never nil */
+        if (a->items[i].enc == NULL)
+            return false;
+    return true;
+}
+
+static int enc_xpush(msgpack_packer *pk, const void *m)
+{
+    const msg_aae_t *a = m;
+    return status_of(pack_head(pk, a, 1) | pack_objects(pk, a->items, a->nitems));
+}
+
+static bool dec_xpush(const msgpack_object *body, msg_any_t *out)
+{
+    const msgpack_object *r;
+    msg_aae_t *a = &out->aae;
+    if (!get_head(body, a, 1, &r) || !get_objects(&r[0], 1, MSG_XFER_MAX, a))
+        return false;
+    for (uint32_t i = 0; i < a->nitems; i++)
+        if (a->items[i].enc == NULL)
+            return false;
+    return true;
+}
+
+static int enc_join(msgpack_packer *pk, const void *m)
+{
+    return status_of(pack_entry(pk, m));
+}
+
+static bool dec_join(const msgpack_object *body, msg_any_t *out)
+{
+    return unpack_entry(body, &out->join);
+}
+
+static int enc_join_ok(msgpack_packer *pk, const void *m)
+{
+    const msg_join_ok_t *j = m;
+    return status_of(msgpack_pack_array(pk, 2) | msgpack_pack_int64(pk, j->code) |
+                     pack_str(pk, j->reason));
+}
+
+static bool dec_join_ok(const msgpack_object *body, msg_any_t *out)
+{
+    const msgpack_object *f;
+    uint32_t n;
+    msg_join_ok_t *j = &out->join_ok;
+    return mp_array(body, 2, 2, &f, &n) && mp_i64(&f[0], &j->code) &&
+           (j->code == 0 || j->code == 1) && mp_str(&f[1], j->reason, sizeof(j->reason));
+}
+
 static const msg_def_t defs[] = {
     {MSG_PING, MSG_REQ, "ping", enc_ping, dec_ping, free_none},
     {MSG_PING, MSG_REP, "ping reply", enc_ping, dec_ping, free_none},
@@ -952,6 +1058,12 @@ static const msg_def_t defs[] = {
     {MSG_AAE_GC_PURGE, MSG_REQ, "aae gc purge", enc_gc, dec_gc, free_aae},
     {MSG_AAE_GC_PURGE, MSG_REP, "aae gc purge reply", enc_gc_purge_rep, dec_gc_purge_rep,
      free_aae},
+    {MSG_XFER_PULL, MSG_REQ, "transfer pull", enc_xpull, dec_xpull, free_aae},
+    {MSG_XFER_PULL, MSG_REP, "transfer page", enc_xpull_rep, dec_xpull_rep, free_aae},
+    {MSG_XFER_PUSH, MSG_REQ, "transfer push", enc_xpush, dec_xpush, free_aae},
+    {MSG_XFER_PUSH, MSG_REP, "transfer push reply", enc_status, dec_status, free_none},
+    {MSG_JOIN_CHECK, MSG_REQ, "join check", enc_join, dec_join, free_none},
+    {MSG_JOIN_CHECK, MSG_REP, "join check answer", enc_join_ok, dec_join_ok, free_none},
 };
 
 size_t msg_def_count(void) { return sizeof(defs) / sizeof(defs[0]); }

@@ -60,7 +60,15 @@ enum peer_msg {
     MSG_AAE_GC_CHECK = 13, /* tombstone GC: do you hold exactly these records? */
     MSG_AAE_GC_PURGE = 14, /* tombstone GC: purge them if you still do */
     MSG_GOSSIP_MAIL = 15, /* a node's own entry, to every peer (direct mail) */
+    MSG_XFER_PULL = 16,   /* range transfer: the next page of a range's objects */
+    MSG_XFER_PUSH = 17,   /* range transfer: merge these objects of a range */
+    MSG_JOIN_CHECK = 18,  /* may a node of this name and address join? */
 };
+
+/* Range transfer bounds and refusal codes (transfer.c). */
+#define MSG_XFER_MAX 256          /* objects in one page */
+#define MSG_REASON_MAX 200        /* bytes of a JOIN_CHECK refusal reason */
+#define MSG_CODE_STALE_EPOCH 2    /* refused: the sender's ring epoch is older */
 
 enum msg_dir { MSG_REQ = 0, MSG_REP = 1 };
 
@@ -85,7 +93,8 @@ typedef struct msg_ping {
  * Gossip (gossip/gossip.h's structs, which say what the fields mean):
  *   digest  [name, generation, version, heartbeat]
  *   entry   [name, host, client_port, peer_port, generation, version,
- *            status, heartbeat]
+ *            status, heartbeat, ring_epoch, xfer, flags]  (the last three
+ *            may be left out: zero)
  *   rumor   [0, entry] (a membership change)  or  [1, digest] (DOWN)
  *   SYN     [from digest, summary u64, nbuckets u32, mask u64, [digest...],
  *            [heartbeat digest...], [rumor...]]            gossip_syn_t
@@ -197,6 +206,17 @@ typedef struct msg_aae_item {
  *             was sent (or neither side has one)
  *   GC_CHECK  [0, [bool...]]                per record: held exactly, and dead
  *   GC_PURGE  [0, purged u32]
+ *
+ * Range transfers (transfer.c) use the same head, with `ring` the
+ * sender's ring epoch (a request of an older epoch than the receiver's is
+ * refused with MSG_CODE_STALE_EPOCH):
+ *   XFER_PULL [.., cursor_token u64, cursor_key bin | nil, page_bytes u32]
+ *             answer [0, done bool, estimate u64, [[key, object]...]]: the
+ *             objects of the range after the cursor in store order, about
+ *             page_bytes of them (at least one, at most MSG_XFER_MAX);
+ *             done when the range ends with them
+ *   XFER_PUSH [.., [[key, object]...]]  1..MSG_XFER_MAX, answer [0] once
+ *             every object is merged (node_merge) and persisted
  */
 typedef struct msg_aae {
     uint64_t ring, start, end;
@@ -210,8 +230,23 @@ typedef struct msg_aae {
     uint32_t nitems;
     bool *agree;             /* GC_CHECK answer, one per record */
     uint32_t nagree;
-    uint32_t count;          /* KEYS answer: done; GC_PURGE answer: purged */
+    uint32_t count;          /* KEYS answer: done; GC_PURGE answer: purged;
+                                XFER_PULL request: page bytes; answer: done */
+    /* XFER_PULL request: the cursor (the last record sent, absent at the
+     * start); answer: the estimated keys of the range (0: unknown) */
+    bool has_cursor;
+    uint64_t ctoken;
+    const uint8_t *ckey;
+    size_t cklen;
+    uint64_t estimate;
 } msg_aae_t;
+
+/* JOIN_CHECK answer: [code, reason]: 0 welcome, 1 refused (reason says
+ * why). */
+typedef struct msg_join_ok {
+    int64_t code;
+    char reason[MSG_REASON_MAX + 1];
+} msg_join_ok_t;
 
 /* Any decoded body. */
 typedef union msg_any {
@@ -229,6 +264,8 @@ typedef union msg_any {
     msg_coord_done_t cdone;
     msg_flush_t flush;
     msg_aae_t aae;
+    gossip_member_t join;     /* JOIN_CHECK request: the joining node's entry */
+    msg_join_ok_t join_ok;    /* JOIN_CHECK answer */
 } msg_any_t;
 
 /* One row of the table. */

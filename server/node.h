@@ -40,6 +40,12 @@ int64_t node_newest_us(const obj_t *o);
 int node_purge_if(server_t *srv, const void *key, size_t klen, uint64_t hash,
                   int64_t older_than_us);
 
+/* Range transfers (transfer.c): delete key's record if it is still exactly
+ * the one whose anti-entropy hash is `hash` (the one its new owners
+ * acknowledged).  1 when dropped, 0 when absent or changed since, negative
+ * on storage error. */
+int node_drop_if(server_t *srv, const void *key, size_t klen, uint64_t hash);
+
 /* The coordinating replica's step of a new write (DESIGN.md, Versions):
  * in one step of the loop, read the local object, mint the write's dot
  * against it (obj_update with causal context ctx, NULL for none, and this

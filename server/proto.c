@@ -125,6 +125,7 @@ static const struct {
     {"ring", MC_RING, false},       {"members", MC_MEMBERS, false},
     {"leave", MC_LEAVE, false},       {"debug", MC_DEBUG, false},
     {"vget", MC_VGET, false},       {"aae", MC_AAE, false},
+    {"remove", MC_REMOVE, false},   {"transfers", MC_TRANSFERS, false},
 };
 
 /* An option token: `r=`, `w=` or `ctx=`, the name in any case. */
@@ -456,7 +457,14 @@ static enum mc_parse_rc parse_line(char *line, size_t len, mc_request_t *req, mc
             return MC_ERR_UNKNOWN; /* no stats sub-command is that long */
         return opt_rc;
     case MC_VERSION: case MC_QUIT: case MC_RING: case MC_MEMBERS: case MC_LEAVE: case MC_AAE:
+    case MC_TRANSFERS:
         return n == 0 ? opt_rc : MC_ERR_UNKNOWN;
+    case MC_REMOVE:
+        if (n != 1)
+            return MC_ERR_UNKNOWN;
+        if (!take_arg(req, 0, &a[0], &req->arg))
+            return MC_ERR_FORMAT;
+        return opt_rc;
     case MC_DEBUG:
         if (n != 2)
             return MC_ERR_UNKNOWN;

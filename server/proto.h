@@ -33,7 +33,7 @@ enum mc_cmd {
     MC_SET, MC_ADD, MC_REPLACE, MC_APPEND, MC_PREPEND, MC_CAS,
     MC_DELETE, MC_INCR, MC_DECR, MC_TOUCH,
     MC_FLUSH_ALL, MC_STATS, MC_VERSION, MC_VERBOSITY, MC_QUIT,
-    MC_LGET, MC_SIBLINGS, MC_CONSISTENCY, MC_RING, MC_MEMBERS, MC_LEAVE, MC_DEBUG,
+    MC_LGET, MC_SIBLINGS, MC_CONSISTENCY, MC_RING, MC_MEMBERS, MC_LEAVE, MC_REMOVE, MC_TRANSFERS, MC_DEBUG,
     MC_VGET, MC_AAE,
 };
 
@@ -85,9 +85,10 @@ typedef struct mc_request {
     const char *ctx;  /* set/delete: the text after "ctx=" (not NUL-terminated,
                          points into the line), or NULL; vc_parse() it */
     size_t ctx_len;
-    const char *arg;  /* stats subcommand, debug switch, or NULL; points to argbuf */
+    const char *arg;  /* stats subcommand, debug switch, remove's node name, or NULL;
+                         points to argbuf */
     const char *arg2; /* debug: on|off */
-    char argbuf[2][32]; /* NUL-terminated copies of those words */
+    char argbuf[2][64]; /* NUL-terminated copies of those words (a node name fits) */
 } mc_request_t;
 
 /* Parse line[0..len) (no "\r\n"; it is modified in place).  keys/maxkeys is

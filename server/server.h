@@ -68,11 +68,13 @@ typedef struct server {
     cluster_t cluster;      /* transport, gossip, ring */
     struct handoff *handoff; /* hints for replicas that are down (handoff.c) */
     struct aae *aae;        /* anti-entropy trees (aae.c); NULL when disabled */
+    struct xfer *xfer;      /* membership changes and range transfers (transfer.c) */
     struct coord_stats {
         uint64_t reads, writes, forwarded, quorum_failures, read_repairs, replica_errors;
         uint64_t speculative_reads; /* extra replicas asked because one was slow */
         uint64_t key_waits;         /* writes that queued behind another write of their key */
         uint64_t key_wait_timeouts; /* ... and gave up waiting (request_timeout_ms) */
+        uint64_t pending_writes;    /* copies sent to future owners during a join or leave */
     } coord;
     struct coord_state *coordq; /* per-key write queues (coord.c) */
     struct conn_list conns; /* every open connection */

@@ -6,6 +6,7 @@ and the tests in this folder; holds no pytest hooks.
 
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -174,7 +175,8 @@ class ClusterNode:
 
     host = "127.0.0.1"
 
-    def __init__(self, workdir, name, seed=None, fault_injection=True, settings=None):
+    def __init__(self, workdir, name, seed=None, fault_injection=True, settings=None,
+                 founding=False):
         self.workdir = str(workdir)
         os.makedirs(self.workdir, exist_ok=True)
         self.name = name
@@ -183,15 +185,21 @@ class ClusterNode:
         self.conf_path = os.path.join(self.workdir, "node.ini")
         self.log_path = os.path.join(self.workdir, "node.log")
         self.seed = seed              # the ClusterNode to seed through; None: itself
+        # a founding node lists itself among its seeds, so it starts up at
+        # once; any other new node joins: it pulls its ranges first
+        self.founding = founding or seed is None
         self.fault_injection = fault_injection
         self.settings = dict(settings or {})
         self.proc = None
         self._logf = None
+        self.expect_exit = False      # a test that makes it exit (leave, a refused join) sets it
 
     # ---- config ----
 
     def conf_text(self):
         seeds = [self.seed.peer_port if self.seed else self.peer_port]
+        if self.founding and self.peer_port not in seeds:
+            seeds.append(self.peer_port)
         sections = {
             "node": {"name": self.name, "host": self.host, "client_port": self.client_port,
                      "peer_port": self.peer_port, "data_dir": self.data_dir, "log_level": "info"},
@@ -304,6 +312,11 @@ class ClusterNode:
         with self.conn() as c:
             return c.cmd(line)
 
+    def cmd_lines(self, line):
+        """The lines of a multi-line reply up to END (END not included)."""
+        with self.conn() as c:
+            return c.lines(line)
+
     def members(self):
         """{name: {'client': 'h:p', 'peer': 'h:p', 'state': s, 'phi': f, 'hb': n}}"""
         with self.conn() as c:
@@ -311,7 +324,9 @@ class ClusterNode:
         out = {}
         for row in rows:
             f = row.split(" ")
-            assert len(f) == 6 and f[4].startswith("phi=") and f[5].startswith("hb="), \
+            assert len(f) in (6, 7) and f[4].startswith("phi=") and f[5].startswith("hb="), \
+                "%s: bad members line %r" % (self.name, row)
+            assert len(f) == 6 or re.match(r"transfer=\d+%$", f[6]), \
                 "%s: bad members line %r" % (self.name, row)
             assert f[3] in ("up", "down", "joining", "leaving"), "%s: bad state in %r" % (self.name, row)
             assert f[0] not in out, "%s: member %s listed twice" % (self.name, f[0])
@@ -359,8 +374,11 @@ class ClusterFactory:
     def start(self, count, **kw):
         """Create and launch count nodes (n1 first), wait until each accepts
         client connections; returns (nodes, monotonic time of the last launch).
+        The nodes of the first batch found the cluster (they list themselves
+        as seeds and start up); later ones join (unless founding=True).
         If a node could not bind its ports (taken since they were chosen),
         the whole batch is killed and relaunched on new ports (twice at most)."""
+        kw.setdefault("founding", not self.nodes)
         made = [self.node(**kw) for _ in range(count)]
         for attempt in range(3):
             for n in made:

@@ -129,7 +129,7 @@ def cluster(tmp_path, request):
         yield f
     finally:
         died = [n.name for n in f.nodes if n.proc is not None and not n.alive()
-                and n.proc.returncode != -signal.SIGKILL]
+                and n.proc.returncode != -signal.SIGKILL and not n.expect_exit]
         f.cleanup(_test_failed(request) or bool(died))
         if died and not _test_failed(request):
             pytest.fail("node(s) %s exited on their own during the test" % ", ".join(died), pytrace=False)

@@ -21,6 +21,8 @@ CONVERGE_LIMIT = 15.0   # s: hang guard for discovery/rejoin
 DETECT_GOAL = 5.0       # s: failure detection goal
 DETECT_LIMIT = 15.0     # s: hang guard for failure detection
 JOIN_GOAL = 2.0         # s: a new node visible everywhere
+JOIN_UP_GOAL = 5.0      # s: a new (empty) cluster node up everywhere: it joins (settle
+                        # time request_timeout_ms + 5 gossip rounds, then its transfers)
 STABLE_WINDOW = 1.0     # s: a converged view must not flap for this long
 
 
@@ -132,7 +134,7 @@ def test_fourth_node_joins(cluster, timing):
     converge(nodes, t0, "join_setup", lambda *a: None)
     new, t_launch = cluster.start(1)
     allnodes = nodes + new
-    converge(allnodes, t_launch, "join_4th_node", timing, JOIN_GOAL)
+    converge(allnodes, t_launch, "join_4th_node", timing, JOIN_UP_GOAL)
     check_ring_and_stats(allnodes)
     assert_stays_converged(allnodes)
 

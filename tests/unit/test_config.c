@@ -129,6 +129,7 @@ static void assert_default_tunables(const config_t *c)
     assert_int_equal(c->ae_interval_ms, d.ae_interval_ms);
     assert_int_equal(c->ae_max_keys_per_s, d.ae_max_keys_per_s);
     assert_true(c->ae_max_bytes_per_s == d.ae_max_bytes_per_s);
+    assert_true(c->xfer_max_bytes_per_s == d.xfer_max_bytes_per_s);
     assert_int_equal(c->read_repair, d.read_repair);
     assert_int_equal(c->storage_sync, d.storage_sync);
     assert_int_equal(c->cache_mb, d.cache_mb);
@@ -199,6 +200,7 @@ static void test_defaults_documented(void **state)
     assert_int_equal(d.ae_interval_ms, 10000);
     assert_int_equal(d.ae_max_keys_per_s, 2000);
     assert_true(d.ae_max_bytes_per_s == 10485760);
+    assert_true(d.xfer_max_bytes_per_s == 33554432);
     assert_true(d.read_repair);
     assert_false(d.storage_sync);
     assert_int_equal(d.cache_mb, 8);
@@ -261,7 +263,9 @@ static void test_repo_configs_load(void **state)
         snprintf(want, sizeof(want), "node%d", i + 1);
         assert_string_equal(f->cfg.name, want);
         assert_non_null(strstr(f->cfg.data_dir, want));
-        assert_int_equal(f->cfg.nseeds, 1);
+        /* the founding nodes list all three (themselves included) */
+        assert_int_equal(f->cfg.nseeds, 3);
+        assert_int_equal(f->cfg.seeds[i].port, f->cfg.peer_port);
         assert_int_equal(f->cfg.n, 3);
         ports[2 * i] = f->cfg.client_port;
         ports[2 * i + 1] = f->cfg.peer_port;
@@ -269,6 +273,15 @@ static void test_repo_configs_load(void **state)
     for (int i = 0; i < 6; i++) /* three nodes on one host: all ports differ */
         for (int j = 0; j < i; j++)
             assert_int_not_equal(ports[i], ports[j]);
+    /* node4 joins: its seeds do not name it, its ports are its own */
+    repo_conf(path, sizeof(path), "node4.ini");
+    if (config_load(&f->cfg, path, f->err, sizeof(f->err)) != 0)
+        fail_msg("%s", f->err);
+    assert_string_equal(f->cfg.name, "node4");
+    assert_int_equal(f->cfg.nseeds, 1);
+    assert_int_not_equal(f->cfg.seeds[0].port, f->cfg.peer_port);
+    for (int i = 0; i < 6; i++)
+        assert_int_not_equal(f->cfg.client_port, ports[i]);
 }
 
 /* ---- every key ---- */
@@ -303,6 +316,8 @@ static void test_every_key_read_back(void **state)
                "[antientropy]\n"
                "enabled = no\n"
                "interval_ms = 86400000\n"
+               "[transfer]\n"
+               "max_bytes_per_s = 4096\n"
                "[storage]\n"
                "sync = true\n"
                "cache_mb = 65536\n");
@@ -332,6 +347,7 @@ static void test_every_key_read_back(void **state)
     assert_true(f->cfg.phi_threshold == 12.5);
     assert_false(f->cfg.handoff_enabled);
     assert_false(f->cfg.ae_enabled);
+    assert_true(f->cfg.xfer_max_bytes_per_s == 4096);
     assert_int_equal(f->cfg.ae_interval_ms, 86400000);
     assert_true(f->cfg.storage_sync);
     assert_int_equal(f->cfg.cache_mb, 65536);
