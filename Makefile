@@ -201,6 +201,7 @@ bench: deps
 	@bench/bench-cluster.sh
 	@bench/stale-reads.sh
 	@bench/bench-antientropy.sh
+	@bench/bench-join.sh
 	@$(GOSSIP_SIM)
 
 # Only the gossip simulation (a few minutes, no daemons): make bench-gossip

@@ -1134,8 +1134,12 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         x->stable_key = key;
         x->stable_since = now;
     }
-    if (x->busy || now < x->next_ms)
+    if (x->busy)
         return;
+    if (now < x->next_ms) { /* throttled or backing off: come back then */
+        kick(x, x->next_ms - now);
+        return;
+    }
     gossip_status_t st = self_status(x->srv);
     switch (st) {
     case GOSSIP_JOINING:
