@@ -15,6 +15,10 @@ import pytest
 
 from clusterlib import ClusterNode, describe, wait_for
 from quorumlib import qconn, stat_int, wait_all_up
+from test_peer_input import REQUEST, RESPONSE, FrameReader, envelope, mp, mp_decode, peer_connect
+
+MSG_XFER_PULL = 16
+STALE_EPOCH = 2
 
 N = 2
 SETTINGS = {"cluster.n": N, "cluster.r": 2, "cluster.w": 2,
@@ -204,6 +208,33 @@ def test_fourth_node_joins_with_its_share(cluster, three):
     assert stat_int(n4, "membership_epoch") > stat_int(three[0], "membership_epoch") - 1
     log = open(n4.log_path).read()
     assert "join complete" in log
+    assert_old_epoch_refused(three[0])
+
+
+def assert_old_epoch_refused(node):
+    """A transfer request naming a ring epoch older than node's is refused
+    (MSG_CODE_STALE_EPOCH) and counted; one of the current epoch is served."""
+    epoch = stat_int(node, "membership_epoch")
+    assert epoch >= 1, "the join did not advance the membership epoch"
+    before = stat_int(node, "transfer_stale_epoch")
+    s = peer_connect(node)
+    try:
+        for req_id, ep in ((77, epoch - 1), (78, epoch)):
+            body = mp([ep, 0, (1 << 64) - 1, 0, None, 4096])
+            s.sendall(envelope(MSG_XFER_PULL, REQUEST, req_id, body))
+            reader = FrameReader(s)
+            for _ in range(100):
+                obj, _ = mp_decode(reader.read(5.0))
+                if obj[1] == MSG_XFER_PULL and obj[3] == req_id:
+                    break
+            assert obj[2] == RESPONSE
+            if ep < epoch:
+                assert obj[5] == [STALE_EPOCH], obj[5]
+            else:
+                assert obj[5][0] == 0 and len(obj[5]) == 4 and len(obj[5][3]) >= 1, obj[5][:3]
+    finally:
+        s.close()
+    assert stat_int(node, "transfer_stale_epoch") == before + 1
 
 
 def stat_sum_dropped(nodes):

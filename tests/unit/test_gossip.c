@@ -596,6 +596,48 @@ static void test_sim_leave_propagates_tombstone_not_resurrected(void **state)
     gsim_free(s);
 }
 
+/* remove: another node takes a dead member out on its behalf (LEFT with
+ * GOSSIP_F_REMOVED and the next membership epoch); it spreads to every node,
+ * the dead node's stale entry does not bring it back, a new generation of
+ * it does; live members, self and unknown names are refused. */
+static void test_sim_remove_spreads_and_sticks(void **state)
+{
+    gsim_t *s = sim_new(5, 5, 60000);
+    gsim_view_t removed = {.subject = 4, .alive = false, .status = GOSSIP_LEFT};
+    gossip_t *g0;
+    gossip_member_t stale;
+    gossip_member_info_t info;
+    int i;
+
+    (void)state;
+    converge(s);
+    g0 = gsim_gossip(s, 0);
+    stale = info_of(g0, "node5").entry;
+    gsim_kill(s, 4);
+    assert_int_equal(gossip_remove(g0, "node1", 1, gsim_now(s)), -EINVAL); /* self */
+    assert_int_equal(gossip_remove(g0, "nosuch", 1, gsim_now(s)), -ENOENT);
+    assert_int_equal(gossip_remove(g0, "node5", 1, gsim_now(s)), 0);
+    assert_int_equal(gossip_remove(g0, "node5", 2, gsim_now(s)), -ENOENT); /* already gone */
+    assert_int_equal(gossip_set_state(g0, GOSSIP_UP, 1, 0, gsim_now(s)), 0);
+    assert_int_equal(gossip_set_state(g0, GOSSIP_UP, 1, GOSSIP_XFER_MAX + 1, gsim_now(s)), -EINVAL);
+    assert_true(gsim_run_until(s, gsim_now(s) + 5000, gsim_all_see, &removed) >= 0);
+    for (i = 1; i < 4; i++) {
+        info = info_of(gsim_gossip(s, i), "node5");
+        assert_true(info.entry.flags & GOSSIP_F_REMOVED);
+        assert_int_equal(info.entry.ring_epoch, 1);
+        assert_int_equal(info_of(gsim_gossip(s, i), "node1").entry.ring_epoch, 1);
+    }
+    /* the dead node's last entry, still travelling, changes nothing */
+    assert_int_equal(gossip_on_ack2(gsim_gossip(s, 1), &stale, 1, gsim_now(s)), 0);
+    assert_int_equal(info_of(gsim_gossip(s, 1), "node5").entry.status, GOSSIP_LEFT);
+    /* started again (a new generation): a member again */
+    gsim_start(s, 4, gsim_now(s) + 1000000);
+    assert_true(gsim_run_until(s, gsim_now(s) + 10000, gsim_converged, NULL) >= 0);
+    assert_int_equal(info_of(g0, "node5").entry.status, GOSSIP_UP);
+    assert_clean_traffic(s);
+    gsim_free(s);
+}
+
 /*
  * Issue 13, item 4: the scale scenario at 100 nodes (5% of frames lost,
  * seeded), as `make bench-gossip` runs it at 20, 100 and 1000.  Every live
@@ -1687,6 +1729,7 @@ int main(void)
         cmocka_unit_test(test_sim_jitter_never_down),
         cmocka_unit_test(test_sim_partition_heals),
         cmocka_unit_test(test_sim_leave_propagates_tombstone_not_resurrected),
+        cmocka_unit_test(test_sim_remove_spreads_and_sticks),
         cmocka_unit_test(test_sim_hundred_nodes_scale),
         cmocka_unit_test(test_sim_hundred_nodes_digest_costs_more),
     };

@@ -590,6 +590,74 @@ static void b_mail_old_entry(msgpack_packer *pk)
         msgpack_pack_uint32(pk, 1);
 }
 
+/* Range transfers and the join check (transfer.c, cluster.c). */
+static void test_xfer_roundtrip(void **state)
+{
+    (void)state;
+    msgpack_unpacked up;
+    msg_any_t m;
+    msg_aae_t pull = {.ring = 7, .start = UINT64_MAX - 1, .end = 3, .has_cursor = true,
+                      .ctoken = 42, .ckey = (const uint8_t *)"k:1", .cklen = 3, .count = 262144};
+    assert_int_equal(roundtrip(MSG_XFER_PULL, MSG_REQ, &pull, &up, &m), 0);
+    assert_int_equal(m.aae.ring, 7);
+    assert_true(m.aae.has_cursor);
+    assert_int_equal(m.aae.ctoken, 42);
+    assert_int_equal(m.aae.cklen, 3);
+    assert_memory_equal(m.aae.ckey, "k:1", 3);
+    assert_int_equal(m.aae.count, 262144);
+    msgpack_unpacked_destroy(&up);
+    msg_aae_t first = {.ring = 1, .start = 5, .end = 9, .count = 100};
+    assert_int_equal(roundtrip(MSG_XFER_PULL, MSG_REQ, &first, &up, &m), 0);
+    assert_false(m.aae.has_cursor);
+    msgpack_unpacked_destroy(&up);
+
+    obj_t o;
+    make_obj(&o, "v");
+    uint8_t *enc;
+    size_t elen;
+    assert_int_equal(obj_encode(&o, &enc, &elen), 0);
+    msg_aae_item_t it[1] = {{.key = (const uint8_t *)"a", .klen = 1, .enc = enc, .enclen = elen}};
+    msg_aae_t page = {.count = 1, .estimate = 1234, .items = it, .nitems = 1};
+    assert_int_equal(roundtrip(MSG_XFER_PULL, MSG_REP, &page, &up, &m), 0);
+    assert_int_equal(m.aae.count, 1);
+    assert_int_equal(m.aae.estimate, 1234);
+    assert_true(obj_equal(&m.aae.items[0].obj, &o));
+    msg_free(MSG_XFER_PULL, MSG_REP, &m);
+    msgpack_unpacked_destroy(&up);
+    msg_aae_t push = {.ring = 3, .start = 1, .end = 2, .items = it, .nitems = 1};
+    assert_int_equal(roundtrip(MSG_XFER_PUSH, MSG_REQ, &push, &up, &m), 0);
+    assert_int_equal(m.aae.nitems, 1);
+    assert_int_equal(m.aae.items[0].hash, tictac_key_hash("a", 1, enc, elen));
+    msg_free(MSG_XFER_PUSH, MSG_REQ, &m);
+    msgpack_unpacked_destroy(&up);
+    /* a push or a page of nil objects is refused: transfers move objects */
+    msg_aae_item_t nil[1] = {{.key = (const uint8_t *)"a", .klen = 1}};
+    msg_aae_t bad = {.items = nil, .nitems = 1};
+    assert_int_not_equal(roundtrip(MSG_XFER_PUSH, MSG_REQ, &bad, &up, &m), 0);
+    assert_int_not_equal(roundtrip(MSG_XFER_PULL, MSG_REP, &bad, &up, &m), 0);
+    msg_aae_t refused = {.code = MSG_CODE_STALE_EPOCH};
+    assert_int_equal(roundtrip(MSG_XFER_PULL, MSG_REP, &refused, &up, &m), 0);
+    assert_int_equal(m.aae.code, MSG_CODE_STALE_EPOCH);
+    msgpack_unpacked_destroy(&up);
+    free(enc);
+    obj_free(&o);
+
+    gossip_member_t e = {.name = "n4", .host = "127.0.0.1", .client_port = 1, .peer_port = 2,
+                         .generation = 5, .version = 1, .status = GOSSIP_JOINING,
+                         .ring_epoch = 9, .xfer = 51, .flags = GOSSIP_F_REMOVED};
+    assert_int_equal(roundtrip(MSG_JOIN_CHECK, MSG_REQ, &e, &up, &m), 0);
+    assert_string_equal(m.join.name, "n4");
+    assert_int_equal(m.join.ring_epoch, 9);
+    assert_int_equal(m.join.xfer, 51);
+    assert_int_equal(m.join.flags, GOSSIP_F_REMOVED);
+    msgpack_unpacked_destroy(&up);
+    msg_join_ok_t no = {.code = 1, .reason = "node name n4 is in use"};
+    assert_int_equal(roundtrip(MSG_JOIN_CHECK, MSG_REP, &no, &up, &m), 0);
+    assert_int_equal(m.join_ok.code, 1);
+    assert_string_equal(m.join_ok.reason, "node name n4 is in use");
+    msgpack_unpacked_destroy(&up);
+}
+
 static void test_malformed_refused(void **state)
 {
     (void)state;
@@ -620,6 +688,7 @@ int main(void)
         cmocka_unit_test(test_gossip_roundtrip),
         cmocka_unit_test(test_replica_roundtrip),
         cmocka_unit_test(test_aae_roundtrip),
+        cmocka_unit_test(test_xfer_roundtrip),
         cmocka_unit_test(test_malformed_refused),
     };
     msgpack_sbuffer_init(&g_sb);
