@@ -254,9 +254,10 @@ bool mp_str(const msgpack_object *o, char *buf, size_t cap)
 {
     const uint8_t *p;
     size_t len;
-    if (cap == 0 || !mp_bin(o, &p, &len, cap - 1) || memchr(p, '\0', len))
+    if (cap == 0 || !mp_bin(o, &p, &len, cap - 1) || (len && memchr(p, '\0', len)))
         return false;
-    memcpy(buf, p, len);
+    if (len) /* an empty string may come with no bytes at all (p NULL) */
+        memcpy(buf, p, len);
     buf[len] = '\0';
     return true;
 }

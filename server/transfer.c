@@ -405,9 +405,12 @@ static bool load_job(xjob_t *j, const uint8_t *val, size_t vlen)
     buf[vlen] = '\0';
     int done;
     unsigned long long keys, bytes, tok;
-    char ck[2 * MC_KEY_MAX + 2], peers[MAXP * (GOSSIP_NAME_MAX + 1) + 1];
+    /* the widths below are these sizes minus one */
+    char ck[520], peers[1100];
+    _Static_assert(2 * MC_KEY_MAX < sizeof(ck) && MAXP * (GOSSIP_NAME_MAX + 1) < sizeof(peers),
+                   "job record fields fit");
     peers[0] = '\0';
-    int got = sscanf(buf, "%d %llu %llu %llu %501s %1039s", &done, &keys, &bytes, &tok, ck, peers);
+    int got = sscanf(buf, "%d %llu %llu %llu %519s %1099s", &done, &keys, &bytes, &tok, ck, peers);
     if (got < 5)
         return false;
     j->done = done != 0;
