@@ -522,7 +522,7 @@ fail:
 
 static int start_gossip(cluster_t *cl)
 {
-    if (cl->check_done)
+    if (cl->check_done || !cl->tick)
         return 0;
     cl->check_done = true;
     const config_t *cfg = &cl->srv->cfg;
@@ -530,23 +530,49 @@ static int start_gossip(cluster_t *cl)
     return event_add(cl->tick, &tv);
 }
 
+static void check_refused(cluster_t *cl, const req_ctx_t *rc, const msg_join_ok_t *j)
+{
+    log_error("cluster: start refused by %s:%u: %s", rc->to.addr.host, rc->to.addr.port,
+              j->reason);
+    fprintf(stderr, "quorumkvd: start refused: %s\n", j->reason);
+    if (j->code == MSG_JOIN_GONE && !cl->fresh)
+        xfer_save_status(cl->srv, GOSSIP_LEFT); /* and so at every later start */
+    cl->refused = true;
+    cl->check_done = true;
+    event_base_loopexit(cl->srv->base, NULL);
+}
+
 static void on_check_reply(void *arg, int status, const frame_t *f)
 {
     req_ctx_t *rc = arg;
     cluster_t *cl = rc->cl;
     msg_any_t m;
+    if (status == -ECANCELED) { /* the transport is closing: nothing to start */
+        free(rc);
+        return;
+    }
     cl->check_pending--;
     if (!cl->check_done && status == 0 && f->type == MSG_JOIN_CHECK &&
         msg_decode(MSG_JOIN_CHECK, MSG_REP, &f->body, &m) == 0) {
-        if (m.join_ok.code != 0) {
-            log_error("cluster: join refused by %s:%u: %s", rc->to.addr.host, rc->to.addr.port,
-                      m.join_ok.reason);
-            fprintf(stderr, "quorumkvd: join refused: %s\n", m.join_ok.reason);
-            cl->refused = true;
-            cl->check_done = true;
-            event_base_loopexit(cl->srv->base, NULL);
-        } else if (start_gossip(cl) < 0) {
-            log_error("cluster: cannot start the gossip timer");
+        const msg_join_ok_t *j = &m.join_ok;
+        if (j->epoch > cl->epoch_seen) { /* a fresh node learns the epoch it joins at */
+            cl->epoch_seen = j->epoch;
+            store_raw_put(cl->srv->store, 'm', "ring_epoch", 10, &j->epoch, sizeof(j->epoch));
+        }
+        if (j->code == MSG_JOIN_REFUSED || j->code == MSG_JOIN_GONE) {
+            check_refused(cl, rc, j);
+        } else {
+            gossip_member_info_t me;
+            if (j->code == MSG_JOIN_MUST && cl->fresh &&
+                gossip_lookup(cl->gossip, cl->srv->cfg.name, &me) &&
+                me.entry.status == GOSSIP_UP) {
+                log_info("cluster: %s:%u says %s; joining instead of founding", rc->to.addr.host,
+                         rc->to.addr.port, j->reason);
+                xfer_save_status(cl->srv, GOSSIP_JOINING);
+                gossip_set_state(cl->gossip, GOSSIP_JOINING, cl->epoch_seen, 1, mono_ms());
+            }
+            if (start_gossip(cl) < 0)
+                log_error("cluster: cannot start the gossip timer");
         }
     }
     /* no seed answered at all: none is up to object (as when a whole
@@ -565,6 +591,8 @@ static void send_checks(cluster_t *cl)
         return;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
+    if (cl->fresh)
+        me.entry.flags |= MSG_JOIN_FRESH; /* for the check only, never gossiped */
     if (msg_encode(&sb, MSG_JOIN_CHECK, MSG_REQ, &me.entry) == 0)
         for (int i = 0; i < cfg->nseeds; i++) {
             if (cfg->seeds[i].port == cfg->peer_port && !strcmp(cfg->seeds[i].host, cfg->host))
@@ -588,19 +616,39 @@ void cluster_on_join_check(struct server *srv, peer_link_t *link, const frame_t 
 {
     cluster_t *cl = &srv->cluster;
     const gossip_member_t *e = &m->join;
-    msg_join_ok_t ok = {.code = 0};
+    bool fresh = e->flags & MSG_JOIN_FRESH;
+    msg_join_ok_t ok = {.code = MSG_JOIN_OK,
+                        .epoch = cl->view ? cl->view->ring_epoch : cl->epoch_seen};
     gossip_member_info_t have;
-    if (!strcmp(e->name, srv->cfg.name) &&
-        (strcmp(e->host, srv->cfg.host) || e->peer_port != srv->cfg.peer_port)) {
-        ok.code = 1;
-        snprintf(ok.reason, sizeof(ok.reason), "node name %s is in use by a live node at %.47s:%d",
-                 e->name, srv->cfg.host, srv->cfg.peer_port);
-    } else if (gossip_lookup(cl->gossip, e->name, &have) && !have.is_self &&
-               have.entry.status != GOSSIP_LEFT && have.alive &&
+    bool known = gossip_lookup(cl->gossip, e->name, &have);
+    if (!strcmp(e->name, srv->cfg.name)) {
+        if (strcmp(e->host, srv->cfg.host) || e->peer_port != srv->cfg.peer_port) {
+            ok.code = MSG_JOIN_REFUSED;
+            snprintf(ok.reason, sizeof(ok.reason),
+                     "node name %s is in use by a live node at %.47s:%d", e->name, srv->cfg.host,
+                     srv->cfg.peer_port);
+        }
+    } else if (known && have.entry.status == GOSSIP_LEFT) {
+        /* its old data must not come back as an owner; a wiped directory
+         * may join as a new node (its new generation supersedes) */
+        ok.code = fresh ? MSG_JOIN_MUST : MSG_JOIN_GONE;
+        snprintf(ok.reason, sizeof(ok.reason),
+                 fresh ? "node %s left the cluster before"
+                       : "node %s %s the cluster; wipe its node.data_dir to add it again",
+                 e->name, (have.entry.flags & GOSSIP_F_REMOVED) ? "was removed from" : "left");
+    } else if (known && have.alive &&
                (strcmp(have.entry.host, e->host) || have.entry.peer_port != e->peer_port)) {
-        ok.code = 1;
+        ok.code = MSG_JOIN_REFUSED;
         snprintf(ok.reason, sizeof(ok.reason), "node name %s is in use by a live node at %s:%u",
                  e->name, have.entry.host, have.entry.peer_port);
+    } else if (fresh && (known || ok.epoch > 0 || srv->stats.curr_items > 0)) {
+        /* a new directory for a name this cluster had (a wiped disk), or a
+         * node new to a cluster that already holds data: it must pull its
+         * ranges before it serves them */
+        ok.code = MSG_JOIN_MUST;
+        snprintf(ok.reason, sizeof(ok.reason), "%s",
+                 known ? "this name was a member (its data directory is new)"
+                       : "the cluster already holds data");
     }
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -623,7 +671,7 @@ int cluster_open(server_t *srv, cluster_t *cl, char *err, size_t errlen)
     clock_gettime(CLOCK_REALTIME, &ts);
     cl->generation = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     gossip_status_t status; /* before the generation is written: a fresh directory has none */
-    if (xfer_start_status(srv, &status, err, errlen) < 0)
+    if (xfer_start_status(srv, &status, &cl->fresh, err, errlen) < 0)
         return -1;
     uint8_t *val = NULL;
     size_t vlen = 0;

@@ -68,6 +68,7 @@ typedef struct cluster {
     int check_pending;
     bool check_done;
     bool refused;           /* the join check refused us: the process exits 1 */
+    bool fresh;             /* our data directory was new at this start */
     cluster_stats_t stats;
 } cluster_t;
 

@@ -834,6 +834,7 @@ static void do_stats(conn_t *c, const char *arg)
     U("hints_delivered", hs.delivered);
     I("hints_pending", hs.pending);
     U("hints_dropped", hs.dropped);
+    U("hints_rehomed", hs.rehomed);
     aae_stats_t as;
     aae_get_stats(srv, &as);
     U("exchanges", as.exchanges);

@@ -134,7 +134,7 @@ static void plan_pending(const cluster_view_t *v, const void *key, size_t klen,
         bool current = false;
         for (uint32_t j = 0; j < no && !current; j++)
             current = !strcmp(v->nodes[owners[j]].name, fn->name);
-        if (!current && fn->alive)
+        if (!current)
             p->pend[p->npend++] = fut[i];
     }
 }
@@ -733,7 +733,21 @@ static void write_phase(op_t *op)
     op_unref(op);
 }
 
-/* The write to the key's future owners (plan_t.pend): answers ignored. */
+/* A future owner did not take the write (down, refused, no answer): it
+ * gets a hint instead, delivered when it is up (joining or not), so a
+ * range in transfer misses nothing written meanwhile. */
+static void on_pending_reply(void *arg, int status, const frame_t *f)
+{
+    req_t *rq = arg;
+    op_t *op = rq->op;
+    if (!(status == 0 && frame_status_ok(f)))
+        handoff_store(op->srv, op->plan.view->fnodes[op->plan.pend[rq->i]].name, op->key,
+                      op->klen, &op->newobj);
+    op_unref(op);
+    free(rq);
+}
+
+/* The write to the key's future owners (plan_t.pend), not counted for W. */
 static void send_pending(op_t *op)
 {
     server_t *srv = op->srv;
@@ -742,25 +756,27 @@ static void send_pending(op_t *op)
     msgpack_sbuffer_init(&sb);
     for (int i = 0; i < op->plan.npend; i++) {
         const cluster_node_t *n = &v->fnodes[op->plan.pend[i]];
+        srv->coord.pending_writes++;
         if (n->is_self) {
             node_merge(srv, op->key, op->klen, &op->newobj);
             continue;
         }
-        if (sb.size == 0 && encode_put(&sb, op->key, op->klen, "", &op->newobj) < 0)
-            break;
-        req_t *rq = malloc(sizeof(*rq));
-        if (!rq)
-            break;
-        rq->op = op;
-        rq->i = -1;
-        op->refs++;
-        srv->coord.pending_writes++;
-        if (transport_request(srv->cluster.transport, n->host, n->peer_port, MSG_REPLICA_PUT,
-                              sb.data, sb.size, srv->cfg.request_timeout_ms, ignore_reply,
-                              rq) < 0) {
+        req_t *rq = n->alive && (sb.size > 0 ||
+                                 encode_put(&sb, op->key, op->klen, "", &op->newobj) == 0)
+                        ? malloc(sizeof(*rq))
+                        : NULL;
+        if (rq) {
+            rq->op = op;
+            rq->i = i;
+            op->refs++;
+            if (transport_request(srv->cluster.transport, n->host, n->peer_port,
+                                  MSG_REPLICA_PUT, sb.data, sb.size, srv->cfg.request_timeout_ms,
+                                  on_pending_reply, rq) == 0)
+                continue;
             free(rq);
             op->refs--;
         }
+        handoff_store(srv, n->name, op->key, op->klen, &op->newobj);
     }
     msgpack_sbuffer_destroy(&sb);
 }

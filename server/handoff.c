@@ -278,6 +278,58 @@ static bool deliver_slice(handoff_t *h, owner_t *ow, const cluster_node_t *node,
     return at_end;
 }
 
+/* The hints of an owner that left the cluster or was removed can never be
+ * delivered: each is merged into this node's own store instead (never
+ * minted: the object as it is), where the transfer cleanup hands it to the
+ * key's current owners if this node is not one (transfer.h).  Up to budget
+ * hints; true when the owner has none left. */
+static bool rehome_slice(handoff_t *h, owner_t *ow, int budget)
+{
+    server_t *srv = h->srv;
+    size_t plen = strlen(ow->name) + 1;
+    store_iter_t *it;
+    if (store_iter_create_raw(srv->store, NULL, STORE_PREFIX_HINT, &it) < 0)
+        return false;
+    bool at_end = true;
+    for (store_iter_seek(it, 0, ow->name, plen); store_iter_valid(it); store_iter_next(it)) {
+        size_t klen, vlen;
+        const uint8_t *key = store_iter_key(it, &klen);
+        if (klen < plen || memcmp(key, ow->name, plen) != 0)
+            break;
+        if (budget-- <= 0) {
+            at_end = false;
+            break;
+        }
+        const uint8_t *val = store_iter_value(it, &vlen);
+        obj_t o;
+        obj_init(&o);
+        if (vlen > 8 && klen > plen && obj_decode(val + 8, vlen - 8, &o) == 0 &&
+            node_merge(srv, key + plen, klen - plen, &o) == 0)
+            h->stats.rehomed++;
+        else
+            h->stats.dropped++;
+        obj_free(&o);
+        hint_remove(h, ow, key, klen);
+    }
+    store_iter_destroy(it);
+    if (at_end && h->stats.rehomed)
+        log_info("handoff: %s has left the cluster; its hints were merged here for its "
+                 "successors", ow->name);
+    return at_end;
+}
+
+/* The node hints for `name` go to: a member of the current ring, or of the
+ * future one (a joining node gets its hints while it joins). */
+static const cluster_node_t *hint_target(const cluster_view_t *v, const char *name)
+{
+    uint32_t i = ring_node_index(v->ring, name);
+    if (i != RING_NODE_NONE)
+        return &v->nodes[i];
+    if (v->future && (i = ring_node_index(v->future, name)) != RING_NODE_NONE)
+        return &v->fnodes[i];
+    return NULL;
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -291,15 +343,17 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     int budget = srv->cfg.hint_rate_per_s * HANDOFF_TICK_MS / 1000;
     if (budget < 1)
         budget = 1;
-    size_t nn = ring_node_count(v->ring);
     for (size_t i = 0; i < h->nowners; i++) {
         owner_t *ow = &h->owners[i];
         if (ow->pending <= 0 || ow->inflight >= HANDOFF_MAX_INFLIGHT)
             continue;
-        const cluster_node_t *node = NULL;
-        for (size_t j = 0; j < nn; j++)
-            if (!strcmp(v->nodes[j].name, ow->name))
-                node = &v->nodes[j];
+        const cluster_node_t *node = hint_target(v, ow->name);
+        gossip_member_info_t m;
+        if (!node && cl->gossip && gossip_lookup(cl->gossip, ow->name, &m) &&
+            m.entry.status == GOSSIP_LEFT) {
+            rehome_slice(h, ow, budget);
+            continue;
+        }
         if (!node || !node->alive || node->is_self)
             continue;
         /* a new pass starts only when the previous one has landed */

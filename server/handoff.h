@@ -22,6 +22,7 @@ struct server;
 
 typedef struct handoff_stats {
     uint64_t stored, delivered, dropped;
+    uint64_t rehomed; /* hints of a node that left or was removed, merged here instead */
     int64_t pending;
 } handoff_stats_t;
 

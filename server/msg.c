@@ -1015,8 +1015,8 @@ static bool dec_join(const msgpack_object *body, msg_any_t *out)
 static int enc_join_ok(msgpack_packer *pk, const void *m)
 {
     const msg_join_ok_t *j = m;
-    return status_of(msgpack_pack_array(pk, 2) | msgpack_pack_int64(pk, j->code) |
-                     pack_str(pk, j->reason));
+    return status_of(msgpack_pack_array(pk, 3) | msgpack_pack_int64(pk, j->code) |
+                     pack_str(pk, j->reason) | msgpack_pack_uint64(pk, j->epoch));
 }
 
 static bool dec_join_ok(const msgpack_object *body, msg_any_t *out)
@@ -1024,8 +1024,9 @@ static bool dec_join_ok(const msgpack_object *body, msg_any_t *out)
     const msgpack_object *f;
     uint32_t n;
     msg_join_ok_t *j = &out->join_ok;
-    return mp_array(body, 2, 2, &f, &n) && mp_i64(&f[0], &j->code) &&
-           (j->code == 0 || j->code == 1) && mp_str(&f[1], j->reason, sizeof(j->reason));
+    return mp_array(body, 3, 3, &f, &n) && mp_i64(&f[0], &j->code) && j->code >= MSG_JOIN_OK &&
+           j->code <= MSG_JOIN_GONE && mp_str(&f[1], j->reason, sizeof(j->reason)) &&
+           mp_u64(&f[2], &j->epoch);
 }
 
 static const msg_def_t defs[] = {

@@ -241,11 +241,22 @@ typedef struct msg_aae {
     uint64_t estimate;
 } msg_aae_t;
 
-/* JOIN_CHECK answer: [code, reason]: 0 welcome, 1 refused (reason says
- * why). */
+/* JOIN_CHECK: the request is the starting node's entry, its flags holding
+ * MSG_JOIN_FRESH when its data directory is new.  The answer is [code,
+ * reason, epoch]: the answering node's membership epoch and one of: */
+#define MSG_JOIN_FRESH 0x100u
+enum msg_join_code {
+    MSG_JOIN_OK = 0,      /* go ahead as you are */
+    MSG_JOIN_REFUSED = 1, /* the name is taken by a live node: exit */
+    MSG_JOIN_MUST = 2,    /* a fresh directory in a cluster that has data or knew
+                             this name: join (pull your ranges), do not found */
+    MSG_JOIN_GONE = 3,    /* this name left or was removed; its old data may not
+                             come back: exit, and refuse to start again */
+};
 typedef struct msg_join_ok {
     int64_t code;
     char reason[MSG_REASON_MAX + 1];
+    uint64_t epoch;
 } msg_join_ok_t;
 
 /* Any decoded body. */

@@ -151,9 +151,11 @@ static bool self_seed(const config_t *cfg)
     return false;
 }
 
-int xfer_start_status(server_t *srv, gossip_status_t *out, char *err, size_t errlen)
+int xfer_start_status(server_t *srv, gossip_status_t *out, bool *fresh, char *err,
+                      size_t errlen)
 {
     uint8_t *val = NULL;
+    *fresh = false;
     size_t vlen = 0;
     int rc = store_raw_get(srv->store, 'm', "state", 5, &val, &vlen);
     if (rc < 0) {
@@ -180,6 +182,7 @@ int xfer_start_status(server_t *srv, gossip_status_t *out, char *err, size_t err
      * seeds (the founding nodes of a cluster, as Cassandra's seeds) */
     bool old = store_raw_get(srv->store, 'm', "generation", 10, &val, &vlen) == 1;
     free(val);
+    *fresh = !old;
     *out = old || self_seed(&srv->cfg) || srv->cfg.nseeds == 0 ? GOSSIP_UP : GOSSIP_JOINING;
     if (xfer_save_status(srv, *out) < 0) {
         snprintf(err, errlen, "cannot record the node state in storage");
@@ -719,8 +722,17 @@ static void start_page(struct xfer *x)
     msg_aae_t a = {.ring = local_epoch(srv), .start = j->start, .end = j->end};
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
+    if (j->kind == J_PULL && j->npeers == 0) {
+        /* nobody else ever held the range (n = 1, or every other replica
+         * was removed): there is nothing to copy */
+        log_warn("transfer: range (%llu, %llu] has no other replica to copy from; skipped",
+                 (unsigned long long)j->start, (unsigned long long)j->end);
+        job_advance(x, j, NULL, 0, 0, true);
+        kick(x, 0);
+        goto out;
+    }
     if (j->kind == J_PULL) {
-        const cluster_node_t *n = j->npeers ? node_named(v, j->peers[j->peer_i]) : NULL;
+        const cluster_node_t *n = node_named(v, j->peers[j->peer_i]);
         if (!n || !n->alive) { /* this source is not there: the next one, later */
             if (j->npeers > 1)
                 j->peer_i = (j->peer_i + 1) % j->npeers;
@@ -747,6 +759,17 @@ static void start_page(struct xfer *x)
     /* push: every target must be up (a page waits for all of them) */
     for (int i = 0; i < j->npeers; i++) {
         const cluster_node_t *n = node_named(v, j->peers[i]);
+        if (!n && (x->mode == M_LEAVE || x->mode == M_CLEANUP)) {
+            /* the target left the ring (removed): plan again on the ring
+             * as it is now (what was pushed already is merged again,
+             * which changes nothing) */
+            log_info("transfer: %s is no longer a member; planning the hand-over again",
+                     j->peers[i]);
+            clear_jobs(x);
+            if (x->mode == M_CLEANUP)
+                x->mode = M_NONE;
+            goto out;
+        }
         if (!n || !n->alive) {
             x->next_ms = mono_ms() + RETRY_MS;
             goto out;
@@ -858,9 +881,33 @@ static void waiting(struct xfer *x, const char *why)
     }
 }
 
+/* The ring we will be up in: the current ring and us.  Not the future
+ * ring, which also holds any other node waiting to join: we go up before
+ * it, so we must fill what we own without it too. */
+static ring_t *ring_with_self(struct xfer *x, const cluster_view_t *v)
+{
+    uint32_t n = ring_node_count(v->ring);
+    const char **names = calloc(n + 1, sizeof(*names));
+    ring_t *r = NULL;
+    if (!names)
+        return NULL;
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (!v->nodes[i].is_self)
+            names[k++] = v->nodes[i].name;
+    names[k++] = x->srv->cfg.name;
+    if (ring_build(names, k, (uint32_t)x->srv->cfg.vnodes, (uint32_t)x->srv->cfg.n, 0, &r) < 0)
+        r = NULL;
+    free(names);
+    return r;
+}
+
 static void plan_join(struct xfer *x, const cluster_view_t *v)
 {
-    const ring_t *F = v->future, *C = v->ring;
+    ring_t *F = ring_with_self(x, v);
+    const ring_t *C = v->ring;
+    if (!F)
+        return; /* out of memory: the next tick tries again */
     size_t nr = ring_range_count(F);
     for (size_t i = 0; i < nr; i++) {
         uint64_t s, e;
@@ -881,6 +928,7 @@ static void plan_join(struct xfer *x, const cluster_view_t *v)
             }
         restore_job(x, j);
     }
+    ring_free(F);
     x->planned = true;
     x->t0 = mono_ms();
     size_t todo = 0;
@@ -1310,13 +1358,10 @@ int xfer_remove(server_t *srv, const char *name, char *msg, size_t len)
                  name);
         return -1;
     }
-    /* one change at a time, but a joiner or leaver that died for good may
-     * itself be removed */
-    if (v->changing && !(m.entry.status != GOSSIP_UP || m.entry.xfer != 0)) {
-        snprintf(msg, len, "SERVER_ERROR a membership change is in progress: %s; one at a time",
-                 v->change);
-        return -1;
-    }
+    /* One change at a time; but a node that is down for good may always
+     * be removed: the change in progress may be waiting for it (a joiner
+     * or leaver that died, the target of a leave, the only source of a
+     * range), and removing it is what lets that change finish. */
     uint64_t epoch = v->ring_epoch + 1;
     if (gossip_remove(srv->cluster.gossip, name, epoch, mono_ms()) < 0) {
         snprintf(msg, len, "SERVER_ERROR cannot remove %s", name);

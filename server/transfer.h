@@ -69,8 +69,11 @@ typedef struct xfer_info {
 } xfer_info_t;
 
 /* Our status at start from metadata and the seeds (fresh nodes not among
- * their own seeds join); -1 with a reason in err for a node that left. */
-int xfer_start_status(server_t *srv, gossip_status_t *out, char *err, size_t errlen);
+ * their own seeds join; the join check may still turn a fresh founding
+ * node into a joining one: cluster.c); *fresh says the data directory is
+ * new.  -1 with a reason in err for a node that left or was removed. */
+int xfer_start_status(server_t *srv, gossip_status_t *out, bool *fresh, char *err,
+                      size_t errlen);
 /* Record our status in metadata ("joining", "up", "leaving", "left"). */
 int xfer_save_status(server_t *srv, gossip_status_t st);
 

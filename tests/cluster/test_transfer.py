@@ -8,6 +8,7 @@ own, nobody lacks data it owns), and the new node holds its share.
 """
 
 import re
+import shutil
 import threading
 import time
 
@@ -299,6 +300,24 @@ def test_remove_of_a_killed_node_restores_n_copies(cluster):
     assert all("n4" not in owners for _, _, owners in n1.ring())
     check_data(rest, allkeys, acked)
     assert sum(stat_int(n, "transfer_keys_in") for n in rest) > 0
+    # the removed node's old data may not come back: it refuses to start...
+    n4.expect_exit = True
+    n4.launch()
+    assert n4.proc.wait(20) == 1
+    assert "was removed from the cluster" in open(n4.log_path).read()
+    assert "n4" not in n1.members()
+    # ...also the next time, without asking anyone
+    n4.launch()
+    assert n4.proc.wait(20) == 1
+    assert "left the cluster (or was removed)" in open(n4.log_path).read()
+    # with a wiped data directory it joins as a new node
+    shutil.rmtree(n4.data_dir)
+    n4.expect_exit = False
+    n4.launch()
+    n4.wait_ready()
+    wait_up_everywhere(rest + [n4], "n4")
+    assert "joining instead of founding" in open(n4.log_path).read() or \
+        stat_int(n4, "transfer_keys_in") > 0
 
 
 @pytest.mark.timeout(300)

@@ -651,11 +651,18 @@ static void test_xfer_roundtrip(void **state)
     assert_int_equal(m.join.xfer, 51);
     assert_int_equal(m.join.flags, GOSSIP_F_REMOVED);
     msgpack_unpacked_destroy(&up);
-    msg_join_ok_t no = {.code = 1, .reason = "node name n4 is in use"};
+    msg_join_ok_t no = {.code = MSG_JOIN_GONE, .reason = "node n4 was removed", .epoch = 3};
     assert_int_equal(roundtrip(MSG_JOIN_CHECK, MSG_REP, &no, &up, &m), 0);
-    assert_int_equal(m.join_ok.code, 1);
-    assert_string_equal(m.join_ok.reason, "node name n4 is in use");
+    assert_int_equal(m.join_ok.code, MSG_JOIN_GONE);
+    assert_string_equal(m.join_ok.reason, "node n4 was removed");
+    assert_int_equal(m.join_ok.epoch, 3);
     msgpack_unpacked_destroy(&up);
+    msg_join_ok_t yes = {.code = MSG_JOIN_OK}; /* an empty reason */
+    assert_int_equal(roundtrip(MSG_JOIN_CHECK, MSG_REP, &yes, &up, &m), 0);
+    assert_string_equal(m.join_ok.reason, "");
+    msgpack_unpacked_destroy(&up);
+    msg_join_ok_t odd = {.code = 9};
+    assert_int_not_equal(roundtrip(MSG_JOIN_CHECK, MSG_REP, &odd, &up, &m), 0);
 }
 
 static void test_malformed_refused(void **state)
