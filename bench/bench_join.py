@@ -6,7 +6,8 @@ see meanwhile.  Run by bench/bench-join.sh (`make bench`).
 Steps, on one cluster:
   1. three founding nodes b1..b3; BENCH_KEYS keys of 100 bytes loaded
      through b1 (bench/benchlib.py load), then every node waited for until
-     it holds them all;
+     it holds them all and the nodes are quiet (under 5% CPU over 2 s:
+     LevelDB's compactions and the tree builds after the load are done);
   2. "before": bin/quorumkv-bench through libquorumkv (token-aware), 90% get
      / 10% set over the loaded keys, BENCH_CONNS clients, BENCH_WINDOW
      seconds, BENCH_RUNS times;
@@ -77,6 +78,19 @@ def states(node):
     return {r.split()[0]: r.split()[3] for r in node.cmd_lines("members")}
 
 
+def wait_quiet(nodes, limit=120):
+    """Wait (at most limit s) until the nodes use under 5% of a CPU
+    together over 2 s: the compactions and tree builds that follow a bulk
+    load are over, so "before" is not measured against them."""
+    t_end = time.monotonic() + limit
+    while time.monotonic() < t_end:
+        c0 = sum(n.cpu_s() for n in nodes)
+        time.sleep(2)
+        if sum(n.cpu_s() for n in nodes) - c0 < 0.1:
+            return True
+    return False
+
+
 def run_window(nodes):
     r = ae.run_load(nodes, WINDOW)
     return r
@@ -118,6 +132,10 @@ def main():
         wait_for(lambda: all(n.stat("curr_items") >= KEYS for n in nodes), 600,
                  "every node to hold the keys")
         log("load: %d keys in %.1fs through b1" % (KEYS, time.monotonic() - t0))
+        t0 = time.monotonic()
+        quiet = wait_quiet(nodes)
+        log("nodes %s after %.0fs (compactions, tree builds)" % ("quiet" if quiet else "still busy",
+                                                              time.monotonic() - t0))
         before = [run_window(nodes) for _ in range(RUNS)]
         out["before"] = summary(before)
         log("before the join: %s" % out["before"])
