@@ -42,6 +42,7 @@ TEST_MODS_test_object := storage common
 TEST_MODS_test_versions := storage common
 TEST_MODS_test_store  := storage ring common
 TEST_MODS_test_tictac := storage ring common
+TEST_MODS_test_objcache := storage common
 TEST_MODS_test_ring   := ring common
 TEST_MODS_test_gossip := gossip storage ring common
 TEST_MODS_test_proto  := server common

@@ -11,12 +11,16 @@
 # instructions true` says <not supported>), instructions come from
 # callgrind instead: each server runs under valgrind, is loaded, then its
 # counters are zeroed (callgrind_control -z) before BENCH_CG_OPS (20000)
-# measured requests and dumped (-d) after them, so start-up and preload are
+# measured requests and dumped (-d) after them (after one unmeasured pass
+# of the same load, so caches are warm), so start-up and preload are
 # not counted (its timers, gossip and the crawler, are: a few percent).  Callgrind counts user-space instructions only (perf counts the
 # kernel's too), so the two kinds of figures are not comparable with each
 # other; quorumkvd against memcached within one kind is.
 #
 #   bench/cost-per-request.sh          (after make: needs bin/quorumkvd, bin/quorumkv-bench)
+#   BENCH_CG_KEEP=/tmp/prof bench/cost-per-request.sh   also keeps the last callgrind
+#       profile of each server as /tmp/prof.quorumkvd and /tmp/prof.memcached
+#       (read them with callgrind_annotate --inclusive=yes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${BENCH_SECONDS:-4}
@@ -60,6 +64,12 @@ if [ "$HW" = 0 ]; then
   wait_port "$QPID" "$QP" "$TMP/qkv.log" 60
   wait_port "$MPID" "$MP" "$TMP/mc.log" 60
   for port in $QP $MP; do $PY bench/benchlib.py load "$port" 20000 pre: 4 >/dev/null; done
+  # One unmeasured pass of the same load first: what is measured is the
+  # steady state (caches warm), not the first touch of each key.
+  for port in $QP $MP; do
+    bin/quorumkv-bench --protocol memcached -s "127.0.0.1:$port" -t 16 -n "$CG_OPS" --warmup 0 -k 20000 \
+      --key-prefix pre: -W 0.1 -v 100 --no-progress --no-stale-check >/dev/null
+  done
   cg_measure() { # pid port label
     callgrind_control -z "$1" >/dev/null 2>&1
     bin/quorumkv-bench --protocol memcached -s "127.0.0.1:$2" -t 16 -n "$CG_OPS" --warmup 0 -k 20000 \
@@ -68,6 +78,7 @@ if [ "$HW" = 0 ]; then
     callgrind_control -d "$1" >/dev/null 2>&1
     local f ops ir
     f=$(ls -t "$TMP"/cg."$1".* | head -1)
+    [ -n "${BENCH_CG_KEEP:-}" ] && cp "$f" "$BENCH_CG_KEEP.$3"
     ops=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["ops"])' "$TMP/run.json")
     ir=$(awk '/^summary:/ {print $2}' "$f")
     printf '%-10s requests %7d   user-space instructions/request (callgrind) %7d\n' "$3" "$ops" $((ir / ops))

@@ -60,6 +60,7 @@
 #include "../common/log.h"
 #include "../common/version.h"
 #include "../ring/ring.h"
+#include "../storage/objcache.h"
 #include "aae.h"
 #include "coord.h"
 #include "handoff.h"
@@ -776,6 +777,16 @@ static void do_stats(conn_t *c, const char *arg)
     U("evictions", 0);
     U("reclaimed", s->reclaimed);
     U("crawler_runs", s->crawler_runs);
+    ocache_stats_t oc = {0};
+    if (srv->ocache)
+        ocache_get_stats(srv->ocache, &oc);
+    U("object_cache_hits", oc.hits);
+    U("object_cache_misses", oc.misses);
+    U("object_cache_evictions", oc.evictions);
+    U("object_cache_invalidations", oc.invalidations);
+    U("object_cache_items", oc.items);
+    U("object_cache_bytes", oc.bytes);
+    U("object_cache_limit", oc.max_bytes);
     U("store_errors", s->store_errors);
     U("http_requests_refused", s->http_requests_refused);
     U("siblings_pruned", s->siblings_pruned);

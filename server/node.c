@@ -17,7 +17,11 @@
  * node_purge_if(), tombstone GC's delete, which ends in persist too), so the
  * item counters and the anti-entropy trees (aae_on_persist) see every
  * change, with the old and new record hashes the store computed from the
- * bytes it read and wrote.
+ * bytes it read and wrote; and persist() drops the key's entry from the
+ * object cache (storage/objcache.h) before it writes, and puts back what it
+ * stored once the write succeeded, so the cache never holds anything but
+ * what the store holds.  node_read() fills the cache on a miss and applies
+ * expiry and flushes to a cached object exactly as to a stored one.
  */
 #include "node.h"
 
@@ -33,6 +37,7 @@
 
 #include "../common/hash.h"
 #include "../common/log.h"
+#include "../storage/objcache.h"
 #include "aae.h"
 
 #define CRAWL_INTERVAL_MS 100
@@ -95,6 +100,8 @@ static bool obj_dead(const obj_t *o)
 static int persist(server_t *srv, const void *key, size_t klen, obj_t *o, acct_t before)
 {
     uint64_t h = 0;
+    if (srv->ocache) /* whatever happens below, the entry is stale */
+        ocache_del(srv->ocache, key, klen);
     int rc = (o->nsib || o->vc.n) ? store_put_hashed(srv->store, key, klen, o, &h)
                                   : store_del(srv->store, key, klen);
     if (rc < 0) {
@@ -106,12 +113,33 @@ static int persist(server_t *srv, const void *key, size_t klen, obj_t *o, acct_t
     if (srv->aae)
         aae_on_persist(srv, key, klen, before.hash, h, h != 0 && obj_dead(o));
     o->stored_hash = h;
+    /* refilled with exactly what was stored: the next read of a key just
+     * written (replicas merging, the coordinator's own read) needs neither
+     * LevelDB nor a decode; -ENOMEM only leaves it uncached */
+    if (srv->ocache)
+        ocache_put(srv->ocache, key, klen, h ? o : NULL);
     return 0;
+}
+
+/* The stored object of key, through the object cache: 1 and *o, 0 when
+ * absent, negative on error. */
+static int cached_get(server_t *srv, const void *key, size_t klen, obj_t *o)
+{
+    const obj_t *hit;
+    if (srv->ocache && ocache_get(srv->ocache, key, klen, &hit)) {
+        if (!hit)
+            return 0;
+        return obj_copy(o, hit) < 0 ? -ENOMEM : 1;
+    }
+    int rc = store_get(srv->store, key, klen, o);
+    if (rc >= 0 && srv->ocache)
+        ocache_put(srv->ocache, key, klen, rc == 1 ? o : NULL); /* -ENOMEM: not cached */
+    return rc;
 }
 
 int node_read(server_t *srv, const void *key, size_t klen, obj_t *o)
 {
-    int rc = store_get(srv->store, key, klen, o);
+    int rc = cached_get(srv, key, klen, o);
     if (rc <= 0) {
         if (rc < 0)
             srv->stats.store_errors++;
@@ -491,6 +519,13 @@ int node_open(server_t *srv, char *err, size_t errlen)
         srv->store = NULL;
         return -1;
     }
+    if (srv->cfg.object_cache_mb > 0 &&
+        !(srv->ocache = ocache_new((size_t)srv->cfg.object_cache_mb << 20))) {
+        snprintf(err, errlen, "out of memory");
+        store_close(srv->store);
+        srv->store = NULL;
+        return -1;
+    }
     log_info("storage %s open: %lld items, %lld bytes", path, (long long)srv->stats.curr_items,
              (long long)srv->stats.bytes);
     return 0;
@@ -508,4 +543,6 @@ void node_close(server_t *srv)
     srv->crawl_lens = NULL;
     store_close(srv->store);
     srv->store = NULL;
+    ocache_free(srv->ocache);
+    srv->ocache = NULL;
 }
