@@ -529,9 +529,11 @@ static void read_start(op_t *op, enum read_mode mode)
 static bool repair_roll(server_t *srv);
 
 /* An R=1 read of a key this node owns is its own replica's answer: give it
- * at once, without an op or a message.  Returns false otherwise. */
-static bool get_local_only(server_t *srv, const void *key, size_t klen, int r, coord_done_fn done,
-                           void *arg)
+ * at once, without an op or a message; also when the read was picked to
+ * repair every replica (all) but this node is the key's only replica
+ * (n = 1: nothing to compare or repair).  Returns false otherwise. */
+static bool get_local_only(server_t *srv, const void *key, size_t klen, int r, bool all,
+                           coord_done_fn done, void *arg)
 {
     const cluster_view_t *v = srv->cluster.view;
     const uint32_t *owners;
@@ -541,7 +543,7 @@ static bool get_local_only(server_t *srv, const void *key, size_t klen, int r, c
     bool owner = false;
     for (uint32_t i = 0; i < no; i++)
         owner |= owners[i] == v->self_idx;
-    if (!owner)
+    if (!owner || (all && no > 1))
         return false;
     srv->coord.reads++;
     coord_result_t res = {.status = COORD_OK, .got = 1, .needed = 1};
@@ -559,7 +561,7 @@ void coord_get(server_t *srv, const void *key, size_t klen, int r, coord_done_fn
 {
     /* a fraction of reads asks every replica and repairs them all */
     bool all = repair_roll(srv);
-    if (!all && get_local_only(srv, key, klen, r, done, arg))
+    if (get_local_only(srv, key, klen, r, all, done, arg))
         return;
     op_t *op = op_new(srv, key, klen, done, arg);
     if (!op) {
@@ -712,7 +714,6 @@ static void write_phase(op_t *op)
 /* The key is ours: read, then (write_phase) decide and write. */
 static void write_start(op_t *op)
 {
-    op->locked = true;
     /* a blind set needs only our own context (overwrite what we have seen);
      * everything else answers from what R replicas hold, and so does a set
      * with the client's own context (which is clipped to what they hold) */
@@ -739,7 +740,7 @@ struct coord_state {
  * is dropped here. */
 static void key_turn(op_t *op, bool closing)
 {
-    op->locked = true;
+    op->locked = true; /* handed over by keyq_release */
     int64_t waited_ms = (node_now_us() - op->queued_us) / 1000;
     if (closing) {
         op_finish(op, -ECANCELED, 0, 0, NULL);
@@ -853,6 +854,17 @@ static void write_local(op_t *op)
     server_t *srv = op->srv;
     srv->coord.writes++;
     op->is_write = true;
+    /* A blind set reads only our own replica, by direct call, and decides,
+     * mints and persists before write_start returns: nothing else can run
+     * in between, so when nobody holds its key it need not take it (a
+     * lookup instead of an entry allocated and freed per set).  Anything
+     * else may wait for other replicas in its read phase: it takes the
+     * key. */
+    if (op->kop.cmd == MC_SET && !op->has_ctx &&
+        !keyq_busy(srv->coordq->keyq, op->key, op->klen)) {
+        write_start(op);
+        return;
+    }
     int rc = keyq_acquire(srv->coordq->keyq, op->key, op->klen, op);
     if (rc < 0) {
         op_finish(op, -ENOMEM, 0, 0, NULL);
@@ -864,6 +876,7 @@ static void write_local(op_t *op)
         op->refs++; /* held by the queue until on_key_turn */
         return;
     }
+    op->locked = true;
     write_start(op);
 }
 
