@@ -360,7 +360,8 @@ static void crawl(evutil_socket_t fd, short what, void *arg)
         const uint8_t *val = store_iter_value(it, &vlen);
         if (klen > MC_KEY_MAX)
             continue;
-        if (obj_decode(val, vlen, &o) == 0 && obj_purge(&o, now_us, srv->flush_us) > 0) {
+        if (obj_enc_may_purge(val, vlen, now_us, srv->flush_us) &&
+            obj_decode(val, vlen, &o) == 0 && obj_purge(&o, now_us, srv->flush_us) > 0) {
             memcpy(dead[ndead], key, klen);
             dead_len[ndead++] = klen;
         }

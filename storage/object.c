@@ -460,6 +460,36 @@ out:
     return rc;
 }
 
+bool obj_enc_may_purge(const uint8_t *buf, size_t len, int64_t now_us, int64_t flush_us)
+{
+    int64_t now_s = now_us / 1000000;
+    bool flushed = flush_us != 0 && now_us >= flush_us;
+    rd_t r = {buf, len, 1};
+    uint32_t n, k;
+    uint64_t u;
+    int64_t i64;
+    const uint8_t *v;
+    size_t vl;
+    if (len < 1 || buf[0] != OBJ_FORMAT_V1 || !rd_array(&r, &n) || n != 2 || !rd_array(&r, &n))
+        return true;
+    for (uint32_t i = 0; i < n; i++)
+        if (!rd_array(&r, &k) || k != 3 || !rd_u64(&r, &u) || !rd_u64(&r, &u) || !rd_i64(&r, &i64))
+            return true;
+    if (!rd_array(&r, &n))
+        return true;
+    for (uint32_t i = 0; i < n; i++) {
+        int64_t expiry, ts;
+        bool tomb;
+        if (!rd_array(&r, &k) || k != 7 || !rd_u64(&r, &u) || !rd_u64(&r, &u) ||
+            !rd_u64(&r, &u) || !rd_i64(&r, &expiry) || !rd_i64(&r, &ts) || !rd_bool(&r, &tomb) ||
+            !rd_bin(&r, &v, &vl))
+            return true;
+        if (!tomb && ((expiry != 0 && expiry <= now_s) || (flushed && ts <= flush_us)))
+            return true;
+    }
+    return false;
+}
+
 /* ---- DVV operations ---- */
 
 int obj_update(obj_t *o, const vclock_t *ctx, uint64_t node, uint64_t min_counter, sibling_t *s,
