@@ -551,12 +551,15 @@ int obj_update(obj_t *o, const vclock_t *ctx, uint64_t node, uint64_t min_counte
 }
 
 /* Siblings of o as pointers sorted by dot (*out malloc'ed; NULL if none). */
-static int sib_sorted_view(const obj_t *o, const sibling_t ***out)
+/* Up to this many siblings, obj_sync's scratch arrays live on the stack. */
+#define SYNC_STACK 8
+
+static int sib_sorted_view(const obj_t *o, const sibling_t ***out, const sibling_t **stack)
 {
     *out = NULL;
     if (o->nsib == 0)
         return 0;
-    const sibling_t **v = malloc((size_t)o->nsib * sizeof(*v));
+    const sibling_t **v = o->nsib <= SYNC_STACK ? stack : malloc((size_t)o->nsib * sizeof(*v));
     if (v == NULL)
         return -ENOMEM;
     bool sorted = true;
@@ -571,11 +574,31 @@ static int sib_sorted_view(const obj_t *o, const sibling_t ***out)
     return 0;
 }
 
+/* Whether o's siblings are in dot order (they are, but for input built
+ * by hand: obj_sync does not rely on it). */
+static bool sib_sorted(const obj_t *o)
+{
+    for (uint32_t i = 1; i < o->nsib; i++)
+        if (dot_cmp(o->sib[i - 1].dot, o->sib[i].dot) >= 0)
+            return false;
+    return true;
+}
+
 int obj_sync(obj_t *dst, const obj_t *src)
 {
     if (dst == src)
         return 0;
+    if (dst->nsib == 0 && dst->vc.n == 0 && sib_sorted(src)) {
+        /* into an empty object (the first answer of a read): the union is
+         * src itself, which a copy makes with fewer allocations */
+        uint64_t h = dst->stored_hash;
+        int crc = obj_copy(dst, src);
+        dst->stored_hash = h;
+        return crc;
+    }
     const sibling_t **a = NULL, **b = NULL;
+    const sibling_t *a_stack[SYNC_STACK], *b_stack[SYNC_STACK];
+    bool flags_stack[3 * SYNC_STACK];
     sibling_t *out = NULL;
     bool *keep = NULL, *copied = NULL;
     uint32_t nout = 0;
@@ -585,15 +608,21 @@ int obj_sync(obj_t *dst, const obj_t *src)
     int rc = -ENOMEM;
     if (cap > UINT32_MAX)
         goto out;
-    if ((rc = sib_sorted_view(dst, &a)) < 0 || (rc = sib_sorted_view(src, &b)) < 0)
+    if ((rc = sib_sorted_view(dst, &a, a_stack)) < 0 ||
+        (rc = sib_sorted_view(src, &b, b_stack)) < 0)
         goto out;
     rc = -ENOMEM;
     /* One flag array: keep[0..dst->nsib): that dst sibling moved into
      * out; copied[0..cap): out[k] holds a copy of a src value (freed if we
      * fail). */
-    if (cap > 0 && ((out = malloc(cap * sizeof(*out))) == NULL ||
-                    (keep = calloc(dst->nsib + cap, sizeof(*keep))) == NULL))
+    if (cap > 0 && (out = malloc(cap * sizeof(*out))) == NULL)
         goto out;
+    if (cap > 0 && dst->nsib + cap <= 3 * SYNC_STACK) {
+        keep = flags_stack;
+        memset(keep, 0, (dst->nsib + cap) * sizeof(*keep));
+    } else if (cap > 0 && (keep = calloc(dst->nsib + cap, sizeof(*keep))) == NULL) {
+        goto out;
+    }
     copied = keep != NULL ? keep + dst->nsib : NULL;
 
     /* Merge the two dot-sorted lists.  A sibling on one side only survives
@@ -627,6 +656,13 @@ int obj_sync(obj_t *dst, const obj_t *src)
             }
         }
     }
+    /* room for the union at once: vc_merge then never grows it */
+    if (dst->vc.n + (uint64_t)src->vc.n > 0) {
+        rc = -ENOMEM;
+        if ((vc.e = malloc(((size_t)dst->vc.n + src->vc.n) * sizeof(*vc.e))) == NULL)
+            goto out;
+        vc.cap = dst->vc.n + src->vc.n;
+    }
     if ((rc = vc_copy(&vc, &dst->vc)) < 0 || (rc = vc_merge(&vc, &src->vc)) < 0)
         goto out;
 
@@ -650,9 +686,12 @@ out:
             free(out[k].value);
     vc_free(&vc);
     free(out);
-    free(keep);
-    free(a);
-    free(b);
+    if (keep != flags_stack)
+        free(keep);
+    if (a != a_stack)
+        free(a);
+    if (b != b_stack)
+        free(b);
     return rc;
 }
 
