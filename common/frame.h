@@ -68,6 +68,17 @@ void frame_release(frame_t *f);
 int frame_build(msgpack_sbuffer *sb, uint8_t type, uint8_t kind, uint64_t req_id,
                 uint32_t ttl_ms, const void *body, size_t blen, const uint8_t *key);
 
+/* The same frame as frame_build() of the concatenation of body[0..n)
+ * (together one msgpack object), without copying the body: the frame is
+ * head[0..*hlen) (at most FRAME_HEAD_MAX bytes), then the body pieces as
+ * they are, then, when key is not NULL, mac[0..FRAME_MAC_LEN), the
+ * trailer computed over the head and the pieces.  0, or -EMSGSIZE. */
+#define FRAME_HEAD_MAX 32
+struct iovec;
+int frame_build_iov(uint8_t head[FRAME_HEAD_MAX], size_t *hlen, uint8_t type, uint8_t kind,
+                    uint64_t req_id, uint32_t ttl_ms, const struct iovec *body, int n,
+                    const uint8_t *key, uint8_t mac[FRAME_MAC_LEN]);
+
 /* Check that buf[0..len) is exactly one well-formed msgpack object whose
  * every array/map/str/bin length fits in the bytes that remain.  Call it
  * before msgpack_unpack() on untrusted bytes: msgpack-c allocates a

@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "../common/log.h"
 #include "handoff.h"
@@ -80,6 +81,7 @@ typedef struct op {
     int local_i;        /* plan index of our own replica's read, or -1 */
     uint64_t local_seq; /* srv->write_seq right after that read */
     obj_t merged;
+    bool merged_local; /* merged is our own replica's answer as read (a blind set) */
     bool read_repair;
     /* write */
     bool is_write;
@@ -257,6 +259,29 @@ static int op_send(op_t *op, int i, uint8_t type, msgpack_sbuffer *sb, peer_repl
     return 0;
 }
 
+/* op_send of a REPLICA_PUT whose body is head (sb) + enc, two pieces the
+ * transport copies into the frame as they are. */
+static int op_send_enc(op_t *op, int i, msgpack_sbuffer *head, const uint8_t *enc, size_t enclen,
+                       peer_reply_fn cb)
+{
+    server_t *srv = op->srv;
+    const cluster_node_t *n = &op->plan.view->nodes[op->plan.t[i].node];
+    req_t *rq = malloc(sizeof(*rq));
+    if (!rq)
+        return -ENOMEM;
+    rq->op = op;
+    rq->i = i;
+    op->refs++;
+    struct iovec body[2] = {{head->data, head->size}, {(void *)enc, enclen}};
+    if (transport_request_iov(srv->cluster.transport, n->host, n->peer_port, MSG_REPLICA_PUT, body,
+                              2, srv->cfg.request_timeout_ms, cb, rq) < 0) {
+        free(rq);
+        op->refs--;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 /* ---- read phase ---- */
 
 static void write_phase(op_t *op);
@@ -354,6 +379,17 @@ static void read_answer(op_t *op, int i, int status, obj_t *o)
         op->rgot++;
         if (status == 1) {
             obj_purge(o, node_now_us(), op->srv->flush_us);
+            if (op->is_write && op->ask_max == 1 && i == op->local_i && op->rgot == 1 &&
+                op->merged.nsib == 0 && op->merged.vc.n == 0) {
+                /* a blind set's only answer, our own: it is the merged
+                 * object as it is (write_phase hands it to node_write) */
+                obj_free(&op->merged);
+                op->merged = *o;
+                obj_init(o);
+                op->merged_local = true;
+                read_progress(op);
+                return;
+            }
             if (obj_sync(&op->merged, o) < 0) {
                 op->rstate[i] = R_FAILED;
                 op->rgot--;
@@ -396,8 +432,9 @@ static void on_get_reply(void *arg, int status, const frame_t *f)
 /* Our own replica (or hint) of the key: 1 found, 0 missing, <0 error. */
 static int local_get(op_t *op, const target_t *t, obj_t *o)
 {
-    if (t->hint_for == RING_NODE_NONE)
-        return node_read(op->srv, op->key, op->klen, o);
+    if (t->hint_for == RING_NODE_NONE) /* a write persists next: no cache copy */
+        return op->is_write ? node_read_take(op->srv, op->key, op->klen, o)
+                            : node_read(op->srv, op->key, op->klen, o);
     return handoff_get(op->srv, node_name(op, t->hint_for), op->key, op->klen, o);
 }
 
@@ -659,20 +696,27 @@ static void write_phase(op_t *op)
     vclock_t clipped;
     vc_init(&clipped);
     const vclock_t *ctx = &op->merged.vc;
-    if (op->has_ctx) {
-        if (vc_clip(&clipped, &op->ctx, &op->merged.vc) < 0) {
+    int self = plan_self(&op->plan);
+    obj_t *known = NULL;
+    bool unchanged = self >= 0 && op->local_i == self && op->local_seq == srv->write_seq;
+    if (op->has_ctx || (unchanged && op->merged_local)) {
+        /* merged is handed to node_write below: the context is a copy */
+        int crc = op->has_ctx ? vc_clip(&clipped, &op->ctx, &op->merged.vc)
+                              : vc_copy(&clipped, &op->merged.vc);
+        if (crc < 0) {
             free(sib.value);
             op_finish(op, -ENOMEM, 0, 0, NULL);
             return;
         }
         ctx = &clipped;
     }
-    int self = plan_self(&op->plan);
-    obj_t *known = NULL;
-    if (self >= 0 && op->local_i == self && op->local_seq == srv->write_seq)
-        known = &op->rep[self]; /* nothing written since we read it */
+    if (unchanged) /* nothing written since we read it */
+        known = op->merged_local ? &op->merged : &op->rep[self];
+    uint8_t *enc = NULL; /* the stored bytes: what every replica gets */
+    size_t enclen = 0;
     int rc = self < 0 ? -EINVAL
-                      : node_write(srv, op->key, op->klen, known, ctx, &sib, now_us, &op->newobj);
+                      : node_write(srv, op->key, op->klen, known, ctx, &sib, now_us, &op->newobj,
+                                   &enc, &enclen);
     free(sib.value);
     vc_free(&clipped);
     op_unlock(op);
@@ -683,6 +727,9 @@ static void write_phase(op_t *op)
     if (!sib.tombstone)
         srv->stats.total_items++;
 
+    /* one REPLICA_PUT per other target: a small head of its own (key, hint)
+     * and the stored encoding itself, which the transport copies once,
+     * into the frame */
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     op->refs++;
@@ -697,11 +744,14 @@ static void write_phase(op_t *op)
             write_answer(op, i, rc == 0);
             continue;
         }
-        if (encode_put(&sb, op->key, op->klen, hint, &op->newobj) < 0 ||
-            op_send(op, i, MSG_REPLICA_PUT, &sb, on_put_reply) < 0)
+        if (enc ? msg_rput_head(&sb, op->key, op->klen, hint, enclen) < 0 ||
+                      op_send_enc(op, i, &sb, enc, enclen, on_put_reply) < 0
+                : encode_put(&sb, op->key, op->klen, hint, &op->newobj) < 0 ||
+                      op_send(op, i, MSG_REPLICA_PUT, &sb, on_put_reply) < 0)
             write_answer(op, i, false);
     }
     msgpack_sbuffer_destroy(&sb);
+    free(enc);
     /* owners that are down with nobody to stand in: we keep their hint (it
      * does not count toward W: it is not a replica anyone can read) */
     for (int i = 0; i < op->plan.norphans; i++)
@@ -880,7 +930,10 @@ static void write_local(op_t *op)
     write_start(op);
 }
 
-static int copy_op(op_t *op, const kv_op_t *kop)
+/* The op's own copy of the request.  borrow: the op decides (kv_decide)
+ * before coord_write returns, so it reads the data where the caller holds
+ * it instead of a copy (coord_write forgets the pointer on return). */
+static int copy_op(op_t *op, const kv_op_t *kop, bool borrow)
 {
     op->kop = *kop;
     op->kop.data = NULL;
@@ -889,6 +942,10 @@ static int copy_op(op_t *op, const kv_op_t *kop)
         if (vc_copy(&op->ctx, kop->ctx) < 0)
             return -ENOMEM;
         op->has_ctx = true;
+    }
+    if (borrow) {
+        op->kop.data = kop->data;
+        return 0;
     }
     if (kop->len) {
         op->data = malloc(kop->len);
@@ -989,7 +1046,17 @@ void coord_write(server_t *srv, const kv_op_t *kop, const void *key, size_t klen
                  coord_done_fn done, void *arg)
 {
     op_t *op = op_new(srv, key, klen, done, arg);
-    if (!op || copy_op(op, kop) < 0) {
+    bool borrow = false;
+    if (op) {
+        if (plan_build(srv, key, klen, &op->plan) < 0)
+            op->plan.n = 0;
+        /* A blind set this node owns, of a key nobody holds here, runs to
+         * its decision inside this call (write_local takes the same test):
+         * its value is read from the caller's buffer, not copied first. */
+        borrow = kop->cmd == MC_SET && !kop->ctx && plan_self(&op->plan) >= 0 &&
+                 !keyq_busy(srv->coordq->keyq, key, klen);
+    }
+    if (!op || copy_op(op, kop, borrow) < 0) {
         if (op) {
             op->done_called = true;
             op_unref(op);
@@ -1000,8 +1067,6 @@ void coord_write(server_t *srv, const kv_op_t *kop, const void *key, size_t klen
     }
     op->r = r;
     op->w = w;
-    if (plan_build(srv, key, klen, &op->plan) < 0)
-        op->plan.n = 0;
     /* set and delete: any owner (its dot is its own); everything that
      * reads before it writes: the first live owner, where they queue */
     bool any_owner = kop->cmd == MC_SET || kop->cmd == MC_DELETE;
@@ -1012,6 +1077,8 @@ void coord_write(server_t *srv, const kv_op_t *kop, const void *key, size_t klen
         forward_write(op, first);
     else /* every owner is down: nobody may name this write */
         op_finish(op, COORD_QUORUM, 0, w, NULL);
+    if (borrow)
+        op->kop.data = NULL; /* decided (or failed) by now; the buffer is the caller's */
     op_unref(op);
 }
 
@@ -1114,7 +1181,7 @@ void coord_on_coord_write(server_t *srv, peer_link_t *link, const frame_t *f, ms
     /* the op is its own callback argument: on_forwarded_done answers on the
      * link the request came in on */
     op_t *op = op_new(srv, m->key, m->klen, on_forwarded_done, NULL);
-    int rc = op ? copy_op(op, &kop) : -ENOMEM;
+    int rc = op ? copy_op(op, &kop, false) : -ENOMEM;
     if (rc < 0) {
         if (op) {
             op->done_called = true;

@@ -391,15 +391,29 @@ static bool dec_rgot(const msgpack_object *body, msg_any_t *out)
 
 static void free_rgot(msg_any_t *m) { obj_free(&m->rgot.obj); }
 
+static int pack_rput_head(msgpack_packer *pk, const void *key, size_t klen, const char *hint)
+{
+    return status_of(msgpack_pack_array(pk, 3) | pack_bin(pk, key, klen) | pack_str(pk, hint));
+}
+
 static int enc_rput(msgpack_packer *pk, const void *m)
 {
     const msg_replica_put_t *p = m;
-    int rc = msgpack_pack_array(pk, 3) | pack_bin(pk, p->key, p->klen) | pack_str(pk, p->hint);
-    if (rc)
+    if (pack_rput_head(pk, p->key, p->klen, p->hint))
         return -ENOMEM;
     if (p->enc)
         return status_of(pack_bin(pk, p->enc, p->enclen));
     return p->obj_in ? pack_obj(pk, p->obj_in) : -EINVAL;
+}
+
+int msg_rput_head(msgpack_sbuffer *sb, const void *key, size_t klen, const char *hint,
+                  size_t enclen)
+{
+    msgpack_packer pk;
+    sb->size = 0;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    return pack_rput_head(&pk, key, klen, hint) ? -ENOMEM
+                                                : status_of(msgpack_pack_bin(&pk, enclen));
 }
 
 static bool dec_rput(const msgpack_object *body, msg_any_t *out)

@@ -95,14 +95,19 @@ static bool obj_dead(const obj_t *o)
  * the vector is what makes a replica that missed a delete or a flush take
  * the old value for superseded.  The tree gets the old record's hash from
  * `before` (store_get computed it from the bytes it read) and the new one
- * from the bytes store_put_hashed encoded: no object is encoded twice.
- * On success o->stored_hash names the new record. */
-static int persist(server_t *srv, const void *key, size_t klen, obj_t *o, acct_t before)
+ * from the bytes store_put_enc encoded: no object is encoded twice.
+ * On success o->stored_hash names the new record, *newh (when not NULL)
+ * is that hash too, and *enc (when not NULL) the stored bytes (malloc'ed,
+ * the caller frees them; NULL when the record was deleted).  give: o is not
+ * needed any more and moves into the object cache (left empty) instead of
+ * being copied there. */
+static int persist_ex(server_t *srv, const void *key, size_t klen, obj_t *o, acct_t before,
+                      bool give, uint64_t *newh, uint8_t **enc, size_t *enclen)
 {
     uint64_t h = 0;
     if (srv->ocache) /* whatever happens below, the entry is stale */
         ocache_del(srv->ocache, key, klen);
-    int rc = (o->nsib || o->vc.n) ? store_put_hashed(srv->store, key, klen, o, &h)
+    int rc = (o->nsib || o->vc.n) ? store_put_enc(srv->store, key, klen, o, &h, enc, enclen)
                                   : store_del(srv->store, key, klen);
     if (rc < 0) {
         srv->stats.store_errors++;
@@ -113,33 +118,47 @@ static int persist(server_t *srv, const void *key, size_t klen, obj_t *o, acct_t
     if (srv->aae)
         aae_on_persist(srv, key, klen, before.hash, h, h != 0 && obj_dead(o));
     o->stored_hash = h;
+    if (newh)
+        *newh = h;
     /* refilled with exactly what was stored: the next read of a key just
      * written (replicas merging, the coordinator's own read) needs neither
      * LevelDB nor a decode; -ENOMEM only leaves it uncached */
-    if (srv->ocache)
+    if (srv->ocache && h && give)
+        ocache_put_take(srv->ocache, key, klen, o);
+    else if (srv->ocache)
         ocache_put(srv->ocache, key, klen, h ? o : NULL);
     return 0;
 }
 
+static int persist(server_t *srv, const void *key, size_t klen, obj_t *o, acct_t before)
+{
+    return persist_ex(srv, key, klen, o, before, false, NULL, NULL, NULL);
+}
+
 /* The stored object of key, through the object cache: 1 and *o, 0 when
- * absent, negative on error. */
-static int cached_get(server_t *srv, const void *key, size_t klen, obj_t *o)
+ * absent, negative on error.  take: the caller writes the key next (and
+ * that write refills the cache), so a cached object moves out instead of
+ * being copied, and a miss is not cached. */
+static int cached_get(server_t *srv, const void *key, size_t klen, obj_t *o, bool take)
 {
     const obj_t *hit;
-    if (srv->ocache && ocache_get(srv->ocache, key, klen, &hit)) {
+    bool present;
+    if (srv->ocache && take && ocache_take(srv->ocache, key, klen, o, &present))
+        return present;
+    if (srv->ocache && !take && ocache_get(srv->ocache, key, klen, &hit)) {
         if (!hit)
             return 0;
         return obj_copy(o, hit) < 0 ? -ENOMEM : 1;
     }
     int rc = store_get(srv->store, key, klen, o);
-    if (rc >= 0 && srv->ocache)
+    if (rc >= 0 && srv->ocache && !take)
         ocache_put(srv->ocache, key, klen, rc == 1 ? o : NULL); /* -ENOMEM: not cached */
     return rc;
 }
 
-int node_read(server_t *srv, const void *key, size_t klen, obj_t *o)
+static int read_local(server_t *srv, const void *key, size_t klen, obj_t *o, bool take)
 {
-    int rc = cached_get(srv, key, klen, o);
+    int rc = cached_get(srv, key, klen, o, take);
     if (rc <= 0) {
         if (rc < 0)
             srv->stats.store_errors++;
@@ -159,6 +178,16 @@ int node_read(server_t *srv, const void *key, size_t klen, obj_t *o)
     return 1;
 }
 
+int node_read(server_t *srv, const void *key, size_t klen, obj_t *o)
+{
+    return read_local(srv, key, klen, o, false);
+}
+
+int node_read_take(server_t *srv, const void *key, size_t klen, obj_t *o)
+{
+    return read_local(srv, key, klen, o, true);
+}
+
 int node_merge(server_t *srv, const void *key, size_t klen, const obj_t *in)
 {
     return node_merge_hashed(srv, key, klen, in, NULL, NULL);
@@ -169,7 +198,7 @@ int node_merge_hashed(server_t *srv, const void *key, size_t klen, const obj_t *
 {
     obj_t cur;
     obj_init(&cur);
-    int rc = node_read(srv, key, klen, &cur);
+    int rc = node_read_take(srv, key, klen, &cur);
     if (rc < 0)
         goto out;
     acct_t before = acct_of(&cur, klen);
@@ -180,9 +209,7 @@ int node_merge_hashed(server_t *srv, const void *key, size_t klen, const obj_t *
     obj_purge(&cur, node_now_us(), srv->flush_us);
     srv->stats.siblings_pruned += obj_prune_siblings(&cur, (uint32_t)srv->cfg.max_siblings);
     srv->stats.vv_entries_pruned += obj_prune_vc(&cur, (uint32_t)srv->cfg.max_vv_entries);
-    rc = persist(srv, key, klen, &cur, before);
-    if (rc == 0 && new_hash != NULL)
-        *new_hash = cur.stored_hash;
+    rc = persist_ex(srv, key, klen, &cur, before, true, new_hash, NULL, NULL);
 out:
     obj_free(&cur);
     return rc;
@@ -244,7 +271,7 @@ static int dot_taken(server_t *srv, uint64_t c)
 }
 
 int node_write(server_t *srv, const void *key, size_t klen, obj_t *known, const vclock_t *ctx,
-               sibling_t *s, int64_t now_us, obj_t *out)
+               sibling_t *s, int64_t now_us, obj_t *out, uint8_t **enc, size_t *enclen)
 {
     obj_t cur;
     obj_init(&cur);
@@ -253,7 +280,7 @@ int node_write(server_t *srv, const void *key, size_t klen, obj_t *known, const 
         cur = *known;
         obj_init(known);
     } else {
-        rc = node_read(srv, key, klen, &cur);
+        rc = node_read_take(srv, key, klen, &cur);
     }
     if (rc < 0)
         goto out;
@@ -264,7 +291,7 @@ int node_write(server_t *srv, const void *key, size_t klen, obj_t *known, const 
         goto out;
     srv->stats.siblings_pruned += obj_prune_siblings(&cur, (uint32_t)srv->cfg.max_siblings);
     srv->stats.vv_entries_pruned += obj_prune_vc(&cur, (uint32_t)srv->cfg.max_vv_entries);
-    if ((rc = persist(srv, key, klen, &cur, before)) < 0)
+    if ((rc = persist_ex(srv, key, klen, &cur, before, false, NULL, enc, enclen)) < 0)
         goto out;
     obj_free(out);
     *out = cur;

@@ -72,6 +72,12 @@ void transport_close(transport_t *t);
  * -ECANCELED while the transport is closing, and then cb is never called. */
 int transport_request(transport_t *t, const char *host, int port, uint8_t type,
                       const void *body, size_t blen, int timeout_ms, peer_reply_fn cb, void *arg);
+/* The same with the body in pieces body[0..nbody) (together one msgpack
+ * object), copied once, into the frame, as they are. */
+struct iovec;
+int transport_request_iov(transport_t *t, const char *host, int port, uint8_t type,
+                          const struct iovec *body, int nbody, int timeout_ms, peer_reply_fn cb,
+                          void *arg);
 /* Fire and forget. */
 int transport_oneway(transport_t *t, const char *host, int port, uint8_t type, const void *body,
                      size_t blen);

@@ -146,6 +146,24 @@ bool ocache_get(ocache_t *c, const void *key, size_t klen, const obj_t **o)
     return true;
 }
 
+bool ocache_take(ocache_t *c, const void *key, size_t klen, obj_t *o, bool *present)
+{
+    entry_t *e = c->st.items ? find(c, hash64(key, klen), key, klen) : NULL;
+    if (!e) {
+        c->st.misses++;
+        return false;
+    }
+    c->st.hits++;
+    *present = !e->absent;
+    if (!e->absent) {
+        obj_free(o);
+        *o = e->obj;
+        obj_init(&e->obj);
+    }
+    unlink_free(c, e);
+    return true;
+}
+
 void ocache_del(ocache_t *c, const void *key, size_t klen)
 {
     if (!c->st.items)
@@ -178,20 +196,26 @@ static void grow(ocache_t *c)
     c->nb = nb;
 }
 
-int ocache_put(ocache_t *c, const void *key, size_t klen, const obj_t *o)
+/* Put o for key: copied, or taken over when take (then *o is left empty
+ * whatever happens). */
+static int put(ocache_t *c, const void *key, size_t klen, obj_t *o, bool take)
 {
     uint64_t h = hash64(key, klen);
     entry_t *old = c->st.items ? find(c, h, key, klen) : NULL;
     if (old)
         unlink_free(c, old);
     size_t size = ocache_entry_size(klen, o);
-    if (size > c->max_bytes / OCACHE_BIG_DIV)
-        return 0;
-    entry_t *e = malloc(sizeof(*e) + klen);
-    if (!e)
-        return -ENOMEM;
+    entry_t *e = NULL;
+    if (size > c->max_bytes / OCACHE_BIG_DIV || !(e = malloc(sizeof(*e) + klen))) {
+        if (take && o)
+            obj_free(o);
+        return e || size > c->max_bytes / OCACHE_BIG_DIV ? 0 : -ENOMEM;
+    }
     obj_init(&e->obj);
-    if (o && obj_copy(&e->obj, o) < 0) {
+    if (o && take) {
+        e->obj = *o;
+        obj_init(o);
+    } else if (o && obj_copy(&e->obj, o) < 0) {
         free(e);
         return -ENOMEM;
     }
@@ -218,6 +242,16 @@ int ocache_put(ocache_t *c, const void *key, size_t klen, const obj_t *o)
     c->st.items++;
     c->st.bytes += size;
     return 0;
+}
+
+int ocache_put(ocache_t *c, const void *key, size_t klen, const obj_t *o)
+{
+    return put(c, key, klen, (obj_t *)o, false); /* not changed when not taken */
+}
+
+int ocache_put_take(ocache_t *c, const void *key, size_t klen, obj_t *o)
+{
+    return put(c, key, klen, o, true);
 }
 
 void ocache_get_stats(const ocache_t *c, ocache_stats_t *s) { *s = c->st; }

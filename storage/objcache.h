@@ -48,10 +48,18 @@ void ocache_free(ocache_t *c);
 /* The entry of key: true with *o set (NULL when the key is known absent),
  * counted as a hit and made most recently used; false on a miss (counted). */
 bool ocache_get(ocache_t *c, const void *key, size_t klen, const obj_t **o);
+/* ocache_get() for a caller about to write the key (whose store write
+ * refills the cache): on a hit the entry leaves the cache and its object
+ * moves into *o (obj_init'ed by the caller; left as is when the key is
+ * cached as absent), *present tells which.  Counted as a hit or a miss. */
+bool ocache_take(ocache_t *c, const void *key, size_t klen, obj_t *o, bool *present);
 /* Cache o (NULL: the key is absent) for key, replacing any entry: 0, or
  * -ENOMEM (nothing cached; the cache stays as it was but for the old entry
  * of key, which is gone).  Not cached when too large (still 0). */
 int ocache_put(ocache_t *c, const void *key, size_t klen, const obj_t *o);
+/* ocache_put() that takes o over instead of copying it: *o is left empty
+ * whatever happens (freed when it is not cached). */
+int ocache_put_take(ocache_t *c, const void *key, size_t klen, obj_t *o);
 /* Forget key (counted as an invalidation when there was an entry). */
 void ocache_del(ocache_t *c, const void *key, size_t klen);
 /* Forget everything (the counters stay). */
