@@ -13,7 +13,9 @@
 
 void frame_release(frame_t *f)
 {
-    if (f->zone)
+    if (f->zone && f->zone_lent)
+        msgpack_zone_clear(f->zone);
+    else if (f->zone)
         msgpack_zone_free(f->zone);
     f->zone = NULL;
 }
@@ -104,6 +106,12 @@ int frame_key(const char *secret, uint8_t key[FRAME_KEY_LEN])
 int frame_parse(const uint8_t *buf, size_t len, size_t max, const uint8_t *key, frame_t *f,
                 size_t *consumed)
 {
+    return frame_parse_in(buf, len, max, key, f, consumed, NULL);
+}
+
+int frame_parse_in(const uint8_t *buf, size_t len, size_t max, const uint8_t *key, frame_t *f,
+                   size_t *consumed, msgpack_zone *lent)
+{
     memset(f, 0, sizeof(*f));
     if (len < FRAME_HDR)
         return 0;
@@ -125,7 +133,7 @@ int frame_parse(const uint8_t *buf, size_t len, size_t max, const uint8_t *key, 
     }
     if (!mp_validate(buf + FRAME_HDR, plen))
         return -EPROTO;
-    msgpack_zone *zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+    msgpack_zone *zone = lent ? lent : msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
     if (!zone)
         return -ENOMEM;
     msgpack_object root;
@@ -149,11 +157,15 @@ int frame_parse(const uint8_t *buf, size_t len, size_t max, const uint8_t *key, 
     f->ttl_ms = (uint32_t)v[4];
     f->body = it[5];
     f->zone = zone;
+    f->zone_lent = lent != NULL;
     f->wire_len = FRAME_HDR + flen;
     *consumed = FRAME_HDR + flen;
     return 1;
 bad:
-    msgpack_zone_free(zone);
+    if (lent)
+        msgpack_zone_clear(zone);
+    else
+        msgpack_zone_free(zone);
     return -EPROTO;
 }
 

@@ -47,6 +47,7 @@ typedef struct frame {
     uint32_t ttl_ms;
     msgpack_object body; /* valid until frame_release */
     msgpack_zone *zone;
+    bool zone_lent;      /* zone is the caller's (frame_parse_in): cleared, not freed */
     size_t wire_len;     /* bytes the frame took on the wire (traffic accounting) */
 } frame_t;
 
@@ -60,6 +61,12 @@ int frame_key(const char *secret, uint8_t key[FRAME_KEY_LEN]);
  * -EPROTO (not a valid frame), -EACCES (missing or wrong trailer). */
 int frame_parse(const uint8_t *buf, size_t len, size_t max, const uint8_t *key, frame_t *f,
                 size_t *consumed);
+/* frame_parse() that unpacks into the caller's zone (msgpack_zone_new'ed,
+ * empty) instead of a fresh one: frame_release() clears it for the next
+ * frame, so a stream of frames allocates nothing for their envelopes.  One
+ * frame at a time per zone. */
+int frame_parse_in(const uint8_t *buf, size_t len, size_t max, const uint8_t *key, frame_t *f,
+                   size_t *consumed, msgpack_zone *zone);
 void frame_release(frame_t *f);
 
 /* Build a frame around an already packed body (body, blen: one msgpack

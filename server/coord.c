@@ -1139,11 +1139,10 @@ void coord_flush(server_t *srv, int64_t delay_s, coord_done_fn done, void *arg)
 
 static void reply_status(peer_link_t *link, uint64_t req_id, uint8_t type, int64_t st)
 {
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    if (msg_encode_status(&sb, st) == 0)
-        transport_reply(link, req_id, type, sb.data, sb.size);
-    msgpack_sbuffer_destroy(&sb);
+    uint8_t body[MSG_STATUS_MAX];
+    size_t n = msg_status_body(body, st);
+    if (n)
+        transport_reply(link, req_id, type, body, n);
 }
 
 /* hint_for as sent: "" or our own name mean our replica. */

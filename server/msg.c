@@ -1012,6 +1012,30 @@ void msg_free(uint8_t type, enum msg_dir dir, msg_any_t *m)
         d->free(m);
 }
 
+typedef struct fixed_out {
+    uint8_t *p;
+    size_t len, cap;
+} fixed_out_t;
+
+static int fixed_out_write(void *data, const char *buf, size_t len)
+{
+    fixed_out_t *f = data;
+    if (f->cap - f->len < len)
+        return -1;
+    memcpy(f->p + f->len, buf, len);
+    f->len += len;
+    return 0;
+}
+
+size_t msg_status_body(uint8_t buf[MSG_STATUS_MAX], int64_t code)
+{
+    msg_status_t s = {code};
+    fixed_out_t out = {buf, 0, MSG_STATUS_MAX};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &out, fixed_out_write);
+    return enc_status(&pk, &s) == 0 ? out.len : 0; /* [int64] always fits */
+}
+
 int msg_encode_status(msgpack_sbuffer *sb, int64_t code)
 {
     msg_status_t s = {code};

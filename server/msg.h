@@ -263,6 +263,11 @@ void msg_free(uint8_t type, enum msg_dir dir, msg_any_t *m);
 int msg_rput_head(msgpack_sbuffer *sb, const void *key, size_t klen, const char *hint,
                   size_t enclen);
 
+/* A status body [code] into buf, without allocating: its length (never 0:
+ * one array header and at most a 9-byte integer). */
+#define MSG_STATUS_MAX 16
+size_t msg_status_body(uint8_t buf[MSG_STATUS_MAX], int64_t code);
+
 /* A status body [code], for any answer. */
 int msg_encode_status(msgpack_sbuffer *sb, int64_t code);
 bool msg_decode_status(const msgpack_object *body, int64_t *code);

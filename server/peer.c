@@ -95,6 +95,7 @@ struct transport {
     LIST_HEAD(, peer_link) dirty;
     uint8_t key[FRAME_KEY_LEN];
     bool keyed;   /* frames are authenticated with key */
+    msgpack_zone *zone; /* every received frame is unpacked here, one at a time */
     bool drop;
     uint8_t stall_type; /* fault injection: requests of this type are never answered (0: none) */
     bool closing; /* transport_close is running: refuse new requests */
@@ -268,8 +269,8 @@ static void on_read(struct bufferevent *bev, void *arg)
         const uint8_t *buf = evbuffer_pullup(in, (ssize_t)(FRAME_HDR + plen));
         frame_t f;
         size_t used = 0;
-        int rc = buf ? frame_parse(buf, FRAME_HDR + plen, t->max_frame,
-                                   t->keyed ? t->key : NULL, &f, &used)
+        int rc = buf ? frame_parse_in(buf, FRAME_HDR + plen, t->max_frame,
+                                      t->keyed ? t->key : NULL, &f, &used, t->zone)
                      : -ENOMEM;
         if (rc != 1) {
             t->stats.bad_frames++;
@@ -603,6 +604,12 @@ int transport_open(const transport_opts_t *o, transport_t **out, char *err, size
     LIST_INIT(&t->dirty);
     t->reaper = event_new(t->base, -1, 0, reap, t);
     t->flusher = event_new(t->base, -1, 0, flush, t);
+    t->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+    if (!t->zone) {
+        snprintf(err, errlen, "out of memory");
+        transport_close(t);
+        return -ENOMEM;
+    }
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
     if (!t->reaper || !t->flusher || inet_pton(AF_INET, o->host, &sin.sin_addr) != 1) {
         snprintf(err, errlen, "bad peer address %s", o->host);
@@ -647,5 +654,7 @@ void transport_close(transport_t *t)
         LIST_REMOVE(d, next);
         free(d);
     }
+    if (t->zone)
+        msgpack_zone_free(t->zone);
     free(t);
 }

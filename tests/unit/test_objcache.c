@@ -100,6 +100,46 @@ static void test_invalidate_and_replace(void **state)
     ocache_free(c);
 }
 
+/* take moves the entry out (the cache forgets it), put_take moves an
+ * object in (the caller's is left empty), also when it is not cached. */
+static void test_take_and_put_take(void **state)
+{
+    (void)state;
+    ocache_t *c = ocache_new(1 << 20);
+    obj_t o, got;
+    bool present = false;
+    obj_init(&got);
+    make_obj(&o, 5, 3, 'q', 20);
+    assert_int_equal(ocache_put_take(c, "k", 1, &o), 0);
+    assert_int_equal(o.nsib, 0);
+    assert_null(o.sib);
+    assert_true(ocache_take(c, "k", 1, &got, &present));
+    assert_true(present);
+    assert_int_equal(got.nsib, 1);
+    assert_int_equal(got.sib[0].value[0], 'q');
+    const obj_t *view;
+    assert_false(ocache_get(c, "k", 1, &view)); /* gone */
+    assert_int_equal(ocache_put(c, "gone", 4, NULL), 0);
+    assert_true(ocache_take(c, "gone", 4, &got, &present));
+    assert_false(present);
+    assert_int_equal(got.nsib, 1); /* untouched */
+    assert_false(ocache_take(c, "gone", 4, &got, &present));
+    /* too big to cache: freed, still left empty */
+    ocache_t *small = ocache_new(64);
+    make_obj(&o, 5, 4, 'r', 100);
+    assert_int_equal(ocache_put_take(small, "k", 1, &o), 0);
+    assert_int_equal(o.nsib, 0);
+    ocache_stats_t st;
+    ocache_get_stats(small, &st);
+    assert_int_equal(st.items, 0);
+    ocache_get_stats(c, &st);
+    assert_int_equal(st.items, 0);
+    assert_int_equal(st.bytes, 0);
+    obj_free(&got);
+    ocache_free(small);
+    ocache_free(c);
+}
+
 static void test_bound_evicts_least_recent(void **state)
 {
     (void)state;
@@ -185,6 +225,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hit_miss_absent),
         cmocka_unit_test(test_invalidate_and_replace),
+        cmocka_unit_test(test_take_and_put_take),
         cmocka_unit_test(test_bound_evicts_least_recent),
         cmocka_unit_test(test_many_keys_against_model),
     };
