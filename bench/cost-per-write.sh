@@ -15,6 +15,7 @@
 # under callgrind's slowdown.
 #
 #   bench/cost-per-write.sh     (after make)
+#   BENCH_CG_WRITES=0 bench/cost-per-write.sh   the same for gets (R=2)
 #   BENCH_CG_KEEP=/tmp/w bench/cost-per-write.sh   also keeps the profiles
 #       as /tmp/w.b1 .. /tmp/w.b3 (callgrind_annotate --inclusive=yes)
 set -euo pipefail
@@ -23,6 +24,7 @@ PY=/usr/bin/python3
 . bench/lib.sh
 command -v valgrind >/dev/null || apt-get install -y -qq valgrind >/dev/null
 OPS=${BENCH_CG_OPS:-6000}
+MIX=${BENCH_CG_WRITES:-1}   # fraction of sets (-W); 0 measures gets instead
 KEYS=${BENCH_CG_KEYS:-5000}
 bench_init qkv-cost-write
 read -r -a P < <($PY bench/benchlib.py freeports 6)
@@ -51,7 +53,7 @@ $PY bench/benchlib.py load "${P[0]}" "$KEYS" pre: 4 >/dev/null
 SRV="127.0.0.1:${P[0]},127.0.0.1:${P[2]},127.0.0.1:${P[4]}"
 run() { # ops
   bin/quorumkv-bench --protocol memcached -s "$SRV" -t 16 -n "$1" --warmup 0 -k "$KEYS" \
-    --key-prefix pre: -W 1 -v 100 --no-progress --no-stale-check --json "$TMP/run.json" >/dev/null
+    --key-prefix pre: -W "$MIX" -v 100 --no-progress --no-stale-check --json "$TMP/run.json" >/dev/null
 }
 run "$OPS"
 for p in "${NPID[@]}"; do callgrind_control -z "$p" >/dev/null 2>&1; done
@@ -64,12 +66,12 @@ for i in 1 2 3; do
   [ -n "${BENCH_CG_KEEP:-}" ] && cp "$f" "$BENCH_CG_KEEP.b$i"
 done
 ops=$($PY -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["ops"])' "$TMP/run.json")
-$PY - "$ops" "${files[@]}" <<'EOF'
+$PY - "$ops" "$MIX" "${files[@]}" <<'EOF'
 import re, sys
-ops = int(sys.argv[1])
+ops, mix = int(sys.argv[1]), sys.argv[2]
 ALLOC = ("malloc", "calloc", "realloc")
 ir = allocs = 0
-for path in sys.argv[2:]:
+for path in sys.argv[3:]:
     names, caller, callee = {}, None, None
     for line in open(path, errors="replace"):
         if line.startswith("summary:"):
@@ -87,6 +89,7 @@ for path in sys.argv[2:]:
         # malloc is one allocation, not two)
         if line.startswith("calls=") and callee in ALLOC and caller not in ALLOC:
             allocs += int(line[6:].split()[0])
-print("3 nodes, n=3 R=W=2, %d sets of 100 bytes: user-space instructions/set (callgrind, "
-      "all nodes) %d   heap allocations/set %.1f" % (ops, ir // ops, allocs / ops))
+what = "sets" if mix == "1" else "requests (%s sets)" % mix
+print("3 nodes, n=3 R=W=2, %d %s of 100 bytes: user-space instructions/request (callgrind, "
+      "all nodes) %d   heap allocations/request %.1f" % (ops, what, ir // ops, allocs / ops))
 EOF

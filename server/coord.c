@@ -82,6 +82,8 @@ typedef struct op {
     uint64_t local_seq; /* srv->write_seq right after that read */
     obj_t merged;
     bool merged_local; /* merged is our own replica's answer as read (a blind set) */
+    int merged_rep;    /* a read: rep[merged_rep] was moved into merged, which has not
+                        * changed since (-1: none); saves copying agreeing answers */
     bool read_repair;
     /* write */
     bool is_write;
@@ -101,6 +103,16 @@ typedef struct op {
     peer_link_t *link;
     uint64_t req_id;
 } op_t;
+
+/* Writes queued behind a key, and those whose turn has come. */
+struct coord_state {
+    uint64_t rng;       /* xorshift64: which reads ask every replica */
+    keyq_t *keyq;
+    struct event *turn; /* runs the ready list from the loop */
+    op_t *ready, *ready_tail;
+    bool closing;       /* coord_close: ready ops fail instead of running */
+    msgpack_sbuffer sb; /* scratch for small bodies packed and sent at once */
+};
 
 static const char *node_name(const op_t *op, uint32_t idx)
 {
@@ -176,6 +188,7 @@ static op_t *op_new(server_t *srv, const void *key, size_t klen, coord_done_fn d
     op->done = done;
     op->arg = arg;
     op->local_i = -1;
+    op->merged_rep = -1;
     /* calloc'ed: every obj_t is already an empty object (obj_init zeroes) */
     return op;
 }
@@ -309,7 +322,8 @@ static void read_repair(op_t *op)
     for (int i = 0; i < op->plan.n; i++) {
         if (op->rstate[i] != R_FOUND && op->rstate[i] != R_MISSING)
             continue;
-        if (op->rstate[i] == R_FOUND && obj_equal(&op->rep[i], &op->merged))
+        if (op->rstate[i] == R_FOUND &&
+            (i == op->merged_rep || obj_equal(&op->rep[i], &op->merged)))
             continue;
         srv->coord.read_repairs++;
         const target_t *t = &op->plan.t[i];
@@ -390,7 +404,26 @@ static void read_answer(op_t *op, int i, int status, obj_t *o)
                 read_progress(op);
                 return;
             }
-            if (obj_sync(&op->merged, o) < 0) {
+            bool empty = op->merged.nsib == 0 && op->merged.vc.n == 0;
+            if (!op->is_write && empty && op->merged_rep < 0) {
+                /* a read's first object: it is the merged object as it is */
+                obj_free(&op->merged);
+                op->merged = *o;
+                obj_init(o);
+                op->merged_rep = i;
+                read_progress(op);
+                return;
+            }
+            /* an answer equal to the merged object changes nothing (the
+             * usual case: replicas agree); otherwise merge it, after giving
+             * the answer held in merged its own copy back */
+            bool same = op->merged_rep >= 0 && obj_equal(&op->merged, o);
+            if (!same && op->merged_rep >= 0) {
+                if (obj_copy(&op->rep[op->merged_rep], &op->merged) < 0)
+                    op->rstate[op->merged_rep] = R_FAILED; /* no repair for it, that is all */
+                op->merged_rep = -1;
+            }
+            if (!same && obj_sync(&op->merged, o) < 0) {
                 op->rstate[i] = R_FAILED;
                 op->rgot--;
                 op->rfail++;
@@ -456,15 +489,13 @@ static void read_ask(op_t *op, int i)
         obj_free(&o);
         return;
     }
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
+    msgpack_sbuffer *sb = &op->srv->coordq->sb; /* sent (copied) before anything else runs */
     msg_replica_get_t m = {.key = op->key, .klen = op->klen};
     snprintf(m.hint, sizeof(m.hint), "%s",
              t->hint_for == RING_NODE_NONE ? "" : node_name(op, t->hint_for));
-    int rc = msg_encode(&sb, MSG_REPLICA_GET, MSG_REQ, &m);
+    int rc = msg_encode(sb, MSG_REPLICA_GET, MSG_REQ, &m);
     if (rc == 0)
-        rc = op_send(op, i, MSG_REPLICA_GET, &sb, on_get_reply);
-    msgpack_sbuffer_destroy(&sb);
+        rc = op_send(op, i, MSG_REPLICA_GET, sb, on_get_reply);
     if (rc < 0)
         read_answer(op, i, -ENOMEM, NULL);
 }
@@ -776,14 +807,6 @@ static void write_start(op_t *op)
         op->r = r;
 }
 
-/* Writes queued behind a key, and those whose turn has come. */
-struct coord_state {
-    uint64_t rng;       /* xorshift64: which reads ask every replica */
-    keyq_t *keyq;
-    struct event *turn; /* runs the ready list from the loop */
-    op_t *ready, *ready_tail;
-    bool closing;       /* coord_close: ready ops fail instead of running */
-};
 
 /* A queued write's turn: run it, or fail it if its client has given up (or
  * the node is stopping).  It holds the key now, and the queue's reference
@@ -869,6 +892,7 @@ int coord_open(server_t *srv, char *err, size_t errlen)
         snprintf(err, errlen, "coordinator: out of memory");
         return -1;
     }
+    msgpack_sbuffer_init(&cs->sb);
     cs->rng = (uint64_t)node_now_us() ^ srv->node_id;
     if (!cs->rng)
         cs->rng = 1;
@@ -888,6 +912,7 @@ void coord_close(server_t *srv)
         on_turn(-1, 0, cs);
     event_free(cs->turn);
     keyq_free(cs->keyq);
+    msgpack_sbuffer_destroy(&cs->sb);
     free(cs);
     srv->coordq = NULL;
 }
@@ -1207,19 +1232,35 @@ void coord_on_coord_write(server_t *srv, peer_link_t *link, const frame_t *f, ms
 void coord_on_replica_get(server_t *srv, peer_link_t *link, const frame_t *f, msg_any_t *msg)
 {
     const msg_replica_get_t *m = &msg->rget;
+    msgpack_sbuffer *sb = &srv->coordq->sb;
+    if (is_own(srv, m->hint)) {
+        /* our replica: its encoding (made from the cached object where it
+         * is) goes into the frame as a second piece */
+        uint8_t *enc;
+        size_t enclen;
+        int rc = node_read_enc(srv, m->key, m->klen, &enc, &enclen);
+        if (rc == 1 && msg_rgot_head(sb, enclen) == 0) {
+            struct iovec body[2] = {{sb->data, sb->size}, {enc, enclen}};
+            transport_reply_iov(link, f->req_id, MSG_REPLICA_GET, body, 2);
+        } else if (rc == 1) {
+            reply_status(link, f->req_id, MSG_REPLICA_GET, -EIO);
+        } else {
+            msg_replica_got_t got = {.code = rc == 0 ? 1 : rc};
+            if (msg_encode(sb, MSG_REPLICA_GET, MSG_REP, &got) == 0)
+                transport_reply(link, f->req_id, MSG_REPLICA_GET, sb->data, sb->size);
+        }
+        free(enc);
+        return;
+    }
     msg_replica_got_t got = {0};
     obj_init(&got.obj);
-    int rc = is_own(srv, m->hint) ? node_read(srv, m->key, m->klen, &got.obj)
-                                  : handoff_get(srv, m->hint, m->key, m->klen, &got.obj);
+    int rc = handoff_get(srv, m->hint, m->key, m->klen, &got.obj);
     got.code = rc == 1 ? 0 : rc == 0 ? 1 : rc;
     got.has_obj = rc == 1;
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    if (msg_encode(&sb, MSG_REPLICA_GET, MSG_REP, &got) == 0)
-        transport_reply(link, f->req_id, MSG_REPLICA_GET, sb.data, sb.size);
+    if (msg_encode(sb, MSG_REPLICA_GET, MSG_REP, &got) == 0)
+        transport_reply(link, f->req_id, MSG_REPLICA_GET, sb->data, sb->size);
     else
         reply_status(link, f->req_id, MSG_REPLICA_GET, -EIO);
-    msgpack_sbuffer_destroy(&sb);
     obj_free(&got.obj);
 }
 

@@ -374,6 +374,15 @@ static int enc_rgot(msgpack_packer *pk, const void *m)
     return g->has_obj ? pack_obj(pk, &g->obj) : status_of(msgpack_pack_nil(pk));
 }
 
+int msg_rgot_head(msgpack_sbuffer *sb, size_t enclen)
+{
+    msgpack_packer pk;
+    sb->size = 0;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    return status_of(msgpack_pack_array(&pk, 2) | msgpack_pack_int64(&pk, 0) |
+                     msgpack_pack_bin(&pk, enclen));
+}
+
 static bool dec_rgot(const msgpack_object *body, msg_any_t *out)
 {
     const msgpack_object *it;

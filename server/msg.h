@@ -263,6 +263,12 @@ void msg_free(uint8_t type, enum msg_dir dir, msg_any_t *m);
 int msg_rput_head(msgpack_sbuffer *sb, const void *key, size_t klen, const char *hint,
                   size_t enclen);
 
+/* The REPLICA_GET answer "found" of an object already encoded (enclen
+ * bytes) is what this packs into sb (cleared first) followed by the
+ * encoding: what msg_encode() makes of {code 0, the object}.  0 or
+ * -ENOMEM. */
+int msg_rgot_head(msgpack_sbuffer *sb, size_t enclen);
+
 /* A status body [code] into buf, without allocating: its length (never 0:
  * one array header and at most a 9-byte integer). */
 #define MSG_STATUS_MAX 16

@@ -188,6 +188,26 @@ int node_read_take(server_t *srv, const void *key, size_t klen, obj_t *o)
     return read_local(srv, key, klen, o, true);
 }
 
+int node_read_enc(server_t *srv, const void *key, size_t klen, uint8_t **enc, size_t *enclen)
+{
+    const obj_t *hit;
+    *enc = NULL;
+    *enclen = 0;
+    if (srv->ocache && ocache_get(srv->ocache, key, klen, &hit)) {
+        if (!hit)
+            return 0;
+        if (!obj_purgeable(hit, node_now_us(), srv->flush_us))
+            return obj_encode(hit, enc, enclen) < 0 ? -ENOMEM : 1;
+    }
+    obj_t o;
+    obj_init(&o);
+    int rc = node_read(srv, key, klen, &o); /* purges (and persists) what is dead */
+    if (rc == 1 && obj_encode(&o, enc, enclen) < 0)
+        rc = -ENOMEM;
+    obj_free(&o);
+    return rc;
+}
+
 int node_merge(server_t *srv, const void *key, size_t klen, const obj_t *in)
 {
     return node_merge_hashed(srv, key, klen, in, NULL, NULL);

@@ -17,6 +17,11 @@
  * tombstones: check obj_live), 0 when absent, negative on storage error.
  * *o must be obj_init'ed; the caller frees it. */
 int node_read(server_t *srv, const void *key, size_t klen, obj_t *o);
+/* node_read() for a caller that sends the object on as it is (a replica
+ * answering REPLICA_GET): 1 with *enc / *enclen its encoding (malloc'ed,
+ * the caller frees it), 0 when absent, negative on error.  A cached object
+ * with nothing to purge is encoded where it is, without a copy. */
+int node_read_enc(server_t *srv, const void *key, size_t klen, uint8_t **enc, size_t *enclen);
 /* node_read() for a caller that writes the key next, through persist
  * (node_write, node_merge, the coordinator's read phase of a write): a
  * cached object moves out of the object cache instead of being copied

@@ -539,6 +539,14 @@ int transport_reply(peer_link_t *l, uint64_t req_id, uint8_t type, const void *b
     return link_send(l, type, FRAME_RESPONSE, req_id, 0, body, blen);
 }
 
+int transport_reply_iov(peer_link_t *l, uint64_t req_id, uint8_t type, const struct iovec *body,
+                        int nbody)
+{
+    if (l->dead)
+        return -EPIPE;
+    return link_send_iov(l, type, FRAME_RESPONSE, req_id, 0, body, nbody);
+}
+
 void transport_link_hold(peer_link_t *l) { l->refs++; }
 
 void transport_link_release(peer_link_t *l)

@@ -776,6 +776,19 @@ uint32_t obj_purge(obj_t *o, int64_t now_us, int64_t flush_us)
     return n - w;
 }
 
+bool obj_purgeable(const obj_t *o, int64_t now_us, int64_t flush_us)
+{
+    int64_t now_s = now_us / 1000000;
+    bool flushed = flush_us != 0 && now_us >= flush_us;
+    for (uint32_t i = 0; i < o->nsib; i++) {
+        const sibling_t *s = &o->sib[i];
+        if (!s->tombstone &&
+            ((s->expiry != 0 && s->expiry <= now_s) || (flushed && s->ts_us <= flush_us)))
+            return true;
+    }
+    return false;
+}
+
 bool obj_live(const obj_t *o)
 {
     const sibling_t *w = obj_winner(o);

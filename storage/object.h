@@ -135,6 +135,10 @@ uint32_t obj_purge(obj_t *o, int64_t now_us, int64_t flush_us);
  * dropped. */
 uint32_t obj_prune_vc(obj_t *o, uint32_t max);
 
+/* Whether obj_purge(o, now_us, flush_us) would drop anything, without
+ * changing o. */
+bool obj_purgeable(const obj_t *o, int64_t now_us, int64_t flush_us);
+
 /* True when the object has a live winner (exists, not a tombstone). */
 bool obj_live(const obj_t *o);
 

@@ -1090,7 +1090,7 @@ static void test_purge_flush(void **state)
     obj_free(&o);
 }
 
-/* The crawler's pre-check agrees with obj_purge on every object of the
+/* The crawler's pre-check (and obj_purgeable) agrees with obj_purge on every object of the
  * expiry and flush tests, at every instant around their edges, and says
  * "decode to know" for what it cannot read. */
 static void test_enc_may_purge_agrees_with_purge(void **state)
@@ -1119,7 +1119,9 @@ static void test_enc_may_purge_agrees_with_purge(void **state)
                 obj_t c;
                 obj_init(&c);
                 assert_int_equal(obj_copy(&c, &o), 0);
+                bool may = obj_purgeable(&c, nows[i], flushes[j]);
                 bool drops = obj_purge(&c, nows[i], flushes[j]) > 0;
+                assert_int_equal(may, drops);
                 assert_int_equal(obj_enc_may_purge(buf, len, nows[i], flushes[j]), drops);
                 obj_free(&c);
             }
