@@ -249,6 +249,13 @@ static void test_replica_roundtrip(void **state)
     assert_int_equal(head.size + elen, whole.size);
     assert_memory_equal(head.data, whole.data, head.size);
     assert_memory_equal(whole.data + head.size, enc, elen);
+    /* a replica's found answer in two pieces is msg_encode's too */
+    msg_replica_got_t found = {.code = 0, .has_obj = true, .obj = o};
+    assert_int_equal(msg_encode(&whole, MSG_REPLICA_GET, MSG_REP, &found), 0);
+    assert_int_equal(msg_rgot_head(&head, elen), 0);
+    assert_int_equal(head.size + elen, whole.size);
+    assert_memory_equal(head.data, whole.data, head.size);
+    assert_memory_equal(whole.data + head.size, enc, elen);
     /* and the stack status body is msg_encode_status's */
     int64_t codes[] = {0, 1, -5, -ENOMEM, INT64_MIN, INT64_MAX};
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
