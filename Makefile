@@ -3,8 +3,9 @@
 #   make                 build bin/, lib/
 #   make test            install missing Debian packages, build, run every test
 #   make run             install missing packages, build, start the local 3-node cluster
-#   make bench           benchmarks (bench/, all with bin/quorumkv-bench): one node and a 3-node
-#                        cluster against memcached, libquorumkv against text clients, stale reads;
+#   make bench           benchmarks (bench/, all with bin/quorumkv-bench): issue 12's table (1 node
+#                        and 3 nodes at R=W=1,2,3, 4 and 16 connections, memcached beside it, CPU
+#                        per request); one node and a 3-node cluster against memcached, libquorumkv against text clients, stale reads;
 #                        then anti-entropy's cost and repairs; then the gossip simulation of
 #                        20, 100 and 1000 nodes (make bench-gossip)
 #   make SANITIZE=address test   the same suite under ASan+UBSan
@@ -42,6 +43,7 @@ TEST_MODS_test_object := storage common
 TEST_MODS_test_versions := storage common
 TEST_MODS_test_store  := storage ring common
 TEST_MODS_test_tictac := storage ring common
+TEST_MODS_test_objcache := storage common
 TEST_MODS_test_ring   := ring common
 TEST_MODS_test_gossip := gossip storage ring common
 TEST_MODS_test_proto  := server common
@@ -197,6 +199,7 @@ run: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory all $(GOSSIP_SIM)
+	@bench/bench-table.sh
 	@bench/bench-memcached.sh
 	@bench/bench-cluster.sh
 	@bench/stale-reads.sh

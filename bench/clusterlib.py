@@ -9,6 +9,8 @@ Subcommands:
                                   last reply of each node, exit 1 on timeout
   table RESULTS_JSON              print the per-setting table (see bench-cluster.sh)
                                   from the runs' summaries (bench/benchlib.py qkvbench)
+  grid RESULTS_TSV                print bench-table.sh's markdown table from lines
+                                  "setting<TAB>conns<TAB>mc|qkv<TAB>summary.json"
 """
 import json
 import re
@@ -129,12 +131,49 @@ def cmd_table(results_json):
     sys.exit(1 if bad else 0)
 
 
+def cmd_grid(results_tsv):
+    """One markdown row per (setting, connections): medians of the runs of
+    memcached and of quorumkvd taken in the same rounds, and their ratio."""
+    groups, order = {}, []
+    for ln in open(results_tsv):
+        setting, conns, target, path = ln.rstrip("\n").split("\t")
+        key = (setting, int(conns))
+        if key not in groups:
+            groups[key] = {"mc": [], "qkv": []}
+            order.append(key)
+        try:
+            r = json.load(open(path))
+        except (OSError, ValueError):
+            r = {"ok": False}
+        groups[key][target].append(r)
+
+    def med(runs, k):
+        vals = [r[k] for r in runs if r.get("ok") and r.get(k) is not None]
+        return statistics.median(vals) if vals else None
+
+    print("| quorumkvd | conns | memcached ops/s | p50 us | p99 us | quorumkvd ops/s | p50 us | p99 us "
+          "| vs memcached | runs ok |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    bad = 0
+    for key in order:
+        g = groups[key]
+        mt, qt = med(g["mc"], "tps"), med(g["qkv"], "tps")
+        ok = sum(1 for r in g["mc"] + g["qkv"] if r.get("ok"))
+        bad += len(g["mc"]) + len(g["qkv"]) - ok
+        ratio = "%.2f" % (qt / mt) if mt and qt else "-"
+        print("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %d/%d |" % (
+            key[0], key[1], fmt(mt), fmt(med(g["mc"], "total_p50_us")),
+            fmt(med(g["mc"], "total_p99_us")), fmt(qt), fmt(med(g["qkv"], "total_p50_us")),
+            fmt(med(g["qkv"], "total_p99_us")), ratio, ok, len(g["mc"]) + len(g["qkv"])))
+    sys.exit(1 if bad else 0)
+
+
 def main(argv):
     if len(argv) < 2:
         die(__doc__)
     cmd, args = argv[1], argv[2:]
     fn = {"members": cmd_members, "wait_members": cmd_wait_members,
-          "table": cmd_table}.get(cmd)
+          "table": cmd_table, "grid": cmd_grid}.get(cmd)
     if fn is None:
         die("unknown subcommand " + cmd)
     fn(*args)

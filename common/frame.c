@@ -9,10 +9,13 @@
 #include <math.h>
 #include <sodium.h>
 #include <string.h>
+#include <sys/uio.h>
 
 void frame_release(frame_t *f)
 {
-    if (f->zone)
+    if (f->zone && f->zone_lent)
+        msgpack_zone_clear(f->zone);
+    else if (f->zone)
         msgpack_zone_free(f->zone);
     f->zone = NULL;
 }
@@ -103,6 +106,12 @@ int frame_key(const char *secret, uint8_t key[FRAME_KEY_LEN])
 int frame_parse(const uint8_t *buf, size_t len, size_t max, const uint8_t *key, frame_t *f,
                 size_t *consumed)
 {
+    return frame_parse_in(buf, len, max, key, f, consumed, NULL);
+}
+
+int frame_parse_in(const uint8_t *buf, size_t len, size_t max, const uint8_t *key, frame_t *f,
+                   size_t *consumed, msgpack_zone *lent)
+{
     memset(f, 0, sizeof(*f));
     if (len < FRAME_HDR)
         return 0;
@@ -124,7 +133,7 @@ int frame_parse(const uint8_t *buf, size_t len, size_t max, const uint8_t *key, 
     }
     if (!mp_validate(buf + FRAME_HDR, plen))
         return -EPROTO;
-    msgpack_zone *zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+    msgpack_zone *zone = lent ? lent : msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
     if (!zone)
         return -ENOMEM;
     msgpack_object root;
@@ -148,11 +157,15 @@ int frame_parse(const uint8_t *buf, size_t len, size_t max, const uint8_t *key, 
     f->ttl_ms = (uint32_t)v[4];
     f->body = it[5];
     f->zone = zone;
+    f->zone_lent = lent != NULL;
     f->wire_len = FRAME_HDR + flen;
     *consumed = FRAME_HDR + flen;
     return 1;
 bad:
-    msgpack_zone_free(zone);
+    if (lent)
+        msgpack_zone_clear(zone);
+    else
+        msgpack_zone_free(zone);
     return -EPROTO;
 }
 
@@ -183,6 +196,57 @@ int frame_build(msgpack_sbuffer *sb, uint8_t type, uint8_t kind, uint64_t req_id
         crypto_auth_hmacsha256(mac, (const unsigned char *)sb->data, sb->size, key);
         if (msgpack_sbuffer_write(sb, (const char *)mac, sizeof(mac)))
             return -ENOMEM;
+    }
+    return 0;
+}
+
+/* msgpack_packer output into a fixed buffer (the frame head). */
+typedef struct fixed_buf {
+    uint8_t *p;
+    size_t len, cap;
+} fixed_buf_t;
+
+static int fixed_write(void *data, const char *buf, size_t len)
+{
+    fixed_buf_t *f = data;
+    if (f->cap - f->len < len)
+        return -1;
+    memcpy(f->p + f->len, buf, len);
+    f->len += len;
+    return 0;
+}
+
+int frame_build_iov(uint8_t head[FRAME_HEAD_MAX], size_t *hlen, uint8_t type, uint8_t kind,
+                    uint64_t req_id, uint32_t ttl_ms, const struct iovec *body, int n,
+                    const uint8_t *key, uint8_t mac[FRAME_MAC_LEN])
+{
+    fixed_buf_t fb = {head, FRAME_HDR, FRAME_HEAD_MAX};
+    msgpack_packer pk;
+    size_t blen = 0;
+    for (int i = 0; i < n; i++)
+        blen += body[i].iov_len;
+    memset(head, 0, FRAME_HDR);
+    msgpack_packer_init(&pk, &fb, fixed_write);
+    if (msgpack_pack_array(&pk, 6) || msgpack_pack_uint8(&pk, FRAME_VERSION) ||
+        msgpack_pack_uint8(&pk, type) || msgpack_pack_uint8(&pk, kind) ||
+        msgpack_pack_uint64(&pk, req_id) || msgpack_pack_uint32(&pk, ttl_ms) ||
+        (blen == 0 && msgpack_pack_nil(&pk)))
+        return -EMSGSIZE; /* cannot happen: the head is at most 26 bytes */
+    uint64_t flen = (uint64_t)fb.len - FRAME_HDR + blen + (key ? FRAME_MAC_LEN : 0);
+    if (flen > UINT32_MAX)
+        return -EMSGSIZE;
+    head[0] = (uint8_t)(flen >> 24);
+    head[1] = (uint8_t)(flen >> 16);
+    head[2] = (uint8_t)(flen >> 8);
+    head[3] = (uint8_t)flen;
+    *hlen = fb.len;
+    if (key) {
+        crypto_auth_hmacsha256_state st;
+        crypto_auth_hmacsha256_init(&st, key, FRAME_KEY_LEN);
+        crypto_auth_hmacsha256_update(&st, head, fb.len);
+        for (int i = 0; i < n; i++)
+            crypto_auth_hmacsha256_update(&st, body[i].iov_base, body[i].iov_len);
+        crypto_auth_hmacsha256_final(&st, mac);
     }
     return 0;
 }

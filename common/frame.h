@@ -47,6 +47,7 @@ typedef struct frame {
     uint32_t ttl_ms;
     msgpack_object body; /* valid until frame_release */
     msgpack_zone *zone;
+    bool zone_lent;      /* zone is the caller's (frame_parse_in): cleared, not freed */
     size_t wire_len;     /* bytes the frame took on the wire (traffic accounting) */
 } frame_t;
 
@@ -60,6 +61,12 @@ int frame_key(const char *secret, uint8_t key[FRAME_KEY_LEN]);
  * -EPROTO (not a valid frame), -EACCES (missing or wrong trailer). */
 int frame_parse(const uint8_t *buf, size_t len, size_t max, const uint8_t *key, frame_t *f,
                 size_t *consumed);
+/* frame_parse() that unpacks into the caller's zone (msgpack_zone_new'ed,
+ * empty) instead of a fresh one: frame_release() clears it for the next
+ * frame, so a stream of frames allocates nothing for their envelopes.  One
+ * frame at a time per zone. */
+int frame_parse_in(const uint8_t *buf, size_t len, size_t max, const uint8_t *key, frame_t *f,
+                   size_t *consumed, msgpack_zone *zone);
 void frame_release(frame_t *f);
 
 /* Build a frame around an already packed body (body, blen: one msgpack
@@ -67,6 +74,17 @@ void frame_release(frame_t *f);
  * whole frame into sb (which it clears first). */
 int frame_build(msgpack_sbuffer *sb, uint8_t type, uint8_t kind, uint64_t req_id,
                 uint32_t ttl_ms, const void *body, size_t blen, const uint8_t *key);
+
+/* The same frame as frame_build() of the concatenation of body[0..n)
+ * (together one msgpack object), without copying the body: the frame is
+ * head[0..*hlen) (at most FRAME_HEAD_MAX bytes), then the body pieces as
+ * they are, then, when key is not NULL, mac[0..FRAME_MAC_LEN), the
+ * trailer computed over the head and the pieces.  0, or -EMSGSIZE. */
+#define FRAME_HEAD_MAX 32
+struct iovec;
+int frame_build_iov(uint8_t head[FRAME_HEAD_MAX], size_t *hlen, uint8_t type, uint8_t kind,
+                    uint64_t req_id, uint32_t ttl_ms, const struct iovec *body, int n,
+                    const uint8_t *key, uint8_t mac[FRAME_MAC_LEN]);
 
 /* Check that buf[0..len) is exactly one well-formed msgpack object whose
  * every array/map/str/bin length fits in the bytes that remain.  Call it

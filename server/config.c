@@ -66,6 +66,7 @@ static const config_key_t config_keys[] = {
     {"transfer", "max_bytes_per_s", K_U64, F(xfer_max_bytes_per_s), 4096, 1e12},
     {"storage", "sync", K_BOOL, F(storage_sync), 0, 0},
     {"storage", "cache_mb", K_INT, F(cache_mb), 1, 65536},
+    {"storage", "object_cache_mb", K_INT, F(object_cache_mb), 0, 65536},
     {"storage", "tombstone_grace_s", K_INT, F(tombstone_grace_s), 0, 3650 * 86400},
     {"debug", "fault_injection", K_BOOL, F(fault_injection), 0, 0},
 };
@@ -179,6 +180,7 @@ void config_defaults(config_t *cfg)
     cfg->tombstone_grace_s = 86400;
     cfg->storage_sync = false;
     cfg->cache_mb = 8;
+    cfg->object_cache_mb = 64;
 }
 
 static int parse_long(const char *v, long *out)

@@ -64,6 +64,7 @@ typedef struct config {
     /* [storage] */
     bool storage_sync;
     int cache_mb;
+    int object_cache_mb; /* decoded-object cache in front of LevelDB; 0 = off */
     int tombstone_grace_s;
     /* [debug] */
     bool fault_injection; /* allow the `debug` client command (tests only) */

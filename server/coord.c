@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "../common/log.h"
 #include "handoff.h"
@@ -86,6 +87,9 @@ typedef struct op {
     int local_i;        /* plan index of our own replica's read, or -1 */
     uint64_t local_seq; /* srv->write_seq right after that read */
     obj_t merged;
+    bool merged_local; /* merged is our own replica's answer as read (a blind set) */
+    int merged_rep;    /* a read: rep[merged_rep] was moved into merged, which has not
+                        * changed since (-1: none); saves copying agreeing answers */
     bool read_repair;
     /* write */
     bool is_write;
@@ -105,6 +109,16 @@ typedef struct op {
     peer_link_t *link;
     uint64_t req_id;
 } op_t;
+
+/* Writes queued behind a key, and those whose turn has come. */
+struct coord_state {
+    uint64_t rng;       /* xorshift64: which reads ask every replica */
+    keyq_t *keyq;
+    struct event *turn; /* runs the ready list from the loop */
+    op_t *ready, *ready_tail;
+    bool closing;       /* coord_close: ready ops fail instead of running */
+    msgpack_sbuffer sb; /* scratch for small bodies packed and sent at once */
+};
 
 static const char *node_name(const op_t *op, uint32_t idx)
 {
@@ -198,6 +212,7 @@ static op_t *op_new(server_t *srv, const void *key, size_t klen, coord_done_fn d
     op->done = done;
     op->arg = arg;
     op->local_i = -1;
+    op->merged_rep = -1;
     /* calloc'ed: every obj_t is already an empty object (obj_init zeroes) */
     return op;
 }
@@ -281,6 +296,29 @@ static int op_send(op_t *op, int i, uint8_t type, msgpack_sbuffer *sb, peer_repl
     return 0;
 }
 
+/* op_send of a REPLICA_PUT whose body is head (sb) + enc, two pieces the
+ * transport copies into the frame as they are. */
+static int op_send_enc(op_t *op, int i, msgpack_sbuffer *head, const uint8_t *enc, size_t enclen,
+                       peer_reply_fn cb)
+{
+    server_t *srv = op->srv;
+    const cluster_node_t *n = &op->plan.view->nodes[op->plan.t[i].node];
+    req_t *rq = malloc(sizeof(*rq));
+    if (!rq)
+        return -ENOMEM;
+    rq->op = op;
+    rq->i = i;
+    op->refs++;
+    struct iovec body[2] = {{head->data, head->size}, {(void *)enc, enclen}};
+    if (transport_request_iov(srv->cluster.transport, n->host, n->peer_port, MSG_REPLICA_PUT, body,
+                              2, srv->cfg.request_timeout_ms, cb, rq) < 0) {
+        free(rq);
+        op->refs--;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 /* ---- read phase ---- */
 
 static void write_phase(op_t *op);
@@ -309,7 +347,8 @@ static void read_repair(op_t *op)
     for (int i = 0; i < op->plan.n; i++) {
         if (op->rstate[i] != R_FOUND && op->rstate[i] != R_MISSING)
             continue;
-        if (op->rstate[i] == R_FOUND && obj_equal(&op->rep[i], &op->merged))
+        if (op->rstate[i] == R_FOUND &&
+            (i == op->merged_rep || obj_equal(&op->rep[i], &op->merged)))
             continue;
         srv->coord.read_repairs++;
         const target_t *t = &op->plan.t[i];
@@ -379,7 +418,37 @@ static void read_answer(op_t *op, int i, int status, obj_t *o)
         op->rgot++;
         if (status == 1) {
             obj_purge(o, node_now_us(), op->srv->flush_us);
-            if (obj_sync(&op->merged, o) < 0) {
+            if (op->is_write && op->ask_max == 1 && i == op->local_i && op->rgot == 1 &&
+                op->merged.nsib == 0 && op->merged.vc.n == 0) {
+                /* a blind set's only answer, our own: it is the merged
+                 * object as it is (write_phase hands it to node_write) */
+                obj_free(&op->merged);
+                op->merged = *o;
+                obj_init(o);
+                op->merged_local = true;
+                read_progress(op);
+                return;
+            }
+            bool empty = op->merged.nsib == 0 && op->merged.vc.n == 0;
+            if (!op->is_write && empty && op->merged_rep < 0) {
+                /* a read's first object: it is the merged object as it is */
+                obj_free(&op->merged);
+                op->merged = *o;
+                obj_init(o);
+                op->merged_rep = i;
+                read_progress(op);
+                return;
+            }
+            /* an answer equal to the merged object changes nothing (the
+             * usual case: replicas agree); otherwise merge it, after giving
+             * the answer held in merged its own copy back */
+            bool same = op->merged_rep >= 0 && obj_equal(&op->merged, o);
+            if (!same && op->merged_rep >= 0) {
+                if (obj_copy(&op->rep[op->merged_rep], &op->merged) < 0)
+                    op->rstate[op->merged_rep] = R_FAILED; /* no repair for it, that is all */
+                op->merged_rep = -1;
+            }
+            if (!same && obj_sync(&op->merged, o) < 0) {
                 op->rstate[i] = R_FAILED;
                 op->rgot--;
                 op->rfail++;
@@ -421,8 +490,9 @@ static void on_get_reply(void *arg, int status, const frame_t *f)
 /* Our own replica (or hint) of the key: 1 found, 0 missing, <0 error. */
 static int local_get(op_t *op, const target_t *t, obj_t *o)
 {
-    if (t->hint_for == RING_NODE_NONE)
-        return node_read(op->srv, op->key, op->klen, o);
+    if (t->hint_for == RING_NODE_NONE) /* a write persists next: no cache copy */
+        return op->is_write ? node_read_take(op->srv, op->key, op->klen, o)
+                            : node_read(op->srv, op->key, op->klen, o);
     return handoff_get(op->srv, node_name(op, t->hint_for), op->key, op->klen, o);
 }
 
@@ -444,15 +514,13 @@ static void read_ask(op_t *op, int i)
         obj_free(&o);
         return;
     }
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
+    msgpack_sbuffer *sb = &op->srv->coordq->sb; /* sent (copied) before anything else runs */
     msg_replica_get_t m = {.key = op->key, .klen = op->klen};
     snprintf(m.hint, sizeof(m.hint), "%s",
              t->hint_for == RING_NODE_NONE ? "" : node_name(op, t->hint_for));
-    int rc = msg_encode(&sb, MSG_REPLICA_GET, MSG_REQ, &m);
+    int rc = msg_encode(sb, MSG_REPLICA_GET, MSG_REQ, &m);
     if (rc == 0)
-        rc = op_send(op, i, MSG_REPLICA_GET, &sb, on_get_reply);
-    msgpack_sbuffer_destroy(&sb);
+        rc = op_send(op, i, MSG_REPLICA_GET, sb, on_get_reply);
     if (rc < 0)
         read_answer(op, i, -ENOMEM, NULL);
 }
@@ -554,9 +622,11 @@ static void read_start(op_t *op, enum read_mode mode)
 static bool repair_roll(server_t *srv);
 
 /* An R=1 read of a key this node owns is its own replica's answer: give it
- * at once, without an op or a message.  Returns false otherwise. */
-static bool get_local_only(server_t *srv, const void *key, size_t klen, int r, coord_done_fn done,
-                           void *arg)
+ * at once, without an op or a message; also when the read was picked to
+ * repair every replica (all) but this node is the key's only replica
+ * (n = 1: nothing to compare or repair).  Returns false otherwise. */
+static bool get_local_only(server_t *srv, const void *key, size_t klen, int r, bool all,
+                           coord_done_fn done, void *arg)
 {
     const cluster_view_t *v = srv->cluster.view;
     const uint32_t *owners;
@@ -566,7 +636,7 @@ static bool get_local_only(server_t *srv, const void *key, size_t klen, int r, c
     bool owner = false;
     for (uint32_t i = 0; i < no; i++)
         owner |= owners[i] == v->self_idx;
-    if (!owner)
+    if (!owner || (all && no > 1))
         return false;
     srv->coord.reads++;
     coord_result_t res = {.status = COORD_OK, .got = 1, .needed = 1};
@@ -584,7 +654,7 @@ void coord_get(server_t *srv, const void *key, size_t klen, int r, coord_done_fn
 {
     /* a fraction of reads asks every replica and repairs them all */
     bool all = repair_roll(srv);
-    if (!all && get_local_only(srv, key, klen, r, done, arg))
+    if (get_local_only(srv, key, klen, r, all, done, arg))
         return;
     op_t *op = op_new(srv, key, klen, done, arg);
     if (!op) {
@@ -682,20 +752,27 @@ static void write_phase(op_t *op)
     vclock_t clipped;
     vc_init(&clipped);
     const vclock_t *ctx = &op->merged.vc;
-    if (op->has_ctx) {
-        if (vc_clip(&clipped, &op->ctx, &op->merged.vc) < 0) {
+    int self = plan_self(&op->plan);
+    obj_t *known = NULL;
+    bool unchanged = self >= 0 && op->local_i == self && op->local_seq == srv->write_seq;
+    if (op->has_ctx || (unchanged && op->merged_local)) {
+        /* merged is handed to node_write below: the context is a copy */
+        int crc = op->has_ctx ? vc_clip(&clipped, &op->ctx, &op->merged.vc)
+                              : vc_copy(&clipped, &op->merged.vc);
+        if (crc < 0) {
             free(sib.value);
             op_finish(op, -ENOMEM, 0, 0, NULL);
             return;
         }
         ctx = &clipped;
     }
-    int self = plan_self(&op->plan);
-    obj_t *known = NULL;
-    if (self >= 0 && op->local_i == self && op->local_seq == srv->write_seq)
-        known = &op->rep[self]; /* nothing written since we read it */
+    if (unchanged) /* nothing written since we read it */
+        known = op->merged_local ? &op->merged : &op->rep[self];
+    uint8_t *enc = NULL; /* the stored bytes: what every replica gets */
+    size_t enclen = 0;
     int rc = self < 0 ? -EINVAL
-                      : node_write(srv, op->key, op->klen, known, ctx, &sib, now_us, &op->newobj);
+                      : node_write(srv, op->key, op->klen, known, ctx, &sib, now_us, &op->newobj,
+                                   &enc, &enclen);
     free(sib.value);
     vc_free(&clipped);
     op_unlock(op);
@@ -706,6 +783,9 @@ static void write_phase(op_t *op)
     if (!sib.tombstone)
         srv->stats.total_items++;
 
+    /* one REPLICA_PUT per other target: a small head of its own (key, hint)
+     * and the stored encoding itself, which the transport copies once,
+     * into the frame */
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     op->refs++;
@@ -720,11 +800,14 @@ static void write_phase(op_t *op)
             write_answer(op, i, rc == 0);
             continue;
         }
-        if (encode_put(&sb, op->key, op->klen, hint, &op->newobj) < 0 ||
-            op_send(op, i, MSG_REPLICA_PUT, &sb, on_put_reply) < 0)
+        if (enc ? msg_rput_head(&sb, op->key, op->klen, hint, enclen) < 0 ||
+                      op_send_enc(op, i, &sb, enc, enclen, on_put_reply) < 0
+                : encode_put(&sb, op->key, op->klen, hint, &op->newobj) < 0 ||
+                      op_send(op, i, MSG_REPLICA_PUT, &sb, on_put_reply) < 0)
             write_answer(op, i, false);
     }
     msgpack_sbuffer_destroy(&sb);
+    free(enc);
     /* owners that are down with nobody to stand in: we keep their hint (it
      * does not count toward W: it is not a replica anyone can read) */
     for (int i = 0; i < op->plan.norphans; i++)
@@ -786,7 +869,6 @@ static void send_pending(op_t *op)
 /* The key is ours: read, then (write_phase) decide and write. */
 static void write_start(op_t *op)
 {
-    op->locked = true;
     /* a blind set needs only our own context (overwrite what we have seen);
      * everything else answers from what R replicas hold, and so does a set
      * with the client's own context (which is clipped to what they hold) */
@@ -799,21 +881,13 @@ static void write_start(op_t *op)
         op->r = r;
 }
 
-/* Writes queued behind a key, and those whose turn has come. */
-struct coord_state {
-    uint64_t rng;       /* xorshift64: which reads ask every replica */
-    keyq_t *keyq;
-    struct event *turn; /* runs the ready list from the loop */
-    op_t *ready, *ready_tail;
-    bool closing;       /* coord_close: ready ops fail instead of running */
-};
 
 /* A queued write's turn: run it, or fail it if its client has given up (or
  * the node is stopping).  It holds the key now, and the queue's reference
  * is dropped here. */
 static void key_turn(op_t *op, bool closing)
 {
-    op->locked = true;
+    op->locked = true; /* handed over by keyq_release */
     int64_t waited_ms = (node_now_us() - op->queued_us) / 1000;
     if (closing) {
         op_finish(op, -ECANCELED, 0, 0, NULL);
@@ -892,6 +966,7 @@ int coord_open(server_t *srv, char *err, size_t errlen)
         snprintf(err, errlen, "coordinator: out of memory");
         return -1;
     }
+    msgpack_sbuffer_init(&cs->sb);
     cs->rng = (uint64_t)node_now_us() ^ srv->node_id;
     if (!cs->rng)
         cs->rng = 1;
@@ -911,6 +986,7 @@ void coord_close(server_t *srv)
         on_turn(-1, 0, cs);
     event_free(cs->turn);
     keyq_free(cs->keyq);
+    msgpack_sbuffer_destroy(&cs->sb);
     free(cs);
     srv->coordq = NULL;
 }
@@ -927,6 +1003,17 @@ static void write_local(op_t *op)
     server_t *srv = op->srv;
     srv->coord.writes++;
     op->is_write = true;
+    /* A blind set reads only our own replica, by direct call, and decides,
+     * mints and persists before write_start returns: nothing else can run
+     * in between, so when nobody holds its key it need not take it (a
+     * lookup instead of an entry allocated and freed per set).  Anything
+     * else may wait for other replicas in its read phase: it takes the
+     * key. */
+    if (op->kop.cmd == MC_SET && !op->has_ctx &&
+        !keyq_busy(srv->coordq->keyq, op->key, op->klen)) {
+        write_start(op);
+        return;
+    }
     int rc = keyq_acquire(srv->coordq->keyq, op->key, op->klen, op);
     if (rc < 0) {
         op_finish(op, -ENOMEM, 0, 0, NULL);
@@ -938,10 +1025,14 @@ static void write_local(op_t *op)
         op->refs++; /* held by the queue until on_key_turn */
         return;
     }
+    op->locked = true;
     write_start(op);
 }
 
-static int copy_op(op_t *op, const kv_op_t *kop)
+/* The op's own copy of the request.  borrow: the op decides (kv_decide)
+ * before coord_write returns, so it reads the data where the caller holds
+ * it instead of a copy (coord_write forgets the pointer on return). */
+static int copy_op(op_t *op, const kv_op_t *kop, bool borrow)
 {
     op->kop = *kop;
     op->kop.data = NULL;
@@ -950,6 +1041,10 @@ static int copy_op(op_t *op, const kv_op_t *kop)
         if (vc_copy(&op->ctx, kop->ctx) < 0)
             return -ENOMEM;
         op->has_ctx = true;
+    }
+    if (borrow) {
+        op->kop.data = kop->data;
+        return 0;
     }
     if (kop->len) {
         op->data = malloc(kop->len);
@@ -1050,7 +1145,17 @@ void coord_write(server_t *srv, const kv_op_t *kop, const void *key, size_t klen
                  coord_done_fn done, void *arg)
 {
     op_t *op = op_new(srv, key, klen, done, arg);
-    if (!op || copy_op(op, kop) < 0) {
+    bool borrow = false;
+    if (op) {
+        if (plan_build(srv, key, klen, &op->plan) < 0)
+            op->plan.n = 0;
+        /* A blind set this node owns, of a key nobody holds here, runs to
+         * its decision inside this call (write_local takes the same test):
+         * its value is read from the caller's buffer, not copied first. */
+        borrow = kop->cmd == MC_SET && !kop->ctx && plan_self(&op->plan) >= 0 &&
+                 !keyq_busy(srv->coordq->keyq, key, klen);
+    }
+    if (!op || copy_op(op, kop, borrow) < 0) {
         if (op) {
             op->done_called = true;
             op_unref(op);
@@ -1061,8 +1166,6 @@ void coord_write(server_t *srv, const kv_op_t *kop, const void *key, size_t klen
     }
     op->r = r;
     op->w = w;
-    if (plan_build(srv, key, klen, &op->plan) < 0)
-        op->plan.n = 0;
     /* set and delete: any owner (its dot is its own); everything that
      * reads before it writes: the first live owner, where they queue */
     bool any_owner = kop->cmd == MC_SET || kop->cmd == MC_DELETE;
@@ -1073,6 +1176,8 @@ void coord_write(server_t *srv, const kv_op_t *kop, const void *key, size_t klen
         forward_write(op, first);
     else /* every owner is down: nobody may name this write */
         op_finish(op, COORD_QUORUM, 0, w, NULL);
+    if (borrow)
+        op->kop.data = NULL; /* decided (or failed) by now; the buffer is the caller's */
     op_unref(op);
 }
 
@@ -1133,11 +1238,10 @@ void coord_flush(server_t *srv, int64_t delay_s, coord_done_fn done, void *arg)
 
 static void reply_status(peer_link_t *link, uint64_t req_id, uint8_t type, int64_t st)
 {
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    if (msg_encode_status(&sb, st) == 0)
-        transport_reply(link, req_id, type, sb.data, sb.size);
-    msgpack_sbuffer_destroy(&sb);
+    uint8_t body[MSG_STATUS_MAX];
+    size_t n = msg_status_body(body, st);
+    if (n)
+        transport_reply(link, req_id, type, body, n);
 }
 
 /* hint_for as sent: "" or our own name mean our replica. */
@@ -1175,7 +1279,7 @@ void coord_on_coord_write(server_t *srv, peer_link_t *link, const frame_t *f, ms
     /* the op is its own callback argument: on_forwarded_done answers on the
      * link the request came in on */
     op_t *op = op_new(srv, m->key, m->klen, on_forwarded_done, NULL);
-    int rc = op ? copy_op(op, &kop) : -ENOMEM;
+    int rc = op ? copy_op(op, &kop, false) : -ENOMEM;
     if (rc < 0) {
         if (op) {
             op->done_called = true;
@@ -1211,19 +1315,35 @@ void coord_on_coord_write(server_t *srv, peer_link_t *link, const frame_t *f, ms
 void coord_on_replica_get(server_t *srv, peer_link_t *link, const frame_t *f, msg_any_t *msg)
 {
     const msg_replica_get_t *m = &msg->rget;
+    msgpack_sbuffer *sb = &srv->coordq->sb;
+    if (is_own(srv, m->hint)) {
+        /* our replica: its encoding (made from the cached object where it
+         * is) goes into the frame as a second piece */
+        uint8_t *enc;
+        size_t enclen;
+        int rc = node_read_enc(srv, m->key, m->klen, &enc, &enclen);
+        if (rc == 1 && msg_rgot_head(sb, enclen) == 0) {
+            struct iovec body[2] = {{sb->data, sb->size}, {enc, enclen}};
+            transport_reply_iov(link, f->req_id, MSG_REPLICA_GET, body, 2);
+        } else if (rc == 1) {
+            reply_status(link, f->req_id, MSG_REPLICA_GET, -EIO);
+        } else {
+            msg_replica_got_t got = {.code = rc == 0 ? 1 : rc};
+            if (msg_encode(sb, MSG_REPLICA_GET, MSG_REP, &got) == 0)
+                transport_reply(link, f->req_id, MSG_REPLICA_GET, sb->data, sb->size);
+        }
+        free(enc);
+        return;
+    }
     msg_replica_got_t got = {0};
     obj_init(&got.obj);
-    int rc = is_own(srv, m->hint) ? node_read(srv, m->key, m->klen, &got.obj)
-                                  : handoff_get(srv, m->hint, m->key, m->klen, &got.obj);
+    int rc = handoff_get(srv, m->hint, m->key, m->klen, &got.obj);
     got.code = rc == 1 ? 0 : rc == 0 ? 1 : rc;
     got.has_obj = rc == 1;
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    if (msg_encode(&sb, MSG_REPLICA_GET, MSG_REP, &got) == 0)
-        transport_reply(link, f->req_id, MSG_REPLICA_GET, sb.data, sb.size);
+    if (msg_encode(sb, MSG_REPLICA_GET, MSG_REP, &got) == 0)
+        transport_reply(link, f->req_id, MSG_REPLICA_GET, sb->data, sb->size);
     else
         reply_status(link, f->req_id, MSG_REPLICA_GET, -EIO);
-    msgpack_sbuffer_destroy(&sb);
     obj_free(&got.obj);
 }
 

@@ -150,5 +150,10 @@ void *keyq_release(keyq_t *q, const void *key, size_t klen)
     return NULL;
 }
 
+bool keyq_busy(const keyq_t *q, const void *key, size_t klen)
+{
+    return q->held > 0 && *find((keyq_t *)q, hash64(key, klen), key, klen) != NULL;
+}
+
 size_t keyq_held(const keyq_t *q) { return q->held; }
 size_t keyq_waiting(const keyq_t *q) { return q->waiting; }

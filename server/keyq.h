@@ -16,6 +16,7 @@
 #ifndef QKV_KEYQ_H
 #define QKV_KEYQ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,10 @@ int keyq_acquire(keyq_t *q, const void *key, size_t klen, void *w);
 /* The holder of key lets go.  Returns the next waiter, which holds the key
  * from now on, or NULL when nobody waits (the key is then free). */
 void *keyq_release(keyq_t *q, const void *key, size_t klen);
+
+/* Whether someone holds key right now: a lookup only, no allocation (a
+ * blind set that finds its key free runs without taking it, see coord.c). */
+bool keyq_busy(const keyq_t *q, const void *key, size_t klen);
 
 /* Keys held right now, and waiters queued behind them. */
 size_t keyq_held(const keyq_t *q);

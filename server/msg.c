@@ -384,6 +384,15 @@ static int enc_rgot(msgpack_packer *pk, const void *m)
     return g->has_obj ? pack_obj(pk, &g->obj) : status_of(msgpack_pack_nil(pk));
 }
 
+int msg_rgot_head(msgpack_sbuffer *sb, size_t enclen)
+{
+    msgpack_packer pk;
+    sb->size = 0;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    return status_of(msgpack_pack_array(&pk, 2) | msgpack_pack_int64(&pk, 0) |
+                     msgpack_pack_bin(&pk, enclen));
+}
+
 static bool dec_rgot(const msgpack_object *body, msg_any_t *out)
 {
     const msgpack_object *it;
@@ -401,15 +410,29 @@ static bool dec_rgot(const msgpack_object *body, msg_any_t *out)
 
 static void free_rgot(msg_any_t *m) { obj_free(&m->rgot.obj); }
 
+static int pack_rput_head(msgpack_packer *pk, const void *key, size_t klen, const char *hint)
+{
+    return status_of(msgpack_pack_array(pk, 3) | pack_bin(pk, key, klen) | pack_str(pk, hint));
+}
+
 static int enc_rput(msgpack_packer *pk, const void *m)
 {
     const msg_replica_put_t *p = m;
-    int rc = msgpack_pack_array(pk, 3) | pack_bin(pk, p->key, p->klen) | pack_str(pk, p->hint);
-    if (rc)
+    if (pack_rput_head(pk, p->key, p->klen, p->hint))
         return -ENOMEM;
     if (p->enc)
         return status_of(pack_bin(pk, p->enc, p->enclen));
     return p->obj_in ? pack_obj(pk, p->obj_in) : -EINVAL;
+}
+
+int msg_rput_head(msgpack_sbuffer *sb, const void *key, size_t klen, const char *hint,
+                  size_t enclen)
+{
+    msgpack_packer pk;
+    sb->size = 0;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    return pack_rput_head(&pk, key, klen, hint) ? -ENOMEM
+                                                : status_of(msgpack_pack_bin(&pk, enclen));
 }
 
 static bool dec_rput(const msgpack_object *body, msg_any_t *out)
@@ -1109,6 +1132,30 @@ void msg_free(uint8_t type, enum msg_dir dir, msg_any_t *m)
     const msg_def_t *d = msg_def(type, dir);
     if (d)
         d->free(m);
+}
+
+typedef struct fixed_out {
+    uint8_t *p;
+    size_t len, cap;
+} fixed_out_t;
+
+static int fixed_out_write(void *data, const char *buf, size_t len)
+{
+    fixed_out_t *f = data;
+    if (f->cap - f->len < len)
+        return -1;
+    memcpy(f->p + f->len, buf, len);
+    f->len += len;
+    return 0;
+}
+
+size_t msg_status_body(uint8_t buf[MSG_STATUS_MAX], int64_t code)
+{
+    msg_status_t s = {code};
+    fixed_out_t out = {buf, 0, MSG_STATUS_MAX};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &out, fixed_out_write);
+    return enc_status(&pk, &s) == 0 ? out.len : 0; /* [int64] always fits */
 }
 
 int msg_encode_status(msgpack_sbuffer *sb, int64_t code)

@@ -303,6 +303,25 @@ int msg_decode(uint8_t type, enum msg_dir dir, const msgpack_object *body, msg_a
 /* Release what msg_decode() allocated in *m; safe on a zeroed union. */
 void msg_free(uint8_t type, enum msg_dir dir, msg_any_t *m);
 
+/* The REPLICA_PUT request body of an object already encoded (enclen bytes)
+ * is the bytes this packs into sb (cleared first) followed by the encoding
+ * itself: what msg_encode() makes of {key, hint, enc}, for a sender that
+ * hands the encoding to the transport as a second piece instead of copying
+ * it into sb.  0 or -ENOMEM. */
+int msg_rput_head(msgpack_sbuffer *sb, const void *key, size_t klen, const char *hint,
+                  size_t enclen);
+
+/* The REPLICA_GET answer "found" of an object already encoded (enclen
+ * bytes) is what this packs into sb (cleared first) followed by the
+ * encoding: what msg_encode() makes of {code 0, the object}.  0 or
+ * -ENOMEM. */
+int msg_rgot_head(msgpack_sbuffer *sb, size_t enclen);
+
+/* A status body [code] into buf, without allocating: its length (never 0:
+ * one array header and at most a 9-byte integer). */
+#define MSG_STATUS_MAX 16
+size_t msg_status_body(uint8_t buf[MSG_STATUS_MAX], int64_t code);
+
 /* A status body [code], for any answer. */
 int msg_encode_status(msgpack_sbuffer *sb, int64_t code);
 bool msg_decode_status(const msgpack_object *body, int64_t *code);

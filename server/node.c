@@ -17,7 +17,11 @@
  * node_purge_if(), tombstone GC's delete, which ends in persist too), so the
  * item counters and the anti-entropy trees (aae_on_persist) see every
  * change, with the old and new record hashes the store computed from the
- * bytes it read and wrote.
+ * bytes it read and wrote; and persist() drops the key's entry from the
+ * object cache (storage/objcache.h) before it writes, and puts back what it
+ * stored once the write succeeded, so the cache never holds anything but
+ * what the store holds.  node_read() fills the cache on a miss and applies
+ * expiry and flushes to a cached object exactly as to a stored one.
  */
 #include "node.h"
 
@@ -33,10 +37,13 @@
 
 #include "../common/hash.h"
 #include "../common/log.h"
+#include "../storage/objcache.h"
 #include "aae.h"
 
-#define CRAWL_INTERVAL_MS 100
-#define CRAWL_SLICE 200
+/* 2,000 keys a second, in slices short enough (a few hundred microseconds
+ * at most) not to show in the tail of the requests that wait behind one */
+#define CRAWL_INTERVAL_MS 25
+#define CRAWL_SLICE 50
 #define META_FLUSH "flush_us"
 #define META_ACTOR "actor"
 #define META_DOT_LEASE "dot_lease"
@@ -90,12 +97,19 @@ static bool obj_dead(const obj_t *o)
  * the vector is what makes a replica that missed a delete or a flush take
  * the old value for superseded.  The tree gets the old record's hash from
  * `before` (store_get computed it from the bytes it read) and the new one
- * from the bytes store_put_hashed encoded: no object is encoded twice.
- * On success o->stored_hash names the new record. */
-static int persist(server_t *srv, const void *key, size_t klen, obj_t *o, acct_t before)
+ * from the bytes store_put_enc encoded: no object is encoded twice.
+ * On success o->stored_hash names the new record, *newh (when not NULL)
+ * is that hash too, and *enc (when not NULL) the stored bytes (malloc'ed,
+ * the caller frees them; NULL when the record was deleted).  give: o is not
+ * needed any more and moves into the object cache (left empty) instead of
+ * being copied there. */
+static int persist_ex(server_t *srv, const void *key, size_t klen, obj_t *o, acct_t before,
+                      bool give, uint64_t *newh, uint8_t **enc, size_t *enclen)
 {
     uint64_t h = 0;
-    int rc = (o->nsib || o->vc.n) ? store_put_hashed(srv->store, key, klen, o, &h)
+    if (srv->ocache) /* whatever happens below, the entry is stale */
+        ocache_del(srv->ocache, key, klen);
+    int rc = (o->nsib || o->vc.n) ? store_put_enc(srv->store, key, klen, o, &h, enc, enclen)
                                   : store_del(srv->store, key, klen);
     if (rc < 0) {
         srv->stats.store_errors++;
@@ -106,12 +120,47 @@ static int persist(server_t *srv, const void *key, size_t klen, obj_t *o, acct_t
     if (srv->aae)
         aae_on_persist(srv, key, klen, before.hash, h, h != 0 && obj_dead(o));
     o->stored_hash = h;
+    if (newh)
+        *newh = h;
+    /* refilled with exactly what was stored: the next read of a key just
+     * written (replicas merging, the coordinator's own read) needs neither
+     * LevelDB nor a decode; -ENOMEM only leaves it uncached */
+    if (srv->ocache && h && give)
+        ocache_put_take(srv->ocache, key, klen, o);
+    else if (srv->ocache)
+        ocache_put(srv->ocache, key, klen, h ? o : NULL);
     return 0;
 }
 
-int node_read(server_t *srv, const void *key, size_t klen, obj_t *o)
+static int persist(server_t *srv, const void *key, size_t klen, obj_t *o, acct_t before)
 {
+    return persist_ex(srv, key, klen, o, before, false, NULL, NULL, NULL);
+}
+
+/* The stored object of key, through the object cache: 1 and *o, 0 when
+ * absent, negative on error.  take: the caller writes the key next (and
+ * that write refills the cache), so a cached object moves out instead of
+ * being copied, and a miss is not cached. */
+static int cached_get(server_t *srv, const void *key, size_t klen, obj_t *o, bool take)
+{
+    const obj_t *hit;
+    bool present;
+    if (srv->ocache && take && ocache_take(srv->ocache, key, klen, o, &present))
+        return present;
+    if (srv->ocache && !take && ocache_get(srv->ocache, key, klen, &hit)) {
+        if (!hit)
+            return 0;
+        return obj_copy(o, hit) < 0 ? -ENOMEM : 1;
+    }
     int rc = store_get(srv->store, key, klen, o);
+    if (rc >= 0 && srv->ocache && !take)
+        ocache_put(srv->ocache, key, klen, rc == 1 ? o : NULL); /* -ENOMEM: not cached */
+    return rc;
+}
+
+static int read_local(server_t *srv, const void *key, size_t klen, obj_t *o, bool take)
+{
+    int rc = cached_get(srv, key, klen, o, take);
     if (rc <= 0) {
         if (rc < 0)
             srv->stats.store_errors++;
@@ -131,6 +180,36 @@ int node_read(server_t *srv, const void *key, size_t klen, obj_t *o)
     return 1;
 }
 
+int node_read(server_t *srv, const void *key, size_t klen, obj_t *o)
+{
+    return read_local(srv, key, klen, o, false);
+}
+
+int node_read_take(server_t *srv, const void *key, size_t klen, obj_t *o)
+{
+    return read_local(srv, key, klen, o, true);
+}
+
+int node_read_enc(server_t *srv, const void *key, size_t klen, uint8_t **enc, size_t *enclen)
+{
+    const obj_t *hit;
+    *enc = NULL;
+    *enclen = 0;
+    if (srv->ocache && ocache_get(srv->ocache, key, klen, &hit)) {
+        if (!hit)
+            return 0;
+        if (!obj_purgeable(hit, node_now_us(), srv->flush_us))
+            return obj_encode(hit, enc, enclen) < 0 ? -ENOMEM : 1;
+    }
+    obj_t o;
+    obj_init(&o);
+    int rc = node_read(srv, key, klen, &o); /* purges (and persists) what is dead */
+    if (rc == 1 && obj_encode(&o, enc, enclen) < 0)
+        rc = -ENOMEM;
+    obj_free(&o);
+    return rc;
+}
+
 int node_merge(server_t *srv, const void *key, size_t klen, const obj_t *in)
 {
     return node_merge_hashed(srv, key, klen, in, NULL, NULL);
@@ -141,7 +220,7 @@ int node_merge_hashed(server_t *srv, const void *key, size_t klen, const obj_t *
 {
     obj_t cur;
     obj_init(&cur);
-    int rc = node_read(srv, key, klen, &cur);
+    int rc = node_read_take(srv, key, klen, &cur);
     if (rc < 0)
         goto out;
     acct_t before = acct_of(&cur, klen);
@@ -152,9 +231,7 @@ int node_merge_hashed(server_t *srv, const void *key, size_t klen, const obj_t *
     obj_purge(&cur, node_now_us(), srv->flush_us);
     srv->stats.siblings_pruned += obj_prune_siblings(&cur, (uint32_t)srv->cfg.max_siblings);
     srv->stats.vv_entries_pruned += obj_prune_vc(&cur, (uint32_t)srv->cfg.max_vv_entries);
-    rc = persist(srv, key, klen, &cur, before);
-    if (rc == 0 && new_hash != NULL)
-        *new_hash = cur.stored_hash;
+    rc = persist_ex(srv, key, klen, &cur, before, true, new_hash, NULL, NULL);
 out:
     obj_free(&cur);
     return rc;
@@ -237,7 +314,7 @@ static int dot_taken(server_t *srv, uint64_t c)
 }
 
 int node_write(server_t *srv, const void *key, size_t klen, obj_t *known, const vclock_t *ctx,
-               sibling_t *s, int64_t now_us, obj_t *out)
+               sibling_t *s, int64_t now_us, obj_t *out, uint8_t **enc, size_t *enclen)
 {
     obj_t cur;
     obj_init(&cur);
@@ -246,7 +323,7 @@ int node_write(server_t *srv, const void *key, size_t klen, obj_t *known, const 
         cur = *known;
         obj_init(known);
     } else {
-        rc = node_read(srv, key, klen, &cur);
+        rc = node_read_take(srv, key, klen, &cur);
     }
     if (rc < 0)
         goto out;
@@ -257,7 +334,7 @@ int node_write(server_t *srv, const void *key, size_t klen, obj_t *known, const 
         goto out;
     srv->stats.siblings_pruned += obj_prune_siblings(&cur, (uint32_t)srv->cfg.max_siblings);
     srv->stats.vv_entries_pruned += obj_prune_vc(&cur, (uint32_t)srv->cfg.max_vv_entries);
-    if ((rc = persist(srv, key, klen, &cur, before)) < 0)
+    if ((rc = persist_ex(srv, key, klen, &cur, before, false, NULL, enc, enclen)) < 0)
         goto out;
     obj_free(out);
     *out = cur;
@@ -353,7 +430,8 @@ static void crawl(evutil_socket_t fd, short what, void *arg)
         const uint8_t *val = store_iter_value(it, &vlen);
         if (klen > MC_KEY_MAX)
             continue;
-        if (obj_decode(val, vlen, &o) == 0 && obj_purge(&o, now_us, srv->flush_us) > 0) {
+        if (obj_enc_may_purge(val, vlen, now_us, srv->flush_us) &&
+            obj_decode(val, vlen, &o) == 0 && obj_purge(&o, now_us, srv->flush_us) > 0) {
             memcpy(dead[ndead], key, klen);
             dead_len[ndead++] = klen;
         }
@@ -512,6 +590,13 @@ int node_open(server_t *srv, char *err, size_t errlen)
         srv->store = NULL;
         return -1;
     }
+    if (srv->cfg.object_cache_mb > 0 &&
+        !(srv->ocache = ocache_new((size_t)srv->cfg.object_cache_mb << 20))) {
+        snprintf(err, errlen, "out of memory");
+        store_close(srv->store);
+        srv->store = NULL;
+        return -1;
+    }
     log_info("storage %s open: %lld items, %lld bytes", path, (long long)srv->stats.curr_items,
              (long long)srv->stats.bytes);
     return 0;
@@ -529,4 +614,6 @@ void node_close(server_t *srv)
     srv->crawl_lens = NULL;
     store_close(srv->store);
     srv->store = NULL;
+    ocache_free(srv->ocache);
+    srv->ocache = NULL;
 }

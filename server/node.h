@@ -17,6 +17,16 @@
  * tombstones: check obj_live), 0 when absent, negative on storage error.
  * *o must be obj_init'ed; the caller frees it. */
 int node_read(server_t *srv, const void *key, size_t klen, obj_t *o);
+/* node_read() for a caller that sends the object on as it is (a replica
+ * answering REPLICA_GET): 1 with *enc / *enclen its encoding (malloc'ed,
+ * the caller frees it), 0 when absent, negative on error.  A cached object
+ * with nothing to purge is encoded where it is, without a copy. */
+int node_read_enc(server_t *srv, const void *key, size_t klen, uint8_t **enc, size_t *enclen);
+/* node_read() for a caller that writes the key next, through persist
+ * (node_write, node_merge, the coordinator's read phase of a write): a
+ * cached object moves out of the object cache instead of being copied
+ * (the write puts the new one back). */
+int node_read_take(server_t *srv, const void *key, size_t klen, obj_t *o);
 
 /* Merge an object from another replica (or a coordinator's write) into the
  * local one (obj_sync) and persist it.  0 or a negative errno. */
@@ -57,9 +67,12 @@ int node_drop_if(server_t *srv, const void *key, size_t klen, uint64_t hash);
  * with nothing written since (srv->write_seq unchanged), which saves the
  * read; it is taken over (left empty).  The sibling's value moves into the object (s->value is NULL after,
  * on success and failure alike).  On success *out (obj_init'ed by the
- * caller) is the object now stored, to replicate.  0 or a negative errno. */
+ * caller) is the object now stored, to replicate, and, when enc is not
+ * NULL, *enc / *enclen its encoding as stored (malloc'ed, the caller frees
+ * it): replicas get exactly these bytes, encoded once.  0 or a negative
+ * errno. */
 int node_write(server_t *srv, const void *key, size_t klen, obj_t *known, const vclock_t *ctx,
-               sibling_t *s, int64_t now_us, obj_t *out);
+               sibling_t *s, int64_t now_us, obj_t *out, uint8_t **enc, size_t *enclen);
 
 /* Bytes of the files of the local store (LevelDB's tables and logs), for
  * operators (`stats` disk_bytes): a directory listing, not free. */

@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include "../common/log.h"
@@ -92,9 +93,9 @@ struct transport {
     struct event *reaper;
     struct event *flusher; /* writes the corks of this turn */
     LIST_HEAD(, peer_link) dirty;
-    msgpack_sbuffer sb;
     uint8_t key[FRAME_KEY_LEN];
     bool keyed;   /* frames are authenticated with key */
+    msgpack_zone *zone; /* every received frame is unpacked here, one at a time */
     bool drop;
     uint8_t stall_type; /* fault injection: requests of this type are never answered (0: none) */
     bool closing; /* transport_close is running: refuse new requests */
@@ -268,8 +269,8 @@ static void on_read(struct bufferevent *bev, void *arg)
         const uint8_t *buf = evbuffer_pullup(in, (ssize_t)(FRAME_HDR + plen));
         frame_t f;
         size_t used = 0;
-        int rc = buf ? frame_parse(buf, FRAME_HDR + plen, t->max_frame,
-                                   t->keyed ? t->key : NULL, &f, &used)
+        int rc = buf ? frame_parse_in(buf, FRAME_HDR + plen, t->max_frame,
+                                      t->keyed ? t->key : NULL, &f, &used, t->zone)
                      : -ENOMEM;
         if (rc != 1) {
             t->stats.bad_frames++;
@@ -426,8 +427,11 @@ static void flush(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static int link_send(peer_link_t *l, uint8_t type, uint8_t kind, uint64_t id, uint32_t ttl,
-                     const void *body, size_t blen)
+/* One frame of body pieces body[0..n) onto the link: its head, the pieces
+ * and the trailer go straight into the cork (or, still connecting, the
+ * bufferevent), so the body is copied once, there. */
+static int link_send_iov(peer_link_t *l, uint8_t type, uint8_t kind, uint64_t id, uint32_t ttl,
+                         const struct iovec *body, int n)
 {
     transport_t *t = l->t;
     if (evbuffer_get_length(bufferevent_get_output(l->bev)) + evbuffer_get_length(l->cork) >
@@ -437,16 +441,32 @@ static int link_send(peer_link_t *l, uint8_t type, uint8_t kind, uint64_t id, ui
         t->stats.dropped++;
         return 0;
     }
-    int rc = frame_build(&t->sb, type, kind, id, ttl, body, blen, t->keyed ? t->key : NULL);
+    uint8_t head[FRAME_HEAD_MAX], mac[FRAME_MAC_LEN];
+    size_t hlen;
+    int rc = frame_build_iov(head, &hlen, type, kind, id, ttl, body, n, t->keyed ? t->key : NULL,
+                             mac);
     if (rc < 0)
         return rc;
-    if (l->dest && !l->connected) {
-        /* still connecting: the bufferevent sends it once connected */
-        if (bufferevent_write(l->bev, t->sb.data, t->sb.size) < 0)
-            return -ENOMEM;
-    } else {
-        if (evbuffer_add(l->cork, t->sb.data, t->sb.size) < 0)
-            return -ENOMEM;
+    bool corked = !(l->dest && !l->connected);
+    /* still connecting: the bufferevent sends it once connected */
+    struct evbuffer *out = corked ? l->cork : bufferevent_get_output(l->bev);
+    size_t before = evbuffer_get_length(out);
+    rc = evbuffer_add(out, head, hlen);
+    for (int i = 0; rc == 0 && i < n; i++)
+        rc = evbuffer_add(out, body[i].iov_base, body[i].iov_len);
+    if (rc == 0 && t->keyed)
+        rc = evbuffer_add(out, mac, sizeof(mac));
+    if (rc < 0) { /* no half frame left behind */
+        struct evbuffer *keep = evbuffer_new();
+        if (keep) {
+            evbuffer_remove_buffer(out, keep, before);
+            evbuffer_drain(out, evbuffer_get_length(out));
+            evbuffer_add_buffer(out, keep);
+            evbuffer_free(keep);
+        }
+        return -ENOMEM;
+    }
+    if (corked) {
         l->cork_frames++;
         if (!l->dirty) {
             l->dirty = true;
@@ -458,8 +478,23 @@ static int link_send(peer_link_t *l, uint8_t type, uint8_t kind, uint64_t id, ui
     return 0;
 }
 
+static int link_send(peer_link_t *l, uint8_t type, uint8_t kind, uint64_t id, uint32_t ttl,
+                     const void *body, size_t blen)
+{
+    struct iovec v = {(void *)body, blen};
+    return link_send_iov(l, type, kind, id, ttl, &v, blen ? 1 : 0);
+}
+
 int transport_request(transport_t *t, const char *host, int port, uint8_t type,
                       const void *body, size_t blen, int timeout_ms, peer_reply_fn cb, void *arg)
+{
+    struct iovec v = {(void *)body, blen};
+    return transport_request_iov(t, host, port, type, &v, blen ? 1 : 0, timeout_ms, cb, arg);
+}
+
+int transport_request_iov(transport_t *t, const char *host, int port, uint8_t type,
+                          const struct iovec *body, int nbody, int timeout_ms, peer_reply_fn cb,
+                          void *arg)
 {
     if (t->closing)
         return -ECANCELED;
@@ -473,7 +508,7 @@ int transport_request(transport_t *t, const char *host, int port, uint8_t type,
     pending_t *p = pending_new(t, l, 0, timeout_ms, cb, arg);
     if (!p)
         return -ENOMEM;
-    int rc = link_send(l, type, FRAME_REQUEST, p->id, (uint32_t)timeout_ms, body, blen);
+    int rc = link_send_iov(l, type, FRAME_REQUEST, p->id, (uint32_t)timeout_ms, body, nbody);
     if (rc < 0) { /* report from the loop, like every other failure */
         TAILQ_REMOVE(&l->pending, p, lnext);
         p->link = NULL;
@@ -502,6 +537,14 @@ int transport_reply(peer_link_t *l, uint64_t req_id, uint8_t type, const void *b
     if (l->dead)
         return -EPIPE;
     return link_send(l, type, FRAME_RESPONSE, req_id, 0, body, blen);
+}
+
+int transport_reply_iov(peer_link_t *l, uint64_t req_id, uint8_t type, const struct iovec *body,
+                        int nbody)
+{
+    if (l->dead)
+        return -EPIPE;
+    return link_send_iov(l, type, FRAME_RESPONSE, req_id, 0, body, nbody);
 }
 
 void transport_link_hold(peer_link_t *l) { l->refs++; }
@@ -555,7 +598,6 @@ int transport_open(const transport_opts_t *o, transport_t **out, char *err, size
     t->max_frame = o->max_frame ? o->max_frame : FRAME_MAX_DEFAULT;
     t->on_request = o->on_request;
     t->arg = o->arg;
-    msgpack_sbuffer_init(&t->sb);
     if (o->secret && *o->secret) {
         if (frame_key(o->secret, t->key) < 0) {
             snprintf(err, errlen, "cannot start the crypto library for node.cluster_secret");
@@ -570,6 +612,12 @@ int transport_open(const transport_opts_t *o, transport_t **out, char *err, size
     LIST_INIT(&t->dirty);
     t->reaper = event_new(t->base, -1, 0, reap, t);
     t->flusher = event_new(t->base, -1, 0, flush, t);
+    t->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+    if (!t->zone) {
+        snprintf(err, errlen, "out of memory");
+        transport_close(t);
+        return -ENOMEM;
+    }
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
     if (!t->reaper || !t->flusher || inet_pton(AF_INET, o->host, &sin.sin_addr) != 1) {
         snprintf(err, errlen, "bad peer address %s", o->host);
@@ -614,6 +662,7 @@ void transport_close(transport_t *t)
         LIST_REMOVE(d, next);
         free(d);
     }
-    msgpack_sbuffer_destroy(&t->sb);
+    if (t->zone)
+        msgpack_zone_free(t->zone);
     free(t);
 }

@@ -72,6 +72,12 @@ void transport_close(transport_t *t);
  * -ECANCELED while the transport is closing, and then cb is never called. */
 int transport_request(transport_t *t, const char *host, int port, uint8_t type,
                       const void *body, size_t blen, int timeout_ms, peer_reply_fn cb, void *arg);
+/* The same with the body in pieces body[0..nbody) (together one msgpack
+ * object), copied once, into the frame, as they are. */
+struct iovec;
+int transport_request_iov(transport_t *t, const char *host, int port, uint8_t type,
+                          const struct iovec *body, int nbody, int timeout_ms, peer_reply_fn cb,
+                          void *arg);
 /* Fire and forget. */
 int transport_oneway(transport_t *t, const char *host, int port, uint8_t type, const void *body,
                      size_t blen);
@@ -79,6 +85,9 @@ int transport_oneway(transport_t *t, const char *host, int port, uint8_t type, c
  * -EPIPE when the link has died meanwhile (the answer is dropped). */
 int transport_reply(peer_link_t *link, uint64_t req_id, uint8_t type, const void *body,
                     size_t blen);
+/* The same with the body in pieces (see transport_request_iov). */
+int transport_reply_iov(peer_link_t *link, uint64_t req_id, uint8_t type,
+                        const struct iovec *body, int nbody);
 /* Keep link's memory valid after the on_request callback returns; every
  * hold needs one release. */
 void transport_link_hold(peer_link_t *link);

@@ -58,6 +58,7 @@ typedef struct server {
     struct event_base *base;
     struct evconnlistener *listener;
     store_t *store;
+    struct ocache *ocache;  /* decoded objects in front of store (node.c); NULL = off */
     uint64_t node_id;       /* this replica's actor in version vectors (node.c load_actor) */
     uint64_t dot_next;      /* the next dot counter this replica mints (node_write) */
     uint64_t dot_lease;     /* counters below it are reserved in metadata */

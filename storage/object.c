@@ -2,10 +2,10 @@
  * object.c - the stored object: version vector + siblings, its msgpack
  * codec and the dotted-version-vector operations (see object.h).
  *
- * Organisation: sibling helpers, life cycle, codec (encode; then decode in
- * three steps: a bounded pre-scan, msgpack_unpack_next, a typed walk of the
- * msgpack objects), then the DVV operations (update, sync) and the
- * housekeeping ones (winner, prune, purge).
+ * Organisation: sibling helpers, life cycle, codec (encode with msgpack-c's
+ * packer; decode by a direct, bounded reader of our format's bytes), then
+ * the DVV operations (update, sync) and the housekeeping ones (winner,
+ * prune, purge).
  *
  * Invariants kept by every function here:
  *   - o->vc covers the dot of every sibling, and dots are unique;
@@ -16,12 +16,12 @@
  * Functions that can fail build the new state aside and commit it only when
  * nothing else can fail, so on error the object is unchanged.
  *
- * Why the pre-scan: msgpack-c allocates an array's element storage when it
- * reads the array header, before the elements, so a 5-byte input claiming
- * 2^32 elements asks for ~100 GiB.  scan_structure() walks the bytes once
- * first, accepts only the msgpack types our format uses, and requires every
- * pending element to have at least one byte left to live in, so whatever
- * msgpack-c then allocates is bounded by a small multiple of the input.
+ * Why a direct reader: msgpack-c's unpacker builds an object tree in a
+ * zone (several mallocs per record) and allocates an array's element
+ * storage when it reads the array header, before the elements, so a 5-byte
+ * input claiming 2^32 elements would ask for ~100 GiB.  The reader (rd_*)
+ * checks every count against the bytes left before allocating, and costs
+ * no allocation but the vector, the sibling array and the values.
  */
 #include "object.h"
 
@@ -216,6 +216,22 @@ int obj_encode(const obj_t *o, uint8_t **out, size_t *outlen)
 
 /* ---- decode ---- */
 
+/* A cursor over the encoded bytes.  The decoder reads our format directly
+ * from them: no msgpack object tree, no zone allocation, and nothing is
+ * allocated before the bytes it describes are known to be there (a count
+ * is checked against the bytes left before its array is allocated, each
+ * element needing at least one byte), so a short input claiming 2^32
+ * elements allocates nothing.  It accepts exactly what the earlier
+ * decoder (msgpack-c's unpacker behind a type pre-scan) accepted: the
+ * types of our format only (integers, booleans, bin, arrays), signed
+ * integer encodings of non-negative values where unsigned ones are
+ * expected (msgpack-c reads those as positive integers too), and no
+ * trailing bytes. */
+typedef struct rd {
+    const uint8_t *p;
+    size_t len, pos;
+} rd_t;
+
 static uint64_t be_load(const uint8_t *p, int n)
 {
     uint64_t v = 0;
@@ -224,113 +240,149 @@ static uint64_t be_load(const uint8_t *p, int n)
     return v;
 }
 
-/* Containers inside containers in our format: top array > vector or
- * sibling list > entry > scalars. */
-#define SCAN_MAX_DEPTH 3
-
-/* Walk the msgpack bytes without building anything: only the types of our
- * format (integers, booleans, bin, arrays), at most SCAN_MAX_DEPTH levels
- * of nesting (msgpack-c reports deeper input as out-of-memory), exactly one
- * top-level value, no trailing bytes, and never more pending elements than
- * bytes left. */
-static int scan_structure(const uint8_t *p, size_t len)
+/* n more bytes of header or body, or false. */
+static bool rd_take(rd_t *r, size_t n, const uint8_t **at)
 {
-    size_t left[SCAN_MAX_DEPTH + 1] = {1}; /* elements still due per level */
-    size_t pos = 0, pending = 1;           /* pending = sum of left[] */
-    int depth = 0;
-    while (depth >= 0) {
-        if (left[depth] == 0) {
-            depth--;
-            continue;
-        }
-        if (pos >= len)
-            return -EINVAL;
-        uint8_t t = p[pos++];
-        size_t hdr = 0, body = 0, count = 0;
-        if (t <= 0x7f || t >= 0xe0 || t == 0xc2 || t == 0xc3) {
-            /* fixint, negative fixint, false, true */
-        } else if ((t & 0xf0) == 0x90) {
-            count = t & 0x0f;
-        } else {
-            switch (t) {
-            case 0xcc: case 0xd0: hdr = 1; break;
-            case 0xcd: case 0xd1: hdr = 2; break;
-            case 0xce: case 0xd2: hdr = 4; break;
-            case 0xcf: case 0xd3: hdr = 8; break;
-            case 0xc4: case 0xdc: hdr = 1 + (t == 0xdc); break; /* bin8 / array16 */
-            case 0xc5: hdr = 2; break;
-            case 0xc6: case 0xdd: hdr = 4; break;
-            default: return -EINVAL;
-            }
-            if (len - pos < hdr)
-                return -EINVAL;
-            uint64_t v = be_load(p + pos, (int)hdr);
-            if (t == 0xc4 || t == 0xc5 || t == 0xc6)
-                body = (size_t)v;
-            else if (t == 0xdc || t == 0xdd)
-                count = (size_t)v;
-            pos += hdr;
-        }
-        if (len - pos < body)
-            return -EINVAL;
-        pos += body;
-        left[depth]--;
-        pending--;
-        if (count == 0)
-            continue;
-        if (depth == SCAN_MAX_DEPTH || count > len - pos || pending + count > len - pos)
-            return -EINVAL;
-        left[++depth] = count;
-        pending += count;
-    }
-    return pos == len ? 0 : -EINVAL;
-}
-
-static bool mp_u64(const msgpack_object *m, uint64_t *v)
-{
-    if (m->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+    if (r->len - r->pos < n)
         return false;
-    *v = m->via.u64;
+    *at = r->p + r->pos;
+    r->pos += n;
     return true;
 }
 
-static bool mp_i64(const msgpack_object *m, int64_t *v)
+static bool rd_byte(rd_t *r, uint8_t *t)
 {
-    if (m->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-        *v = m->via.i64;
-        return true;
-    }
-    if (m->type == MSGPACK_OBJECT_POSITIVE_INTEGER && m->via.u64 <= INT64_MAX) {
-        *v = (int64_t)m->via.u64;
-        return true;
-    }
-    return false;
+    if (r->pos >= r->len)
+        return false;
+    *t = r->p[r->pos++];
+    return true;
 }
 
-/* The array m with exactly n elements (n == 0: any count), or NULL. */
-static const msgpack_object_array *mp_array(const msgpack_object *m, uint32_t n)
+/* An integer: *neg tells a negative value (in *i) from a non-negative one
+ * (in *u), as msgpack-c's positive/negative integer types do. */
+static bool rd_int(rd_t *r, bool *neg, uint64_t *u, int64_t *i)
 {
-    if (m->type != MSGPACK_OBJECT_ARRAY || (n && m->via.array.size != n))
-        return NULL;
-    return &m->via.array;
+    uint8_t t;
+    const uint8_t *b;
+    if (!rd_byte(r, &t))
+        return false;
+    *neg = false;
+    if (t <= 0x7f) {
+        *u = t;
+        return true;
+    }
+    if (t >= 0xe0) {
+        *neg = true;
+        *i = (int8_t)t;
+        return true;
+    }
+    int n;
+    bool sign;
+    switch (t) {
+    case 0xcc: n = 1; sign = false; break;
+    case 0xcd: n = 2; sign = false; break;
+    case 0xce: n = 4; sign = false; break;
+    case 0xcf: n = 8; sign = false; break;
+    case 0xd0: n = 1; sign = true; break;
+    case 0xd1: n = 2; sign = true; break;
+    case 0xd2: n = 4; sign = true; break;
+    case 0xd3: n = 8; sign = true; break;
+    default: return false;
+    }
+    if (!rd_take(r, (size_t)n, &b))
+        return false;
+    uint64_t v = be_load(b, n);
+    if (!sign) {
+        *u = v;
+        return true;
+    }
+    int64_t sv = n == 1 ? (int8_t)v : n == 2 ? (int16_t)v : n == 4 ? (int32_t)v : (int64_t)v;
+    if (sv < 0) {
+        *neg = true;
+        *i = sv;
+    } else {
+        *u = (uint64_t)sv;
+    }
+    return true;
 }
 
-static int decode_vc(const msgpack_object *m, vclock_t *vc)
+static bool rd_u64(rd_t *r, uint64_t *v)
 {
-    const msgpack_object_array *a = mp_array(m, 0);
-    if (a == NULL || a->size > OBJ_MAX_VC_ENTRIES)
+    bool neg;
+    int64_t i;
+    return rd_int(r, &neg, v, &i) && !neg;
+}
+
+static bool rd_i64(rd_t *r, int64_t *v)
+{
+    bool neg;
+    uint64_t u;
+    if (!rd_int(r, &neg, &u, v))
+        return false;
+    if (neg)
+        return true;
+    if (u > INT64_MAX)
+        return false;
+    *v = (int64_t)u;
+    return true;
+}
+
+static bool rd_bool(rd_t *r, bool *v)
+{
+    uint8_t t;
+    if (!rd_byte(r, &t) || (t != 0xc2 && t != 0xc3))
+        return false;
+    *v = t == 0xc3;
+    return true;
+}
+
+/* An array header: its element count, at most one per byte left. */
+static bool rd_array(rd_t *r, uint32_t *n)
+{
+    uint8_t t;
+    const uint8_t *b;
+    if (!rd_byte(r, &t))
+        return false;
+    if ((t & 0xf0) == 0x90)
+        *n = t & 0x0f;
+    else if (t == 0xdc && rd_take(r, 2, &b))
+        *n = (uint32_t)be_load(b, 2);
+    else if (t == 0xdd && rd_take(r, 4, &b))
+        *n = (uint32_t)be_load(b, 4);
+    else
+        return false;
+    return *n <= r->len - r->pos;
+}
+
+static bool rd_bin(rd_t *r, const uint8_t **p, size_t *n)
+{
+    uint8_t t;
+    const uint8_t *b;
+    if (!rd_byte(r, &t) || t < 0xc4 || t > 0xc6)
+        return false;
+    int hl = t == 0xc4 ? 1 : t == 0xc5 ? 2 : 4;
+    if (!rd_take(r, (size_t)hl, &b))
+        return false;
+    *n = (size_t)be_load(b, hl);
+    return rd_take(r, *n, p);
+}
+
+static int decode_vc(rd_t *r, vclock_t *vc)
+{
+    uint32_t n;
+    if (!rd_array(r, &n) || n > OBJ_MAX_VC_ENTRIES)
         return -EINVAL;
-    if (a->size == 0)
+    if (n == 0)
         return 0;
-    vc->e = malloc((size_t)a->size * sizeof(*vc->e));
+    vc->e = malloc((size_t)n * sizeof(*vc->e));
     if (vc->e == NULL)
         return -ENOMEM;
-    vc->cap = a->size;
-    for (uint32_t i = 0; i < a->size; i++) {
-        const msgpack_object_array *t = mp_array(&a->ptr[i], 3);
+    vc->cap = n;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t k;
         vc_entry_t *e = &vc->e[i];
-        if (t == NULL || !mp_u64(&t->ptr[0], &e->node) || !mp_u64(&t->ptr[1], &e->counter) ||
-            !mp_i64(&t->ptr[2], &e->ts_us))
+        if (!rd_array(r, &k) || k != 3 || !rd_u64(r, &e->node) || !rd_u64(r, &e->counter) ||
+            !rd_i64(r, &e->ts_us))
             return -EINVAL;
         /* vclock.c's invariants: sorted unique nodes, no zero counter. */
         if (e->counter == 0 || (i > 0 && e->node <= vc->e[i - 1].node))
@@ -340,26 +392,26 @@ static int decode_vc(const msgpack_object *m, vclock_t *vc)
     return 0;
 }
 
-static int decode_sib(const msgpack_object *m, const vclock_t *vc, sibling_t *s)
+static int decode_sib(rd_t *r, const vclock_t *vc, sibling_t *s)
 {
-    const msgpack_object_array *t = mp_array(m, 7);
+    uint32_t k;
     uint64_t flags;
-    if (t == NULL || !mp_u64(&t->ptr[0], &s->dot.node) || !mp_u64(&t->ptr[1], &s->dot.counter) ||
-        !mp_u64(&t->ptr[2], &flags) || flags > UINT32_MAX || !mp_i64(&t->ptr[3], &s->expiry) ||
-        !mp_i64(&t->ptr[4], &s->ts_us) || t->ptr[5].type != MSGPACK_OBJECT_BOOLEAN ||
-        t->ptr[6].type != MSGPACK_OBJECT_BIN)
+    const uint8_t *v;
+    if (!rd_array(r, &k) || k != 7 || !rd_u64(r, &s->dot.node) || !rd_u64(r, &s->dot.counter) ||
+        !rd_u64(r, &flags) || flags > UINT32_MAX || !rd_i64(r, &s->expiry) ||
+        !rd_i64(r, &s->ts_us) || !rd_bool(r, &s->tombstone) || !rd_bin(r, &v, &s->len))
         return -EINVAL;
     if (s->dot.counter == 0 || !vc_covers(vc, s->dot))
         return -EINVAL;
     s->flags = (uint32_t)flags;
-    s->tombstone = t->ptr[5].via.boolean;
-    s->len = t->ptr[6].via.bin.size;
     if (s->len == 0)
         return 0;
     s->value = malloc(s->len);
-    if (s->value == NULL)
+    if (s->value == NULL) {
+        s->len = 0;
         return -ENOMEM;
-    memcpy(s->value, t->ptr[6].via.bin.ptr, s->len);
+    }
+    memcpy(s->value, v, s->len);
     return 0;
 }
 
@@ -367,58 +419,75 @@ int obj_decode(const uint8_t *buf, size_t len, obj_t *o)
 {
     obj_t tmp;
     obj_init(&tmp);
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
     int rc = -EINVAL;
+    rd_t r = {buf, len, 1};
+    uint32_t n;
 
-    if (len < 1 || buf[0] != OBJ_FORMAT_V1 || scan_structure(buf + 1, len - 1) < 0)
+    if (len < 1 || buf[0] != OBJ_FORMAT_V1 || !rd_array(&r, &n) || n != 2)
         goto out;
-    size_t off = 0;
-    msgpack_unpack_return ur = msgpack_unpack_next(&up, (const char *)buf + 1, len - 1, &off);
-    if (ur != MSGPACK_UNPACK_SUCCESS || off != len - 1) {
-        rc = ur == MSGPACK_UNPACK_NOMEM_ERROR ? -ENOMEM : -EINVAL;
+    if ((rc = decode_vc(&r, &tmp.vc)) < 0)
         goto out;
-    }
-    const msgpack_object_array *top = mp_array(&up.data, 2);
-    if (top == NULL)
-        goto out;
-    rc = decode_vc(&top->ptr[0], &tmp.vc);
-    if (rc < 0)
-        goto out;
-    const msgpack_object_array *sa = mp_array(&top->ptr[1], 0);
     rc = -EINVAL;
-    if (sa == NULL || sa->size > OBJ_MAX_SIBLINGS)
+    if (!rd_array(&r, &n) || n > OBJ_MAX_SIBLINGS)
         goto out;
-    rc = sib_reserve(&tmp, sa->size);
-    if (rc < 0)
+    if ((rc = sib_reserve(&tmp, n)) < 0)
         goto out;
     bool sorted = true;
-    for (uint32_t i = 0; i < sa->size; i++) {
+    for (uint32_t i = 0; i < n; i++) {
         sibling_t *s = &tmp.sib[i];
         memset(s, 0, sizeof(*s));
-        rc = decode_sib(&sa->ptr[i], &tmp.vc, s);
+        rc = decode_sib(&r, &tmp.vc, s);
         tmp.nsib = i + 1; /* s->value is owned by tmp even on failure */
         if (rc < 0)
             goto out;
         if (i > 0 && dot_cmp(tmp.sib[i - 1].dot, s->dot) >= 0)
             sorted = false;
     }
+    rc = -EINVAL;
+    if (r.pos != len)
+        goto out; /* trailing bytes */
     if (!sorted)
         qsort(tmp.sib, tmp.nsib, sizeof(*tmp.sib), sib_cmp_dot);
-    for (uint32_t i = 1; i < tmp.nsib; i++) {
-        if (dot_cmp(tmp.sib[i - 1].dot, tmp.sib[i].dot) == 0) {
-            rc = -EINVAL; /* the same write twice */
-            goto out;
-        }
-    }
+    for (uint32_t i = 1; i < tmp.nsib; i++)
+        if (dot_cmp(tmp.sib[i - 1].dot, tmp.sib[i].dot) == 0)
+            goto out; /* the same write twice */
     obj_free(o);
     *o = tmp;
     obj_init(&tmp);
     rc = 0;
 out:
     obj_free(&tmp);
-    msgpack_unpacked_destroy(&up);
     return rc;
+}
+
+bool obj_enc_may_purge(const uint8_t *buf, size_t len, int64_t now_us, int64_t flush_us)
+{
+    int64_t now_s = now_us / 1000000;
+    bool flushed = flush_us != 0 && now_us >= flush_us;
+    rd_t r = {buf, len, 1};
+    uint32_t n, k;
+    uint64_t u;
+    int64_t i64;
+    const uint8_t *v;
+    size_t vl;
+    if (len < 1 || buf[0] != OBJ_FORMAT_V1 || !rd_array(&r, &n) || n != 2 || !rd_array(&r, &n))
+        return true;
+    for (uint32_t i = 0; i < n; i++)
+        if (!rd_array(&r, &k) || k != 3 || !rd_u64(&r, &u) || !rd_u64(&r, &u) || !rd_i64(&r, &i64))
+            return true;
+    if (!rd_array(&r, &n))
+        return true;
+    for (uint32_t i = 0; i < n; i++) {
+        int64_t expiry, ts;
+        bool tomb;
+        if (!rd_array(&r, &k) || k != 7 || !rd_u64(&r, &u) || !rd_u64(&r, &u) ||
+            !rd_u64(&r, &u) || !rd_i64(&r, &expiry) || !rd_i64(&r, &ts) || !rd_bool(&r, &tomb) ||
+            !rd_bin(&r, &v, &vl))
+            return true;
+        if (!tomb && ((expiry != 0 && expiry <= now_s) || (flushed && ts <= flush_us)))
+            return true;
+    }
+    return false;
 }
 
 /* ---- DVV operations ---- */
@@ -482,12 +551,15 @@ int obj_update(obj_t *o, const vclock_t *ctx, uint64_t node, uint64_t min_counte
 }
 
 /* Siblings of o as pointers sorted by dot (*out malloc'ed; NULL if none). */
-static int sib_sorted_view(const obj_t *o, const sibling_t ***out)
+/* Up to this many siblings, obj_sync's scratch arrays live on the stack. */
+#define SYNC_STACK 8
+
+static int sib_sorted_view(const obj_t *o, const sibling_t ***out, const sibling_t **stack)
 {
     *out = NULL;
     if (o->nsib == 0)
         return 0;
-    const sibling_t **v = malloc((size_t)o->nsib * sizeof(*v));
+    const sibling_t **v = o->nsib <= SYNC_STACK ? stack : malloc((size_t)o->nsib * sizeof(*v));
     if (v == NULL)
         return -ENOMEM;
     bool sorted = true;
@@ -502,11 +574,31 @@ static int sib_sorted_view(const obj_t *o, const sibling_t ***out)
     return 0;
 }
 
+/* Whether o's siblings are in dot order (they are, but for input built
+ * by hand: obj_sync does not rely on it). */
+static bool sib_sorted(const obj_t *o)
+{
+    for (uint32_t i = 1; i < o->nsib; i++)
+        if (dot_cmp(o->sib[i - 1].dot, o->sib[i].dot) >= 0)
+            return false;
+    return true;
+}
+
 int obj_sync(obj_t *dst, const obj_t *src)
 {
     if (dst == src)
         return 0;
+    if (dst->nsib == 0 && dst->vc.n == 0 && sib_sorted(src)) {
+        /* into an empty object (the first answer of a read): the union is
+         * src itself, which a copy makes with fewer allocations */
+        uint64_t h = dst->stored_hash;
+        int crc = obj_copy(dst, src);
+        dst->stored_hash = h;
+        return crc;
+    }
     const sibling_t **a = NULL, **b = NULL;
+    const sibling_t *a_stack[SYNC_STACK], *b_stack[SYNC_STACK];
+    bool flags_stack[3 * SYNC_STACK];
     sibling_t *out = NULL;
     bool *keep = NULL, *copied = NULL;
     uint32_t nout = 0;
@@ -516,15 +608,21 @@ int obj_sync(obj_t *dst, const obj_t *src)
     int rc = -ENOMEM;
     if (cap > UINT32_MAX)
         goto out;
-    if ((rc = sib_sorted_view(dst, &a)) < 0 || (rc = sib_sorted_view(src, &b)) < 0)
+    if ((rc = sib_sorted_view(dst, &a, a_stack)) < 0 ||
+        (rc = sib_sorted_view(src, &b, b_stack)) < 0)
         goto out;
     rc = -ENOMEM;
     /* One flag array: keep[0..dst->nsib): that dst sibling moved into
      * out; copied[0..cap): out[k] holds a copy of a src value (freed if we
      * fail). */
-    if (cap > 0 && ((out = malloc(cap * sizeof(*out))) == NULL ||
-                    (keep = calloc(dst->nsib + cap, sizeof(*keep))) == NULL))
+    if (cap > 0 && (out = malloc(cap * sizeof(*out))) == NULL)
         goto out;
+    if (cap > 0 && dst->nsib + cap <= 3 * SYNC_STACK) {
+        keep = flags_stack;
+        memset(keep, 0, (dst->nsib + cap) * sizeof(*keep));
+    } else if (cap > 0 && (keep = calloc(dst->nsib + cap, sizeof(*keep))) == NULL) {
+        goto out;
+    }
     copied = keep != NULL ? keep + dst->nsib : NULL;
 
     /* Merge the two dot-sorted lists.  A sibling on one side only survives
@@ -558,6 +656,13 @@ int obj_sync(obj_t *dst, const obj_t *src)
             }
         }
     }
+    /* room for the union at once: vc_merge then never grows it */
+    if (dst->vc.n + (uint64_t)src->vc.n > 0) {
+        rc = -ENOMEM;
+        if ((vc.e = malloc(((size_t)dst->vc.n + src->vc.n) * sizeof(*vc.e))) == NULL)
+            goto out;
+        vc.cap = dst->vc.n + src->vc.n;
+    }
     if ((rc = vc_copy(&vc, &dst->vc)) < 0 || (rc = vc_merge(&vc, &src->vc)) < 0)
         goto out;
 
@@ -581,9 +686,12 @@ out:
             free(out[k].value);
     vc_free(&vc);
     free(out);
-    free(keep);
-    free(a);
-    free(b);
+    if (keep != flags_stack)
+        free(keep);
+    if (a != a_stack)
+        free(a);
+    if (b != b_stack)
+        free(b);
     return rc;
 }
 
@@ -666,6 +774,19 @@ uint32_t obj_purge(obj_t *o, int64_t now_us, int64_t flush_us)
     }
     o->nsib = w;
     return n - w;
+}
+
+bool obj_purgeable(const obj_t *o, int64_t now_us, int64_t flush_us)
+{
+    int64_t now_s = now_us / 1000000;
+    bool flushed = flush_us != 0 && now_us >= flush_us;
+    for (uint32_t i = 0; i < o->nsib; i++) {
+        const sibling_t *s = &o->sib[i];
+        if (!s->tombstone &&
+            ((s->expiry != 0 && s->expiry <= now_s) || (flushed && s->ts_us <= flush_us)))
+            return true;
+    }
+    return false;
 }
 
 bool obj_live(const obj_t *o)

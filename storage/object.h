@@ -69,6 +69,13 @@ int obj_encode(const obj_t *o, uint8_t **out, size_t *outlen);
  * bytes, a sibling dot the vector does not cover. */
 int obj_decode(const uint8_t *buf, size_t len, obj_t *o);
 
+/* Whether obj_purge(now_us, flush_us) of the object encoded in buf might
+ * drop something, read straight from the bytes without decoding or
+ * allocating: false only when buf is well formed as far as that check
+ * reads and no sibling is dead; true otherwise (decode it to know).  For
+ * scans that look at every record (the crawler). */
+bool obj_enc_may_purge(const uint8_t *buf, size_t len, int64_t now_us, int64_t flush_us);
+
 /* A new write minted by actor node: the new sibling *s (its value ownership
  * moves into o; s->dot is assigned here) supersedes every sibling whose dot
  * ctx covers.  The new dot is (node, max(vc[node] + 1, ctx[node] + 1,
@@ -127,6 +134,10 @@ uint32_t obj_purge(obj_t *o, int64_t now_us, int64_t flush_us);
  * own, not from the pruned entry: see obj_update).  Returns how many were
  * dropped. */
 uint32_t obj_prune_vc(obj_t *o, uint32_t max);
+
+/* Whether obj_purge(o, now_us, flush_us) would drop anything, without
+ * changing o. */
+bool obj_purgeable(const obj_t *o, int64_t now_us, int64_t flush_us);
 
 /* True when the object has a live winner (exists, not a tombstone). */
 bool obj_live(const obj_t *o);

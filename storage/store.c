@@ -559,6 +559,12 @@ int store_put(store_t *st, const void *key, size_t klen, const obj_t *o)
 
 int store_put_hashed(store_t *st, const void *key, size_t klen, const obj_t *o, uint64_t *hash)
 {
+    return store_put_enc(st, key, klen, o, hash, NULL, NULL);
+}
+
+int store_put_enc(store_t *st, const void *key, size_t klen, const obj_t *o, uint64_t *hash,
+                  uint8_t **encp, size_t *enclen)
+{
     if (check_fault(st))
         return -EIO;
     char stack[STORE_KEYBUF], *heap;
@@ -574,6 +580,11 @@ int store_put_hashed(store_t *st, const void *key, size_t klen, const obj_t *o, 
         rc = lerr_check(lerr, "put");
         if (rc == 0 && hash != NULL)
             *hash = tictac_token_hash(get_be64((const uint8_t *)k + 1), enc, elen);
+        if (rc == 0 && encp != NULL) {
+            *encp = enc;
+            *enclen = elen;
+            enc = NULL;
+        }
     }
     free(enc);
     free(heap);

@@ -113,6 +113,12 @@ int store_put(store_t *st, const void *key, size_t klen, const obj_t *o);
  * encoded anyway: the write path updates its tree without a second
  * encoding. */
 int store_put_hashed(store_t *st, const void *key, size_t klen, const obj_t *o, uint64_t *hash);
+/* store_put_hashed() that also hands over the bytes it stored: on success,
+ * when enc is not NULL, *enc (malloc'ed, the caller frees it) and *enclen
+ * are the object's encoding, so the coordinator replicates exactly those
+ * bytes without encoding the object again (untouched on failure). */
+int store_put_enc(store_t *st, const void *key, size_t klen, const obj_t *o, uint64_t *hash,
+                  uint8_t **enc, size_t *enclen);
 /* Deleting an absent key is fine (0). */
 int store_del(store_t *st, const void *key, size_t klen);
 

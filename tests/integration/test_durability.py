@@ -294,3 +294,70 @@ def test_max_value_bytes_is_honoured(node_factory):
         assert c.set("big", b"x" * 1001) == b"SERVER_ERROR object too large for cache"
         assert c.get("big") is None
         assert c.cmd("version").startswith(b"VERSION ")
+
+
+def test_object_cache_never_serves_what_the_store_no_longer_holds(node_factory):
+    # the cache of decoded objects (storage.object_cache_mb) sits in front of
+    # every read: each local write must replace what it holds, and expiry,
+    # flush_all, deletes and read-modify-writes must look the same through
+    # it as through LevelDB; then a restart (empty cache) must agree
+    node = node_factory()
+    with node.conn() as c:
+        st0 = c.stats()
+        assert int(st0["object_cache_limit"]) == 64 << 20
+        assert c.set("oc-a", b"one") == b"STORED"
+        assert c.get("oc-a") == b"one"
+        assert c.get("oc-a") == b"one"
+        assert c.set("oc-a", b"two") == b"STORED"
+        assert c.get("oc-a") == b"two"
+        assert c.store("append", "oc-a", b"+x") == b"STORED"
+        assert c.get("oc-a") == b"two+x"
+        assert c.set("oc-n", b"5") == b"STORED"
+        assert c.get("oc-n") == b"5"
+        assert c.cmd("incr oc-n 7") == b"12"
+        assert c.get("oc-n") == b"12"
+        assert c.get("oc-gone") is None          # cached as absent ...
+        assert c.set("oc-gone", b"here") == b"STORED"
+        assert c.get("oc-gone") == b"here"        # ... until written
+        assert c.cmd("delete oc-gone") == b"DELETED"
+        assert c.get("oc-gone") is None
+        assert c.set("oc-exp", b"short", exptime=1) == b"STORED"
+        assert c.get("oc-exp") == b"short"
+        wait_for(lambda: c.get("oc-exp") is None, timeout=5, interval=0.1,
+                 what="a cached item to expire")
+        st = c.stats()
+        assert int(st["object_cache_hits"]) > int(st0["object_cache_hits"])
+        assert int(st["object_cache_invalidations"]) > int(st0["object_cache_invalidations"])
+        assert int(st["object_cache_items"]) >= 1
+        assert int(st["object_cache_bytes"]) > 0
+        assert c.cmd("flush_all") == b"OK"
+        assert c.get("oc-a") is None
+        assert c.get("oc-n") is None
+        assert c.set("oc-after", b"new") == b"STORED"
+    assert node.stop() == 0
+    node.start()
+    with node.conn() as c:
+        assert c.get("oc-a") is None
+        assert c.get("oc-after") == b"new"
+        assert int(c.stats()["object_cache_hits"]) == 0
+
+
+def test_object_cache_off_and_tiny(node_factory):
+    # 0 turns the cache off; a cache far smaller than the data evicts and
+    # still answers every read right
+    off = node_factory(storage__object_cache_mb=0)
+    with off.conn() as c:
+        assert c.set("k", b"v") == b"STORED"
+        assert c.get("k") == b"v"
+        st = c.stats()
+        assert int(st["object_cache_limit"]) == 0
+        assert int(st["object_cache_items"]) == 0
+    tiny = node_factory(name="n2", storage__object_cache_mb=1)
+    with tiny.conn(timeout=10) as c:
+        for i in range(3000):
+            assert c.set("t-%d" % i, b"%d" % i * 100) == b"STORED"
+        for i in range(3000):
+            assert c.get("t-%d" % i) == b"%d" % i * 100
+        st = c.stats()
+        assert int(st["object_cache_evictions"]) > 0
+        assert int(st["object_cache_bytes"]) <= 1 << 20

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include <cmocka.h>
 
@@ -232,6 +233,73 @@ static void test_authenticated_frames(void **state)
     msgpack_sbuffer_destroy(&plain);
 }
 
+/* frame_build_iov's head + pieces + trailer are byte for byte the frame
+ * frame_build makes of the concatenated body, keyed or not, for bodies in
+ * one, two or three pieces and the empty body; and frames parsed into one
+ * lent zone, one after the other, come out whole. */
+static void test_iov_frames_equal_built_frames(void **state)
+{
+    (void)state;
+    msgpack_sbuffer body, ref;
+    pack_body(&body);
+    msgpack_sbuffer_init(&ref);
+    uint8_t key[FRAME_KEY_LEN];
+    memset(key, 0x5a, sizeof(key));
+    msgpack_zone *zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+    assert_non_null(zone);
+    for (int keyed = 0; keyed < 2; keyed++) {
+        for (int cuts = 0; cuts < 4; cuts++) {
+            size_t blen = cuts == 3 ? 0 : body.size;
+            struct iovec v[3];
+            int n = 0;
+            if (cuts == 0) {
+                v[n++] = (struct iovec){body.data, body.size};
+            } else if (cuts == 1) {
+                v[n++] = (struct iovec){body.data, 2};
+                v[n++] = (struct iovec){body.data + 2, body.size - 2};
+            } else if (cuts == 2) {
+                v[n++] = (struct iovec){body.data, 1};
+                v[n++] = (struct iovec){body.data + 1, 0};
+                v[n++] = (struct iovec){body.data + 1, body.size - 1};
+            }
+            assert_int_equal(frame_build(&ref, 7, FRAME_REQUEST, 1234567890123ULL, 250,
+                                         body.data, blen, keyed ? key : NULL), 0);
+            uint8_t head[FRAME_HEAD_MAX], mac[FRAME_MAC_LEN];
+            size_t hlen = 0;
+            assert_int_equal(frame_build_iov(head, &hlen, 7, FRAME_REQUEST, 1234567890123ULL, 250,
+                                             v, n, keyed ? key : NULL, mac), 0);
+            uint8_t whole[512];
+            size_t len = 0;
+            memcpy(whole, head, hlen);
+            len = hlen;
+            for (int i = 0; i < n; i++) {
+                memcpy(whole + len, v[i].iov_base, v[i].iov_len);
+                len += v[i].iov_len;
+            }
+            if (keyed) {
+                memcpy(whole + len, mac, sizeof(mac));
+                len += sizeof(mac);
+            }
+            assert_int_equal(len, ref.size);
+            assert_memory_equal(whole, ref.data, len);
+            frame_t f;
+            size_t used = 0;
+            assert_int_equal(frame_parse_in(whole, len, 1 << 20, keyed ? key : NULL, &f, &used,
+                                            zone),
+                             1);
+            assert_int_equal(used, len);
+            assert_int_equal(f.type, 7);
+            assert_int_equal(f.req_id, 1234567890123ULL);
+            assert_int_equal(f.body.type, blen ? MSGPACK_OBJECT_ARRAY : MSGPACK_OBJECT_NIL);
+            frame_release(&f);
+            assert_null(f.zone);
+        }
+    }
+    msgpack_zone_free(zone);
+    msgpack_sbuffer_destroy(&ref);
+    msgpack_sbuffer_destroy(&body);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -242,6 +310,7 @@ int main(void)
         cmocka_unit_test(test_validate),
         cmocka_unit_test(test_status_reply),
         cmocka_unit_test(test_authenticated_frames),
+        cmocka_unit_test(test_iov_frames_equal_built_frames),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -237,6 +237,36 @@ static void test_replica_roundtrip(void **state)
     assert_true(obj_equal(&m.rput.obj, &o));
     msg_free(MSG_REPLICA_PUT, MSG_REQ, &m);
     msgpack_unpacked_destroy(&up);
+    /* the coordinator's two pieces (msg_rput_head, then the encoding) are
+     * the bytes msg_encode makes of the same message */
+    msgpack_sbuffer whole, head;
+    msgpack_sbuffer_init(&whole);
+    msgpack_sbuffer_init(&head);
+    msg_replica_put_t hinted = {.key = (const uint8_t *)"k", .klen = 1, .hint = "n2",
+                                .enc = enc, .enclen = elen};
+    assert_int_equal(msg_encode(&whole, MSG_REPLICA_PUT, MSG_REQ, &hinted), 0);
+    assert_int_equal(msg_rput_head(&head, "k", 1, "n2", elen), 0);
+    assert_int_equal(head.size + elen, whole.size);
+    assert_memory_equal(head.data, whole.data, head.size);
+    assert_memory_equal(whole.data + head.size, enc, elen);
+    /* a replica's found answer in two pieces is msg_encode's too */
+    msg_replica_got_t found = {.code = 0, .has_obj = true, .obj = o};
+    assert_int_equal(msg_encode(&whole, MSG_REPLICA_GET, MSG_REP, &found), 0);
+    assert_int_equal(msg_rgot_head(&head, elen), 0);
+    assert_int_equal(head.size + elen, whole.size);
+    assert_memory_equal(head.data, whole.data, head.size);
+    assert_memory_equal(whole.data + head.size, enc, elen);
+    /* and the stack status body is msg_encode_status's */
+    int64_t codes[] = {0, 1, -5, -ENOMEM, INT64_MIN, INT64_MAX};
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+        uint8_t st[MSG_STATUS_MAX];
+        size_t n = msg_status_body(st, codes[i]);
+        assert_int_equal(msg_encode_status(&whole, codes[i]), 0);
+        assert_int_equal(n, whole.size);
+        assert_memory_equal(st, whole.data, n);
+    }
+    msgpack_sbuffer_destroy(&whole);
+    msgpack_sbuffer_destroy(&head);
     free(enc);
 
     msg_coord_write_t w = {.key = (const uint8_t *)"ctr", .klen = 3, .cmd = MC_INCR,

@@ -1090,6 +1090,52 @@ static void test_purge_flush(void **state)
     obj_free(&o);
 }
 
+/* The crawler's pre-check (and obj_purgeable) agrees with obj_purge on every object of the
+ * expiry and flush tests, at every instant around their edges, and says
+ * "decode to know" for what it cannot read. */
+static void test_enc_may_purge_agrees_with_purge(void **state)
+{
+    (void)state;
+    obj_t o;
+    obj_init(&o);
+    int64_t expiry[] = {0, 99, 100, 101};
+    for (int i = 0; i < 4; i++) {
+        sibling_t s = mk("v", 4000000 + i);
+        s.expiry = expiry[i];
+        assert_int_equal(obj_update(&o, NULL, (uint64_t)(i + 1), 0, &s, 4000000 + i), 0);
+    }
+    sibling_t t = mk(NULL, 9);
+    t.tombstone = true;
+    t.expiry = 50;
+    assert_int_equal(obj_update(&o, NULL, 9, 0, &t, 9), 0);
+    uint8_t *buf;
+    size_t len;
+    for (int keep = 0; keep < 3; keep++) {
+        encode(&o, &buf, &len);
+        int64_t nows[] = {1 * US, 98 * US, 99 * US, 100 * US, 101 * US, 102 * US, 1000 * US};
+        int64_t flushes[] = {0, 4000001, 4000003, 200 * US};
+        for (size_t i = 0; i < sizeof(nows) / sizeof(nows[0]); i++) {
+            for (size_t j = 0; j < sizeof(flushes) / sizeof(flushes[0]); j++) {
+                obj_t c;
+                obj_init(&c);
+                assert_int_equal(obj_copy(&c, &o), 0);
+                bool may = obj_purgeable(&c, nows[i], flushes[j]);
+                bool drops = obj_purge(&c, nows[i], flushes[j]) > 0;
+                assert_int_equal(may, drops);
+                assert_int_equal(obj_enc_may_purge(buf, len, nows[i], flushes[j]), drops);
+                obj_free(&c);
+            }
+        }
+        /* truncated or foreign bytes: decode to know */
+        assert_true(obj_enc_may_purge(buf, len - 1, 1, 0));
+        assert_true(obj_enc_may_purge((const uint8_t *)"x", 1, 1, 0));
+        assert_true(obj_enc_may_purge(buf, 0, 1, 0));
+        free(buf);
+        obj_purge(&o, (int64_t)(keep ? 1000 : 100) * US, 0); /* fewer siblings next round */
+    }
+    obj_free(&o);
+}
+
 static void test_copy_is_deep(void **state)
 {
     (void)state;
@@ -1111,6 +1157,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_empty_object),
+        cmocka_unit_test(test_enc_may_purge_agrees_with_purge),
         cmocka_unit_test(test_roundtrip_values),
         cmocka_unit_test(test_roundtrip_many_siblings),
         cmocka_unit_test(test_encode_refuses_undecodable),
