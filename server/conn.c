@@ -38,7 +38,13 @@
  *
  * I/O: one recv per readable event into the input evbuffer; replies are
  * written to the socket as soon as a batch of commands has run
- * (conn_flush), and only a partial write arms the writable event.
+ * (conn_flush), and only a partial write arms the writable event.  While
+ * a command waits for its replicas the readable event stays armed (taking
+ * it out and putting it back costs two epoll_ctl per request): what comes
+ * meanwhile (a pipelining client) goes to a side buffer, since waiting
+ * commands point into the input buffer, and joins the input when the
+ * connection goes on; past CONN_WAIT_IN_MAX, or at EOF, reading stops
+ * until then.
  *
  * Connections are never freed inside their own callbacks: conn_kill()
  * moves them to srv->dead and the reaper event frees them on the next loop
@@ -115,6 +121,7 @@ typedef struct conn {
     evutil_socket_t fd;
     struct event *rev, *wev; /* readable (while reading is on), writable (while a write is partial) */
     struct evbuffer *in, *out;
+    struct evbuffer *side; /* read while a command waits (NULL until needed) */
     bool read_on;
     enum conn_state state;
     bool paused; /* output over the high watermark: not reading, not executing */
@@ -160,6 +167,8 @@ static void reap(evutil_socket_t fd, short what, void *arg)
         event_free(c->wev);
         evbuffer_free(c->in);
         evbuffer_free(c->out);
+        if (c->side)
+            evbuffer_free(c->side);
         evutil_closesocket(c->fd);
         if (c->mkeys != c->mkeys_inline)
             free(c->mkeys);
@@ -1506,10 +1515,22 @@ static bool wants_input(const conn_t *c)
 
 static void conn_process_loop(conn_t *c);
 
+/* Input that came while a command waited, ready to join the input: the
+ * connection reads again and what was in the input buffer is used up. */
+static bool side_ready(const conn_t *c)
+{
+    return c->side && evbuffer_get_length(c->side) > 0 && wants_input(c) && !c->dead &&
+           !c->paused;
+}
+
 static void conn_process(conn_t *c)
 {
     c->in_process = true;
     conn_process_loop(c);
+    /* then what came while a command waited, after it (its chains are
+     * linked on: nothing in the input buffer moves) */
+    while (side_ready(c) && evbuffer_add_buffer(c->in, c->side) == 0)
+        conn_process_loop(c);
     c->in_process = false;
     conn_flush(c);
     /* reading was turned off while a command waited: turn it back on, once
@@ -1539,35 +1560,48 @@ static void conn_process_loop(conn_t *c)
             read_set(c, false);
             return;
         }
-        if (!more) {
-            if (!wants_input(c))
-                read_set(c, false); /* waiting for replicas: one command at a time */
-            return;
-        }
+        if (!more)
+            return; /* waiting for replicas: on_readable holds what comes meanwhile */
     }
 }
 
 #define CONN_READ_CHUNK 16384
 
+/* Input held aside while a command waits, at most (one pipelined burst). */
+#define CONN_WAIT_IN_MAX (64 * 1024)
+
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     conn_t *c = arg;
+    bool waiting = !wants_input(c);
+    if (waiting && !c->side && !(c->side = evbuffer_new())) {
+        read_set(c, false); /* read once the command is answered */
+        return;
+    }
+    struct evbuffer *dst = waiting ? c->side : c->in;
     struct evbuffer_iovec v;
-    if (evbuffer_reserve_space(c->in, CONN_READ_CHUNK, &v, 1) < 1) {
+    if (evbuffer_reserve_space(dst, CONN_READ_CHUNK, &v, 1) < 1) {
         conn_kill(c);
         return;
     }
     ssize_t n = recv(fd, v.iov_base, v.iov_len < CONN_READ_CHUNK ? v.iov_len : CONN_READ_CHUNK, 0);
     if (n <= 0) {
-        evbuffer_commit_space(c->in, &v, 0);
-        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-            conn_kill(c); /* EOF or error */
+        evbuffer_commit_space(dst, &v, 0);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return;
+        if (waiting)
+            read_set(c, false); /* EOF or error: found again once the command is answered */
+        else
+            conn_kill(c);
         return;
     }
     v.iov_len = (size_t)n;
-    evbuffer_commit_space(c->in, &v, 1);
-    conn_process(c);
+    evbuffer_commit_space(dst, &v, 1);
+    if (!waiting)
+        conn_process(c);
+    else if (evbuffer_get_length(c->side) >= CONN_WAIT_IN_MAX)
+        read_set(c, false); /* input must not pile up while a command waits */
 }
 
 static void on_writable(evutil_socket_t fd, short what, void *arg)

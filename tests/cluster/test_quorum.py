@@ -205,3 +205,36 @@ def test_pipelined_commands_answer_in_order_5_nodes(cluster):
     assert got == want, "pipelined replies differ at byte %d: got %r" % (
         next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want))),
         got[-200:])
+
+
+@pytest.mark.timeout(90)
+def test_input_that_arrives_while_a_command_waits_3_nodes(cluster):
+    # the connection keeps reading while a command waits for remote replicas
+    # (no epoll_ctl per request): what arrives meanwhile is held aside, in
+    # order, up to a bound past which reading stops; and a client that
+    # half-closes right after its requests still gets every reply
+    import socket
+    nodes, _ = start_converged(cluster, 3)
+    s = socket.create_connection(("127.0.0.1", nodes[0].client_port), timeout=10)
+    want = b""
+    try:
+        for i in range(400):  # ~130 KB in small writes, well past the bound
+            v = (b"%03d" % (i % 1000)) * 100
+            cmd = b"set w%d 0 0 %d w=all\r\n%s\r\nget w%d r=all\r\n" % (i, len(v), v, i)
+            want += b"STORED\r\nVALUE w%d 0 %d\r\n%s\r\nEND\r\n" % (i, len(v), v)
+            s.sendall(cmd)
+            if i % 50 == 0:
+                time.sleep(0.01)
+        s.shutdown(socket.SHUT_WR)
+        got = b""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    finally:
+        s.close()
+    at = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
+    assert got == want, "replies differ at byte %d of %d (got %d bytes): got %r, want %r" % (
+        at, len(want), len(got), got[max(0, at - 80):at + 80], want[max(0, at - 80):at + 80])
