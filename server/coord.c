@@ -380,6 +380,8 @@ static void on_get_reply(void *arg, int status, const frame_t *f)
             st = 0; /* missing */
         else if (m.rgot.code == 0)
             st = 1;
+        else if (m.rgot.code == -EBUSY)
+            op->srv->admit.stats.replica_busy++; /* failed: the next replica is asked */
         else
             op->srv->coord.replica_errors++;
     } else {
@@ -615,8 +617,13 @@ static void on_put_reply(void *arg, int status, const frame_t *f)
     req_t *rq = arg;
     op_t *op = rq->op;
     bool ok = status == 0 && frame_status_ok(f);
-    if (status == 0 && !ok)
-        op->srv->coord.replica_errors++;
+    int64_t code;
+    if (status == 0 && !ok) {
+        if (msg_decode_status(&f->body, &code) && code == -EBUSY)
+            op->srv->admit.stats.replica_busy++;
+        else
+            op->srv->coord.replica_errors++;
+    }
     write_answer(op, rq->i, ok);
     free(rq);
     op_unref(op);
@@ -1075,6 +1082,7 @@ static bool is_own(server_t *srv, const char *hint_for)
 static void on_forwarded_done(void *arg, coord_result_t *res)
 {
     op_t *op = arg; /* the op itself: see coord_on_coord_write */
+    admit_end(op->srv);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msg_coord_done_t d = {.status = res->status, .got = res->got, .needed = res->needed,
@@ -1095,6 +1103,15 @@ void coord_on_coord_write(server_t *srv, peer_link_t *link, const frame_t *f, ms
         reply_status(link, f->req_id, MSG_COORD_WRITE, -EINVAL);
         return;
     }
+    if (!admit_forwarded(srv)) {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msg_coord_done_t d = {.status = COORD_BUSY, .needed = m->w};
+        if (msg_encode(&sb, MSG_COORD_WRITE, MSG_REP, &d) == 0)
+            transport_reply(link, f->req_id, MSG_COORD_WRITE, sb.data, sb.size);
+        msgpack_sbuffer_destroy(&sb);
+        return;
+    }
     kv_op_t kop = {.cmd = (enum mc_cmd)m->cmd, .flags = m->flags, .expiry = m->expiry,
                    .data = m->data, .len = m->dlen, .cas = m->cas, .delta = m->delta,
                    .ctx = m->has_ctx ? &m->ctx : NULL};
@@ -1113,6 +1130,7 @@ void coord_on_coord_write(server_t *srv, peer_link_t *link, const frame_t *f, ms
     op->arg = op;
     op->link = link;
     op->req_id = f->req_id;
+    admit_begin(srv); /* until on_forwarded_done */
     transport_link_hold(link);
     op->r = (int)m->r;
     op->w = (int)m->w;
@@ -1130,7 +1148,8 @@ void coord_on_replica_get(server_t *srv, peer_link_t *link, const frame_t *f, ms
     const msg_replica_get_t *m = &msg->rget;
     msg_replica_got_t got = {0};
     obj_init(&got.obj);
-    int rc = is_own(srv, m->hint) ? node_read(srv, m->key, m->klen, &got.obj)
+    int rc = !admit_replica(srv) ? -EBUSY
+             : is_own(srv, m->hint) ? node_read(srv, m->key, m->klen, &got.obj)
                                   : handoff_get(srv, m->hint, m->key, m->klen, &got.obj);
     got.code = rc == 1 ? 0 : rc == 0 ? 1 : rc;
     got.has_obj = rc == 1;
@@ -1147,7 +1166,8 @@ void coord_on_replica_get(server_t *srv, peer_link_t *link, const frame_t *f, ms
 void coord_on_replica_put(server_t *srv, peer_link_t *link, const frame_t *f, msg_any_t *msg)
 {
     const msg_replica_put_t *m = &msg->rput;
-    int rc = is_own(srv, m->hint) ? node_merge(srv, m->key, m->klen, &m->obj)
+    int rc = !admit_replica(srv) ? -EBUSY
+             : is_own(srv, m->hint) ? node_merge(srv, m->key, m->klen, &m->obj)
                                   : handoff_store(srv, m->hint, m->key, m->klen, &m->obj);
     reply_status(link, f->req_id, MSG_REPLICA_PUT, rc);
 }

@@ -141,6 +141,7 @@ out_conn:
     aae_close(&srv);
     cluster_close(&srv.cluster);
     coord_close(&srv);
+    admit_close(&srv);
     handoff_close(&srv);
     node_close(&srv);
 out_base:

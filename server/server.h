@@ -27,6 +27,7 @@
 #include <sys/queue.h>
 
 #include "../storage/store.h"
+#include "admit.h"
 #include "cluster.h"
 #include "config.h"
 #include "proto.h"
@@ -75,6 +76,7 @@ typedef struct server {
         uint64_t key_wait_timeouts; /* ... and gave up waiting (request_timeout_ms) */
     } coord;
     struct coord_state *coordq; /* per-key write queues (coord.c) */
+    admit_t admit;          /* admission control: in flight, refusals (admit.c) */
     struct conn_list conns; /* every open connection */
     int curr_conns;
     struct event *sig_int, *sig_term, *crawler;
