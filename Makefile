@@ -5,7 +5,8 @@
 #   make run             install missing packages, build, start the local 3-node cluster
 #   make bench           benchmarks (bench/, all with bin/quorumkv-bench): one node and a 3-node
 #                        cluster against memcached, libquorumkv against text clients, stale reads;
-#                        then anti-entropy's cost and repairs; then the gossip simulation of
+#                        then anti-entropy's cost and repairs; then open-loop overload at 1.5x
+#                        and 3x capacity (bench-overload.sh); then the gossip simulation of
 #                        20, 100 and 1000 nodes (make bench-gossip)
 #   make SANITIZE=address test   the same suite under ASan+UBSan
 #   make property SEEDS=N  the version model's property test over N seeds
@@ -201,6 +202,7 @@ bench: deps
 	@bench/bench-cluster.sh
 	@bench/stale-reads.sh
 	@bench/bench-antientropy.sh
+	@bench/bench-overload.sh
 	@$(GOSSIP_SIM)
 
 # Only the gossip simulation (a few minutes, no daemons): make bench-gossip

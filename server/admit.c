@@ -15,6 +15,7 @@
 #include "admit.h"
 
 #include <event2/event.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "server.h"
@@ -31,11 +32,21 @@ int64_t admit_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-enum admit_verdict admit_decide(int64_t arrived_us, int64_t now_us, int inflight,
-                                int queue_timeout_ms, int max_inflight)
+enum admit_verdict admit_decide(admit_queue_t *q, int inflight, int64_t arrived_us,
+                                int64_t now_us, int queue_timeout_ms, int max_inflight)
 {
-    if (queue_timeout_ms > 0 && now_us - arrived_us > (int64_t)queue_timeout_ms * 1000)
-        return ADMIT_QUEUE_TIMEOUT;
+    if (queue_timeout_ms > 0) {
+        int64_t interval = (int64_t)queue_timeout_ms * 1000;
+        int64_t target = (int64_t)ADMIT_TARGET_MS * 1000, bound = interval;
+        if (target < interval) {
+            if (now_us - q->last_empty_us > interval)
+                q->last_standing_us = now_us; /* a standing queue */
+            if (now_us - q->last_standing_us <= ADMIT_MEMORY * interval)
+                bound = target;
+        }
+        if (now_us - arrived_us > bound)
+            return ADMIT_QUEUE_TIMEOUT;
+    }
     if (inflight >= max_inflight)
         return ADMIT_INFLIGHT;
     return ADMIT_OK;
@@ -47,10 +58,10 @@ static void shed(admit_t *a, uint64_t *counter)
     a->last_shed_us = admit_now_us();
 }
 
-enum admit_verdict admit_client(server_t *srv, int64_t arrived_us)
+enum admit_verdict admit_client(server_t *srv, admit_queue_t *q, int64_t arrived_us)
 {
     admit_t *a = &srv->admit;
-    enum admit_verdict v = admit_decide(arrived_us, admit_now_us(), a->inflight,
+    enum admit_verdict v = admit_decide(q, a->inflight, arrived_us, admit_now_us(),
                                         srv->cfg.queue_timeout_ms, srv->cfg.max_inflight);
     if (v == ADMIT_QUEUE_TIMEOUT)
         shed(a, &a->stats.shed_queue_timeout);

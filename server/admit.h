@@ -68,15 +68,48 @@ typedef struct admit {
 /* The clock of arrival stamps: CLOCK_MONOTONIC in microseconds. */
 int64_t admit_now_us(void);
 
-/* Pure decision (no counting): a request that arrived at arrived_us, asked
- * at now_us with inflight requests running.  queue_timeout_ms 0 turns the
- * age check off. */
-enum admit_verdict admit_decide(int64_t arrived_us, int64_t now_us, int inflight,
-                                int queue_timeout_ms, int max_inflight);
+/* One queue of client requests (a connection's pipelined input): when it
+ * was last seen empty, and when it last stood.  Zero it, then
+ * admit_queue_init() at its start. */
+typedef struct admit_queue {
+    int64_t last_empty_us;
+    int64_t last_standing_us; /* the last decision made under the low bound */
+} admit_queue_t;
 
-/* A client request that arrived at arrived_us wants to start: the verdict,
- * counted when it is a refusal. */
-enum admit_verdict admit_client(struct server *srv, int64_t arrived_us);
+static inline void admit_queue_init(admit_queue_t *q, int64_t now_us)
+{
+    q->last_empty_us = now_us;
+    q->last_standing_us = INT64_MIN / 2;
+}
+/* The queue has no complete request waiting (its owner calls this
+ * whenever it finds its input drained). */
+static inline void admit_queue_empty(admit_queue_t *q, int64_t now_us) { q->last_empty_us = now_us; }
+
+/* The decision for a request at the head of q that arrived at arrived_us,
+ * asked at now_us with inflight requests running (no clock read, no
+ * counting).
+ *
+ * The age bound is server.queue_timeout_ms while the queue keeps draining;
+ * once it has not been empty for a whole queue_timeout_ms (a standing
+ * queue: its client sends faster than it is served, not a burst), the
+ * bound drops to ADMIT_TARGET_MS, and stays there while the queue keeps
+ * standing and for ADMIT_MEMORY intervals after (a queue that drained for
+ * a moment, its client descheduled, is the same overload coming back: as
+ * CoDel re-enters its drop state at once when it left it recently).  A fixed 100 ms
+ * bound alone would keep a standing queue 100 ms long, so every request
+ * that succeeds would wait 100 ms; with the lower bound the same number of
+ * requests still start (the node does as much work) and they answer fast.
+ * This is the controlled-delay rule of Facebook's "Fail at Scale" (after
+ * CoDel, Nichols and Jacobson).  queue_timeout_ms 0 turns the age check
+ * off. */
+#define ADMIT_TARGET_MS 5
+#define ADMIT_MEMORY 10
+enum admit_verdict admit_decide(admit_queue_t *q, int inflight, int64_t arrived_us,
+                                int64_t now_us, int queue_timeout_ms, int max_inflight);
+
+/* A client request at the head of q that arrived at arrived_us wants to
+ * start: the verdict, counted when it is a refusal. */
+enum admit_verdict admit_client(struct server *srv, admit_queue_t *q, int64_t arrived_us);
 /* A peer's forwarded write (COORD_WRITE) wants to be coordinated here:
  * true to run it (then admit_begin/admit_end around it), false counted. */
 bool admit_forwarded(struct server *srv);

@@ -49,11 +49,14 @@
  * buffer counts; a data command parsed more than server.queue_timeout_ms
  * after its stamp, or while server.max_inflight requests are in flight, is
  * answered "SERVER_ERROR busy" without being run (a storage command's data
- * block is swallowed).  So that a connection's pipelined requests are
+ * block is swallowed); noreply requests are never refused (the client
+ * would never know), they wait their turn.  So that a connection's pipelined requests are
  * stamped when they arrive, not when the one before them is answered, a
  * connection keeps reading while a command waits for its replicas, up to
  * CONN_READAHEAD bytes (past that, TCP pushes back and the kernel's stamp
- * still tells the wait).  An end of input that arrives meanwhile closes the
+ * still tells the wait), into a buffer of its own (`ahead`: a multi-get's
+ * keys point into the input buffer, which must not move), appended to the
+ * input once the command is done.  An end of input that arrives meanwhile closes the
  * connection once what was read before it is answered.
  */
 #include <arpa/inet.h>
@@ -131,6 +134,7 @@ typedef struct conn {
     evutil_socket_t fd;
     struct event *rev, *wev; /* readable (while reading is on), writable (while a write is partial) */
     struct evbuffer *in, *out;
+    struct evbuffer *ahead; /* read while a command waits: appended to in after it */
     bool read_on;
     enum conn_state state;
     bool paused; /* output over the high watermark: not reading, not executing */
@@ -164,6 +168,7 @@ typedef struct conn {
     int st_first, st_n;
     uint64_t in_added, in_used; /* bytes ever read into / consumed from input */
     bool eof;                   /* the client closed its side */
+    admit_queue_t aq;           /* when its input was last drained (admit.h) */
 } conn_t;
 
 static void conn_process(conn_t *c);
@@ -181,6 +186,7 @@ static void reap(evutil_socket_t fd, short what, void *arg)
         event_free(c->rev);
         event_free(c->wev);
         evbuffer_free(c->in);
+        evbuffer_free(c->ahead);
         evbuffer_free(c->out);
         evutil_closesocket(c->fd);
         if (c->mkeys != c->mkeys_inline)
@@ -1180,7 +1186,7 @@ static bool mstream_start(conn_t *c)
     size_t pre = p ? mc_get_prefix(p, look, &cmd) : 0;
     if (pre == 0)
         return false;
-    if (admit_client(c->srv, conn_arrival(c)) != ADMIT_OK) {
+    if (admit_client(c->srv, &c->aq, conn_arrival(c)) != ADMIT_OK) {
         consume(c, pre);
         out_str(c, busy_line);
         c->state = CS_SKIPLINE;
@@ -1213,8 +1219,10 @@ static bool step_cmd(conn_t *c)
         conn_close_after_write(c);
         return false;
     }
-    if (pos.pos < 0)
+    if (pos.pos < 0) {
+        admit_queue_empty(&c->aq, admit_now_us()); /* no request waits */
         return false;
+    }
     size_t len = (size_t)pos.pos, total = len + eol_len;
     char *line = (char *)evbuffer_pullup(in, (ssize_t)total);
     if (!line) {
@@ -1233,8 +1241,10 @@ static bool step_cmd(conn_t *c)
         conn_close_after_write(c);
         return false;
     }
-    if (rc == MC_OK && needs_admission(req.cmd) &&
-        admit_client(c->srv, conn_arrival(c)) != ADMIT_OK) {
+    /* a noreply request is never refused: the refusal would lose it
+     * silently; it waits its turn, and TCP pushes back on its sender */
+    if (rc == MC_OK && needs_admission(req.cmd) && !req.noreply &&
+        admit_client(c->srv, &c->aq, conn_arrival(c)) != ADMIT_OK) {
         consume(c, total);
         reject(c, &req, busy_line); /* swallows a storage command's data */
         return true;
@@ -1519,11 +1529,12 @@ static bool waiting(const conn_t *c)
  * are stamped when they arrive (bounded: CONN_READAHEAD, CONN_STAMPS). */
 static bool wants_input(const conn_t *c)
 {
-    if (c->eof)
+    if (c->eof || c->state == CS_CLOSING)
         return false;
-    if (c->state == CS_WAIT)
-        return evbuffer_get_length(c->in) < CONN_READAHEAD && c->st_n < CONN_STAMPS;
-    return !waiting(c);
+    if (waiting(c))
+        return evbuffer_get_length(c->in) + evbuffer_get_length(c->ahead) < CONN_READAHEAD &&
+               c->st_n < CONN_STAMPS;
+    return true;
 }
 
 static void conn_process_loop(conn_t *c);
@@ -1549,6 +1560,8 @@ static void conn_process_loop(conn_t *c)
 {
     while (!c->dead && !c->paused) {
         bool more;
+        if (!waiting(c) && evbuffer_get_length(c->ahead) > 0)
+            evbuffer_add_buffer(c->in, c->ahead); /* what was read ahead is next */
         switch (c->state) {
         case CS_CMD: more = step_cmd(c); break;
         case CS_DATA: more = step_data(c); break;
@@ -1603,7 +1616,8 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     (void)what;
     conn_t *c = arg;
     struct evbuffer_iovec v;
-    if (evbuffer_reserve_space(c->in, CONN_READ_CHUNK, &v, 1) < 1) {
+    struct evbuffer *into = waiting(c) ? c->ahead : c->in;
+    if (evbuffer_reserve_space(into, CONN_READ_CHUNK, &v, 1) < 1) {
         conn_kill(c);
         return;
     }
@@ -1616,7 +1630,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
                         .msg_controllen = sizeof(cm.buf)};
     ssize_t n = recvmsg(fd, &mh, 0);
     if (n <= 0) {
-        evbuffer_commit_space(c->in, &v, 0);
+        evbuffer_commit_space(into, &v, 0);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             return;
         if (n == 0 && waiting(c) && c->state != CS_CLOSING) {
@@ -1629,7 +1643,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         return;
     }
     v.iov_len = (size_t)n;
-    evbuffer_commit_space(c->in, &v, 1);
+    evbuffer_commit_space(into, &v, 1);
     stamp_add(c, (size_t)n, read_stamp(&mh));
     conn_process(c);
 }
@@ -1681,11 +1695,13 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     if (c) {
         c->fd = fd;
         c->in = evbuffer_new();
+        c->ahead = evbuffer_new();
         c->out = evbuffer_new();
         c->rev = event_new(srv->base, fd, EV_READ | EV_PERSIST, on_readable, c);
         c->wev = event_new(srv->base, fd, EV_WRITE | EV_PERSIST, on_writable, c);
     }
-    if (!c || !c->in || !c->out || !c->rev || !c->wev || evutil_make_socket_nonblocking(fd) < 0) {
+    if (!c || !c->in || !c->ahead || !c->out || !c->rev || !c->wev ||
+        evutil_make_socket_nonblocking(fd) < 0) {
         if (c) {
             if (c->rev)
                 event_free(c->rev);
@@ -1693,6 +1709,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
                 event_free(c->wev);
             if (c->in)
                 evbuffer_free(c->in);
+            if (c->ahead)
+                evbuffer_free(c->ahead);
             if (c->out)
                 evbuffer_free(c->out);
             free(c);
@@ -1702,6 +1720,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     }
     c->srv = srv;
     c->state = CS_CMD;
+    admit_queue_init(&c->aq, admit_now_us());
     vc_init(&c->ctx);
     TAILQ_INSERT_TAIL(&srv->conns, c, link);
     srv->curr_conns++;
