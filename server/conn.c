@@ -13,9 +13,9 @@
  *                                (an error in it: CS_SKIPLINE to its end)       │
  *             CS_CMD <── the coordinator's callback writes the reply ───────────┘
  *
- * While a command waits for its replicas the connection reads nothing more
- * (replies must come in order, and input must not pile up); the callback
- * resumes it.  A callback that arrives after the connection died finds its
+ * While a command waits for its replicas the connection starts nothing
+ * more (replies must come in order) and reads only a bounded read-ahead
+ * (see Admission below); the callback resumes it.  A callback that arrives after the connection died finds its
  * ticket detached and only frees it.
  *
  * Every line is bounded (CONN_MAX_LINE) before it is parsed; a data block
@@ -1513,8 +1513,8 @@ static bool step_skipline(conn_t *c)
     return true;
 }
 
-/* Whether the connection reads now: not while a command waits for its
- * replicas (replies must come in order, and input must not pile up). */
+/* Whether a command is running: then no further command starts (replies
+ * must come in order). */
 static bool waiting(const conn_t *c)
 {
     switch (c->state) {
@@ -1524,9 +1524,10 @@ static bool waiting(const conn_t *c)
     }
 }
 
-/* ... except that while a single command waits (nothing points into the
- * input then), the requests pipelined behind it are read ahead, so they
- * are stamped when they arrive (bounded: CONN_READAHEAD, CONN_STAMPS). */
+/* Whether the connection reads now: always, except after the client's
+ * end of input, and while a command waits only up to the read-ahead bounds
+ * (CONN_READAHEAD, CONN_STAMPS): the requests pipelined behind it go into
+ * `ahead` (a multi-get's keys point into `in`), stamped as they arrive. */
 static bool wants_input(const conn_t *c)
 {
     if (c->eof || c->state == CS_CLOSING)
