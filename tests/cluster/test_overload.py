@@ -144,6 +144,41 @@ def test_busy_replica_counts_as_failed_and_never_hangs(cluster):
         assert c.get("one", "r=all") == {"one": b"1"}
 
 
+@pytest.mark.timeout(90)
+def test_forwarded_write_beyond_max_inflight_is_busy(cluster):
+    """An incr runs at its key's first owner; one sent to another node is
+    forwarded there (COORD_WRITE).  With max_inflight = 1 and n2 busy with
+    one slow read, the incrs whose first owner is n2 are refused by n2
+    (shed_forwarded) and their client gets SERVER_ERROR busy at once; the
+    others run."""
+    nodes, _ = start_converged(cluster, 3, settings={"cluster.request_timeout_ms": 3000,
+                                                     "server.max_inflight": 1})
+    n1, n2, n3 = nodes
+    assert n3.cmd("debug read_stall on") == "OK"
+    held = send_raw(n2, b"get held r=all\r\n")
+    replies = []
+    try:
+        wait_for(lambda: stat_int(n2, "inflight") == 1, 5, "a request in flight on n2")
+        t0 = time.monotonic()
+        for i in range(20):
+            with qconn(n1, timeout=20.0) as c:
+                replies.append(c.cmd("incr fwd%d 1" % i))
+        elapsed = time.monotonic() - t0
+        assert held.readline().startswith("SERVER_ERROR quorum not reached")
+    finally:
+        held.close()
+        n3.cmd("debug read_stall off")
+    busy = replies.count(BUSY)
+    assert busy > 0, replies
+    assert all(r in (BUSY, "NOT_FOUND") for r in replies), replies
+    assert stat_int(n2, "shed_forwarded") == busy
+    assert elapsed < 2.5, "refused writes waited (%.1fs)" % elapsed
+    with qconn(n1) as c:
+        assert c.set("fwd-after", b"1") == "STORED"
+        for i in range(20):
+            assert c.cmd("incr fwd%d 1" % i) == "NOT_FOUND"
+
+
 @pytest.mark.timeout(60)
 def test_flood_of_replica_requests_from_one_peer_is_bounded(cluster):
     """Bad input: 2000 replica reads from one peer in one burst.  Every one
