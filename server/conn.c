@@ -47,7 +47,8 @@
  * Admission (admit.h): every read is stamped with the time the kernel
  * received its newest bytes (SO_TIMESTAMPNS), so time spent in the socket
  * buffer counts; a data command parsed more than server.queue_timeout_ms
- * after its stamp, or while server.max_inflight requests are in flight, is
+ * after the read that completed its line, or while server.max_inflight
+ * requests are in flight, is
  * answered "SERVER_ERROR busy" without being run (a storage command's data
  * block is swallowed); noreply requests are never refused (the client
  * would never know), they wait their turn.  So that a connection's pipelined requests are
@@ -1130,14 +1131,21 @@ static void stamp_add(conn_t *c, size_t n, int64_t us)
     c->st_n++;
 }
 
-/* When the input at the head (the command being parsed) arrived. */
-static int64_t conn_arrival(conn_t *c)
+/* When the input byte at offset `last` (in_added's count) arrived: for a
+ * request, its last byte, so the time its client took to send it is not
+ * counted as waiting here, only the time since it was whole. */
+static int64_t conn_arrival(conn_t *c, uint64_t last)
 {
     while (c->st_n > 0 && c->stamps[c->st_first].end <= c->in_used) {
         c->st_first = (c->st_first + 1) % CONN_STAMPS;
         c->st_n--;
     }
-    return c->st_n > 0 ? c->stamps[c->st_first].us : admit_now_us();
+    for (int i = 0; i < c->st_n; i++) {
+        int k = (c->st_first + i) % CONN_STAMPS;
+        if (c->stamps[k].end > last)
+            return c->stamps[k].us;
+    }
+    return admit_now_us();
 }
 
 /* Commands that do cluster work are admitted; the rest (stats, version,
@@ -1186,7 +1194,8 @@ static bool mstream_start(conn_t *c)
     size_t pre = p ? mc_get_prefix(p, look, &cmd) : 0;
     if (pre == 0)
         return false;
-    if (admit_client(c->srv, &c->aq, conn_arrival(c)) != ADMIT_OK) {
+    /* streamed as it arrives: it could start once what is here had come */
+    if (admit_client(c->srv, &c->aq, conn_arrival(c, c->in_used + have - 1)) != ADMIT_OK) {
         consume(c, pre);
         out_str(c, busy_line);
         c->state = CS_SKIPLINE;
@@ -1244,7 +1253,7 @@ static bool step_cmd(conn_t *c)
     /* a noreply request is never refused: the refusal would lose it
      * silently; it waits its turn, and TCP pushes back on its sender */
     if (rc == MC_OK && needs_admission(req.cmd) && !req.noreply &&
-        admit_client(c->srv, &c->aq, conn_arrival(c)) != ADMIT_OK) {
+        admit_client(c->srv, &c->aq, conn_arrival(c, c->in_used + total - 1)) != ADMIT_OK) {
         consume(c, total);
         reject(c, &req, busy_line); /* swallows a storage command's data */
         return true;
