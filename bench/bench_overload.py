@@ -306,14 +306,22 @@ def main():
             die("load failed: %s" % out.stderr.strip())
         log("loaded %d keys in %.1f s" % (KEYS, time.monotonic() - t0))
 
-        caps, p99s = [], []
+        caps, p99s, cap_cpu = [], [], []
         for i in range(RUNS):
+            c0 = sum(n.cpu_s() for n in nodes)
+            u0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            w0 = time.monotonic()
             r = run_tool(nodes, os.path.join(TMP, "cap%d.json" % i), ["-d", "%g" % SECS], SECS + 120)
+            u1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cap_cpu.append({"servers": round(sum(n.cpu_s() for n in nodes) - c0, 1),
+                            "tool": round(u1.ru_utime + u1.ru_stime - u0.ru_utime - u0.ru_stime, 1),
+                            "wall": round(time.monotonic() - w0, 1)})
             if r["errors"]["total"]:
                 die("errors in a capacity run: %r" % r["errors"])
             caps.append(r["ops_per_s"])
             p99s.append(r["latency_us"]["p99"])
-            log("capacity run %d: %.0f ops/s, p99 %d us" % (i + 1, r["ops_per_s"], r["latency_us"]["p99"]))
+            log("capacity run %d: %.0f ops/s, p99 %d us; CPU s %s" % (i + 1, r["ops_per_s"],
+                                                                 r["latency_us"]["p99"], cap_cpu[-1]))
         capacity, normal_p99 = statistics.median(caps), statistics.median(p99s)
         log("capacity %.0f ops/s (median of %d), normal p99 %d us" % (capacity, RUNS, normal_p99))
         log("load tool: " + " ".join(load_cmd(nodes, "FILE", ["-d", "%g" % SECS])))
@@ -334,6 +342,7 @@ def main():
         log("flood tool: " + " ".join(load_cmd(nodes, "FILE", ["--rate", "RATE", "-d", "%g" % FLOOD_SECS,
                                                                "--timeout-ms", str(FLOOD_TIMEOUT_MS)])))
         log("JSON " + json.dumps({"capacity": round(capacity), "capacity_runs": caps,
+                                  "capacity_cpu_s": cap_cpu,
                                   "normal_p99_us": normal_p99, "floods": results}))
         ok = True
     finally:
