@@ -5,8 +5,11 @@
 #   make run             install missing packages, build, start the local 3-node cluster
 #   make bench           benchmarks (bench/, all with bin/quorumkv-bench): issue 12's table (1 node
 #                        and 3 nodes at R=W=1,2,3, 4 and 16 connections, memcached beside it, CPU
-#                        per request); one node and a 3-node cluster against memcached, libquorumkv against text clients, stale reads;
-#                        then anti-entropy's cost and repairs; then the gossip simulation of
+#                        per request); one node and a 3-node cluster against memcached,
+#                        libquorumkv against text clients, stale reads; then anti-entropy's cost
+#                        and repairs; the time to join a node to 1M keys (bench-join.sh);
+#                        open-loop overload at 1.5x and 3x capacity (bench-overload.sh); then
+#                        the gossip simulation of
 #                        20, 100 and 1000 nodes (make bench-gossip)
 #   make SANITIZE=address test   the same suite under ASan+UBSan
 #   make property SEEDS=N  the version model's property test over N seeds
@@ -205,6 +208,7 @@ bench: deps
 	@bench/stale-reads.sh
 	@bench/bench-antientropy.sh
 	@bench/bench-join.sh
+	@bench/bench-overload.sh
 	@$(GOSSIP_SIM)
 
 # Only the gossip simulation (a few minutes, no daemons): make bench-gossip

@@ -215,6 +215,10 @@ class LoadConn:
                 if self.final_ok is None:
                     self.final_ok = False   # final key missing
                 self.done = True
+            elif ln == b"SERVER_ERROR busy" and self.final_sent:
+                # the check waited too long behind the sets (admission
+                # control, server.queue_timeout_ms): ask again
+                self.final_sent = False
             else:
                 if len(self.errors) < 5:
                     self.errors.append(ln[:200].decode("latin-1"))
@@ -271,6 +275,8 @@ def _load_loop(sel, cs, end, deadline_s):
                     sel.unregister(c.sock)
                     pending -= 1
                     continue
+                if c.wants_write() and not ev & selectors.EVENT_WRITE:
+                    sel.modify(c.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, c)
             if ev & selectors.EVENT_WRITE:
                 c.on_write()
                 if not c.wants_write():

@@ -25,6 +25,23 @@
  * Hot keys: --hot-keys N sends every write to one of N keys, an incr with
  * probability --incr-ratio, else a set of a number, so the cost of the
  * per-key serialisation of read-modify-writes shows.
+ *
+ * Open loop: --rate OPS schedules requests at fixed intervals (OPS per
+ * second over all threads, thread i taking every threads-th slot) whatever
+ * the replies do, and measures each request's latency from its intended
+ * send time, so time spent queued anywhere (in the tool, the socket, the
+ * server) counts and is never hidden by a slow reply holding the next
+ * request back (coordinated omission).  With --protocol memcached each
+ * thread pipelines on its one connection: a sender writes every request
+ * when its time comes, replies are matched in order; a request unanswered
+ * --timeout-ms after its intended time fails the connection's outstanding
+ * requests as timeouts and reconnects.  Through the library (blocking) a
+ * thread sends its next slot when it is free, late if it must; the lateness
+ * counts in the latency, as wrk2 does, but no more than --threads requests
+ * are ever in flight, so overload tests use the memcached protocol.  The
+ * measured window is the requests whose intended time falls in the
+ * --duration seconds after the warm-up; latency percentiles are of the
+ * successful requests, errors (by kind, "busy" apart) have their own.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -32,6 +49,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -94,9 +112,9 @@ static uint64_t hist_pct(const uint64_t *h, uint64_t total, double q)
 
 enum proto { P_QKV, P_MEMCACHED };
 enum dist { D_UNIFORM, D_ZIPF };
-enum ekind { E_TIMEOUT, E_CONN, E_QUORUM, E_SERVER, E_CLIENT, E_PROTO, E_OTHER, E_KINDS };
-static const char *const ekind_name[E_KINDS] = {"timeout", "connection", "quorum", "server",
-                                                "client", "protocol", "other"};
+enum ekind { E_TIMEOUT, E_CONN, E_QUORUM, E_BUSY, E_SERVER, E_CLIENT, E_PROTO, E_OTHER, E_KINDS };
+static const char *const ekind_name[E_KINDS] = {"timeout", "connection", "quorum", "busy",
+                                                "server", "client", "protocol", "other"};
 
 static struct {
     char *servers;
@@ -120,6 +138,7 @@ static struct {
     int progress; /* -1 auto */
     bool stale_check;
     uint64_t seed;
+    double rate; /* --rate: open loop, ops/s over all threads; 0 closed loop */
 } opt = {
     .servers = "127.0.0.1:11211", .proto = P_QKV, .keys = 100000, .prefix = "bench:",
     .vsize = 100, .write_ratio = 0.1, .dist = D_UNIFORM, .theta = 0.99, .threads = 16,
@@ -137,6 +156,9 @@ static const char usage_text[] =
     "  -W, --write-ratio F    fraction of writes (sets) [0.1]\n"
     "      --dist D           uniform or zipfian [uniform]   --zipf-theta F [0.99]\n"
     "  -t, --threads N        closed-loop clients, one request in flight each [16]\n"
+    "      --rate OPS         open loop: OPS requests/s on a fixed schedule whatever the replies,\n"
+    "                         latency from each request's intended send time; memcached protocol:\n"
+    "                         pipelined on --threads connections; reports goodput (successes/s)\n"
     "  -c, --conns N          qkv: pooled connections kept per node [threads]\n"
     "  -d, --duration S       measured seconds [10]    -n, --ops N  measured operations instead\n"
     "      --warmup S         unmeasured seconds first [1]\n"
@@ -156,6 +178,7 @@ static const char usage_text[] =
 /* ---- shared run state ---- */
 
 static _Atomic int phase;          /* 0 warm-up, 1 measured, 2 stop */
+static uint64_t open_start, open_from, open_to; /* --rate: schedule start, measured window */
 static _Atomic long op_tickets;    /* measured ops started, for --ops */
 static _Atomic uint64_t *acked;    /* per key: newest seq acknowledged */
 static _Atomic uint64_t *nextseq;  /* per key: last seq handed out */
@@ -166,6 +189,8 @@ static double zeta_n, zeta_2, zipf_alpha, zipf_eta;
 
 typedef struct stats {
     _Atomic uint64_t h[HIST_N];
+    _Atomic uint64_t eh[HIST_N]; /* --rate: latency of the failed requests */
+    _Atomic uint64_t sent;       /* --rate: measured requests sent */
     _Atomic uint64_t ops, reads, writes, incrs, misses, stale, checked, max_us, sum_us;
     _Atomic uint64_t err[E_KINDS];
 } stats_t;
@@ -349,8 +374,10 @@ static int mc_send(worker_t *w, struct iovec *iov, int n)
 
 static int line_error(const char *l, size_t len)
 {
+    if (len >= 17 && !memcmp(l, "SERVER_ERROR busy", 17))
+        return E_BUSY;
     if (len >= 13 && !memcmp(l, "SERVER_ERROR ", 13))
-        return strstr(l, "quorum not reached") ? E_QUORUM : E_SERVER;
+        return memmem(l, len, "quorum not reached", 18) ? E_QUORUM : E_SERVER;
     if (len >= 13 && !memcmp(l, "CLIENT_ERROR ", 13))
         return E_CLIENT;
     return E_PROTO;
@@ -432,6 +459,8 @@ static int mc_store(worker_t *w, const char *cmd, const char *key, size_t kl, co
 
 /* ---- one operation ---- */
 
+static int qkv_kind_msg(int rc, const char *err);
+
 static int qkv_kind(int rc)
 {
     switch (rc) {
@@ -443,6 +472,13 @@ static int qkv_kind(int rc)
     case QKV_ERR_PROTO: return E_PROTO;
     default: return E_OTHER;
     }
+}
+
+/* "SERVER_ERROR busy" comes back as QKV_ERR_SERVER with the line in err. */
+static int qkv_kind_msg(int rc, const char *err)
+{
+    int kind = qkv_kind(rc);
+    return kind == E_SERVER && err && strstr(err, "SERVER_ERROR busy") ? E_BUSY : kind;
 }
 
 /* A value carrying seq: "<seq>:" then filler up to the value size. */
@@ -477,7 +513,7 @@ static int do_read(worker_t *w, const char *key, size_t kl, long k, bool *found,
     int rc = qkv_get(client, &r_opts, key, kl, &res, &err);
     (void)k;
     if (rc < 0) {
-        int kind = qkv_kind(rc);
+        int kind = qkv_kind_msg(rc, err);
         if (!w->first_err[0] && err)
             snprintf(w->first_err, sizeof(w->first_err), "%s: %s", ekind_name[kind], err);
         qkv_free(err);
@@ -513,7 +549,7 @@ static int do_write(worker_t *w, const char *cmd, const char *key, size_t kl, co
     int rc = cmd[0] == 'i' ? qkv_incr(client, &w_opts, key, kl, 1, &number, &err)
                            : qkv_set(client, &w_opts, key, kl, val, vl, 0, 0, &err);
     if (rc < 0) {
-        int kind = qkv_kind(rc);
+        int kind = qkv_kind_msg(rc, err);
         if (!w->first_err[0] && err)
             snprintf(w->first_err, sizeof(w->first_err), "%s: %s", ekind_name[kind], err);
         qkv_free(err);
@@ -523,8 +559,15 @@ static int do_write(worker_t *w, const char *cmd, const char *key, size_t kl, co
     return -1;
 }
 
-static void record(worker_t *w, uint64_t lat)
+/* One finished measured request.  Closed loop: every request's latency in
+ * h.  Open loop: successes in h, failures in eh. */
+static void record(worker_t *w, uint64_t lat, bool failed)
 {
+    if (opt.rate > 0 && failed) {
+        bump(&w->st.eh[hist_index(lat)], 1);
+        bump(&w->st.ops, 1);
+        return;
+    }
     bump(&w->st.h[hist_index(lat)], 1);
     bump(&w->st.ops, 1);
     bump(&w->st.sum_us, lat);
@@ -532,7 +575,9 @@ static void record(worker_t *w, uint64_t lat)
         atomic_store_explicit(&w->st.max_us, lat, memory_order_relaxed);
 }
 
-static void one_op(worker_t *w, char *value)
+/* intended: --rate's scheduled send time (latency counts from it), or 0
+ * in the closed loop (from now; measured while the run's phase is). */
+static void one_op(worker_t *w, char *value, uint64_t intended)
 {
     char key[300];
     bool write = rnd01(&w->rng) < opt.write_ratio;
@@ -540,14 +585,15 @@ static void one_op(worker_t *w, char *value)
     long k = hot ? (long)(rnd(&w->rng) % (uint64_t)opt.hot_keys) : pick_key(&w->rng);
     size_t kl = hot ? (size_t)snprintf(key, sizeof(key), "%shot:%ld", opt.prefix, k)
                     : (size_t)snprintf(key, sizeof(key), "%s%08ld", opt.prefix, k);
-    bool measured = atomic_load_explicit(&phase, memory_order_relaxed) == 1;
+    bool measured = intended ? intended >= open_from
+                             : atomic_load_explicit(&phase, memory_order_relaxed) == 1;
     int kind = -1;
     bool flag = false;
     uint64_t t0, lat;
 
     if (!write) {
         uint64_t need = opt.stale_check ? atomic_load(&acked[k]) : 0, seq;
-        t0 = now_us();
+        t0 = intended ? intended : now_us();
         kind = do_read(w, key, kl, k, &flag, &seq);
         lat = now_us() - t0;
         if (measured) {
@@ -562,7 +608,7 @@ static void one_op(worker_t *w, char *value)
         }
     } else if (hot) {
         bool incr = rnd01(&w->rng) < opt.incr_ratio;
-        t0 = now_us();
+        t0 = intended ? intended : now_us();
         kind = do_write(w, incr ? "incr" : "set", key, kl, "1", 1, &flag);
         lat = now_us() - t0;
         if (measured) {
@@ -576,7 +622,7 @@ static void one_op(worker_t *w, char *value)
             pthread_mutex_lock(lk);
         uint64_t seq = atomic_fetch_add(&nextseq[k], 1) + 1;
         size_t vl = make_value(value, seq);
-        t0 = now_us();
+        t0 = intended ? intended : now_us();
         kind = do_write(w, "set", key, kl, value, vl, &flag);
         lat = now_us() - t0;
         if (kind < 0 && opt.stale_check)
@@ -592,7 +638,7 @@ static void one_op(worker_t *w, char *value)
         return;
     if (kind >= 0)
         note_error(w, kind, NULL);
-    record(w, lat);
+    record(w, lat, kind >= 0);
 }
 
 static void *worker_main(void *arg)
@@ -606,9 +652,337 @@ static void *worker_main(void *arg)
             atomic_store(&phase, 2);
             break;
         }
-        one_op(w, value);
+        one_op(w, value, 0);
     }
     free(value);
+    return NULL;
+}
+
+/* ---- open loop (--rate) ---- */
+
+static double open_gap_us; /* 1e6 / rate */
+#define OPEN_BATCH_US 500  /* a pipelining thread wakes at most this often to send */
+
+/* The intended send time of thread w's k-th request. */
+static uint64_t open_slot(const worker_t *w, uint64_t k)
+{
+    return open_start + (uint64_t)(((double)k * opt.threads + w->id) * open_gap_us);
+}
+
+static void sleep_until(uint64_t t)
+{
+    uint64_t now = now_us();
+    if (t <= now)
+        return;
+    struct timespec ts = {(time_t)((t - now) / 1000000), (long)((t - now) % 1000000) * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/* Through the library: each thread takes its slots in turn, sending late
+ * when the previous request took longer than the gap. */
+static void *open_qkv_main(void *arg)
+{
+    worker_t *w = arg;
+    char *value = malloc((size_t)opt.vsize + 32);
+    if (!value)
+        return NULL;
+    for (uint64_t k = 0;; k++) {
+        uint64_t t = open_slot(w, k);
+        if (t >= open_to)
+            break;
+        sleep_until(t);
+        if (t >= open_from)
+            bump(&w->st.sent, 1);
+        one_op(w, value, t);
+    }
+    free(value);
+    return NULL;
+}
+
+/* Pipelined memcached connection: requests waiting for their reply, in
+ * send order. */
+enum { OP_GET, OP_SET, OP_INCR };
+typedef struct pend {
+    uint64_t t;    /* intended send time */
+    uint8_t op;
+    bool measured;
+} pend_t;
+
+typedef struct pipe_state {
+    pend_t *q;
+    size_t qcap, qhead, qn;
+    char *ob;      /* requests not written yet */
+    size_t olen, ocap, ooff;
+} pipe_state_t;
+
+static int ob_add(pipe_state_t *p, const void *d, size_t n)
+{
+    if (p->olen + n > p->ocap) {
+        size_t cap = p->ocap ? p->ocap : 65536;
+        while (cap < p->olen + n)
+            cap *= 2;
+        char *b = realloc(p->ob, cap);
+        if (!b)
+            return -1;
+        p->ob = b;
+        p->ocap = cap;
+    }
+    memcpy(p->ob + p->olen, d, n);
+    p->olen += n;
+    return 0;
+}
+
+static int q_push(pipe_state_t *p, pend_t e)
+{
+    if (p->qn == p->qcap) {
+        size_t cap = p->qcap ? p->qcap * 2 : 1024;
+        pend_t *q = malloc(cap * sizeof(*q));
+        if (!q)
+            return -1;
+        for (size_t i = 0; i < p->qn; i++)
+            q[i] = p->q[(p->qhead + i) % p->qcap];
+        free(p->q);
+        p->q = q;
+        p->qcap = cap;
+        p->qhead = 0;
+    }
+    p->q[(p->qhead + p->qn) % p->qcap] = e;
+    p->qn++;
+    return 0;
+}
+
+/* Build the request of one scheduled slot into the output. */
+static int open_enqueue(worker_t *w, pipe_state_t *p, uint64_t t, char *value)
+{
+    char key[300], head[400];
+    bool write = rnd01(&w->rng) < opt.write_ratio;
+    bool hot = write && opt.hot_keys > 0;
+    long k = hot ? (long)(rnd(&w->rng) % (uint64_t)opt.hot_keys) : pick_key(&w->rng);
+    int kl = hot ? snprintf(key, sizeof(key), "%shot:%ld", opt.prefix, k)
+                 : snprintf(key, sizeof(key), "%s%08ld", opt.prefix, k);
+    pend_t e = {.t = t, .op = OP_GET, .measured = t >= open_from};
+    int n, rc;
+    if (!write) {
+        n = snprintf(head, sizeof(head), "get %.*s%s\r\n", kl, key, lvl_r);
+        rc = ob_add(p, head, (size_t)n);
+    } else if (hot && rnd01(&w->rng) < opt.incr_ratio) {
+        e.op = OP_INCR;
+        n = snprintf(head, sizeof(head), "incr %.*s 1%s\r\n", kl, key, lvl_w);
+        rc = ob_add(p, head, (size_t)n);
+    } else {
+        e.op = OP_SET;
+        size_t vl = hot ? 1 : make_value(value, 0);
+        n = snprintf(head, sizeof(head), "set %.*s 0 0 %zu%s\r\n", kl, key, vl, lvl_w);
+        rc = ob_add(p, head, (size_t)n) | ob_add(p, hot ? "1" : value, vl) | ob_add(p, "\r\n", 2);
+    }
+    if (rc || q_push(p, e))
+        return -1;
+    if (e.measured)
+        bump(&w->st.sent, 1);
+    return 0;
+}
+
+/* Room for n more bytes at the end of w's read buffer: 0 or -1. */
+static int rbuf_room(worker_t *w, size_t n)
+{
+    if (w->start > 0 && w->cap - w->end < n) {
+        memmove(w->buf, w->buf + w->start, w->end - w->start);
+        w->end -= w->start;
+        w->start = 0;
+    }
+    if (w->cap - w->end < n) {
+        size_t cap = w->cap ? w->cap * 2 : 131072;
+        while (cap - w->end < n)
+            cap *= 2;
+        char *b = realloc(w->buf, cap);
+        if (!b)
+            return -1;
+        w->buf = b;
+        w->cap = cap;
+    }
+    return 0;
+}
+
+/* The end of the line starting at off in w's read buffer, or -1. */
+static long line_end(const worker_t *w, size_t off)
+{
+    const char *b = w->buf + off, *nl = memchr(b, '\n', w->end - off);
+    return nl ? (long)(nl - w->buf) : -1;
+}
+
+/* One complete reply to op at the head of w's read buffer: 1 (consumed;
+ * *kind -1 or the error kind, *miss), 0 when more bytes are needed. */
+static int open_reply(worker_t *w, uint8_t op, int *kind, bool *miss)
+{
+    size_t off = w->start;
+    *kind = -1;
+    *miss = false;
+    bool found = false;
+    for (;;) {
+        long e = line_end(w, off);
+        if (e < 0)
+            return w->end - off > 65536 ? (*kind = E_PROTO, w->start = w->end, 1) : 0;
+        const char *l = w->buf + off;
+        size_t len = (size_t)e - off;
+        if (len && l[len - 1] == '\r')
+            len--;
+        size_t next = (size_t)e + 1;
+        if (op == OP_GET && len > 6 && !memcmp(l, "VALUE ", 6)) {
+            long bytes = -1;
+            const char *sp = memchr(l + 6, ' ', len - 6); /* after the key */
+            if (sp)
+                sp = memchr(sp + 1, ' ', len - (size_t)(sp + 1 - l)); /* after the flags */
+            if (sp)
+                bytes = strtol(sp + 1, NULL, 10);
+            if (bytes < 0 || bytes > (64 << 20)) {
+                *kind = E_PROTO;
+                w->start = w->end;
+                return 1;
+            }
+            if (w->end - next < (size_t)bytes + 2)
+                return 0;
+            off = next + (size_t)bytes + 2;
+            found = true;
+            continue;
+        }
+        w->start = next;
+        if (op == OP_GET && len == 3 && !memcmp(l, "END", 3))
+            *miss = !found;
+        else if (op == OP_SET && len == 6 && !memcmp(l, "STORED", 6))
+            ;
+        else if (op == OP_INCR && len == 9 && !memcmp(l, "NOT_FOUND", 9))
+            *miss = true;
+        else if (op == OP_INCR && len > 0 && len <= 20 && strspn(l, "0123456789") >= len)
+            ;
+        else
+            *kind = line_error(l, len);
+        return 1;
+    }
+}
+
+static void open_done(worker_t *w, const pend_t *e, uint64_t now, int kind, bool miss)
+{
+    if (!e->measured)
+        return;
+    bump(e->op == OP_GET ? &w->st.reads : e->op == OP_INCR ? &w->st.incrs : &w->st.writes, 1);
+    if (kind < 0 && miss)
+        bump(&w->st.misses, 1);
+    if (kind >= 0)
+        note_error(w, kind, NULL);
+    record(w, now > e->t ? now - e->t : 0, kind >= 0);
+}
+
+/* The connection failed or its oldest request timed out: every request
+ * still outstanding fails with kind; a fresh connection. */
+static void open_reset(worker_t *w, pipe_state_t *p, int kind)
+{
+    uint64_t now = now_us();
+    for (size_t i = 0; i < p->qn; i++)
+        open_done(w, &p->q[(p->qhead + i) % p->qcap], now, kind, false);
+    p->qn = p->qhead = 0;
+    p->olen = p->ooff = 0;
+    if (mc_connect(w) == 0)
+        fcntl(w->fd, F_SETFL, fcntl(w->fd, F_GETFL) | O_NONBLOCK);
+}
+
+static void *open_mc_main(void *arg)
+{
+    worker_t *w = arg;
+    pipe_state_t p = {0};
+    char *value = malloc((size_t)opt.vsize + 32);
+    uint64_t timeout = (uint64_t)opt.timeout_ms * 1000, k = 0;
+    bool sending = true;
+    if (!value || w->fd < 0)
+        goto out;
+    fcntl(w->fd, F_SETFL, fcntl(w->fd, F_GETFL) | O_NONBLOCK);
+    for (;;) {
+        uint64_t now = now_us();
+        while (sending) {
+            uint64_t t = open_slot(w, k);
+            if (t >= open_to) {
+                sending = false;
+                break;
+            }
+            if (t > now)
+                break;
+            if (open_enqueue(w, &p, t, value) < 0) {
+                note_error(w, E_OTHER, "out of memory");
+                goto out;
+            }
+            k++;
+        }
+        if (!sending && p.qn == 0)
+            break;
+        if (p.qn && now - p.q[p.qhead].t > timeout) {
+            open_reset(w, &p, E_TIMEOUT);
+            continue;
+        }
+        while (p.ooff < p.olen && w->fd >= 0) {
+            ssize_t n = send(w->fd, p.ob + p.ooff, p.olen - p.ooff, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n > 0) {
+                p.ooff += (size_t)n;
+            } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                break;
+            } else if (!(n < 0 && errno == EINTR)) {
+                open_reset(w, &p, E_CONN);
+                break;
+            }
+        }
+        if (p.ooff == p.olen)
+            p.ooff = p.olen = 0;
+        if (w->fd < 0) { /* no server to reconnect to: the outstanding failed */
+            if (!sending)
+                break;
+            open_reset(w, &p, E_CONN);
+            continue;
+        }
+        /* wait for a reply, the socket, or the next slot; slots closer
+         * together than OPEN_BATCH_US leave in one send (their latency
+         * still counts from their own intended times) */
+        uint64_t wake = sending ? open_slot(w, k) : now + 10000;
+        if (sending && wake < now + OPEN_BATCH_US)
+            wake = now + OPEN_BATCH_US;
+        if (p.qn && p.q[p.qhead].t + timeout + 1 < wake)
+            wake = p.q[p.qhead].t + timeout + 1;
+        uint64_t dt = wake > now ? wake - now : 0;
+        struct timespec ts = {(time_t)(dt / 1000000), (long)(dt % 1000000) * 1000};
+        struct pollfd pfd = {w->fd, (short)(POLLIN | (p.olen > p.ooff ? POLLOUT : 0)), 0};
+        int pr = ppoll(&pfd, 1, &ts, NULL);
+        if (pr <= 0 || !(pfd.revents & (POLLIN | POLLERR | POLLHUP)))
+            continue;
+        if (rbuf_room(w, 65536) < 0) {
+            note_error(w, E_OTHER, "out of memory");
+            goto out;
+        }
+        ssize_t n = recv(w->fd, w->buf + w->end, w->cap - w->end, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            open_reset(w, &p, E_CONN);
+            continue;
+        }
+        if (n > 0)
+            w->end += (size_t)n;
+        now = now_us();
+        while (p.qn) {
+            int kind;
+            bool miss;
+            pend_t *e = &p.q[p.qhead];
+            if (open_reply(w, e->op, &kind, &miss) == 0)
+                break;
+            open_done(w, e, now, kind, miss);
+            p.qhead = (p.qhead + 1) % p.qcap;
+            p.qn--;
+            if (kind == E_PROTO) { /* out of step: start again */
+                open_reset(w, &p, E_PROTO);
+                break;
+            }
+        }
+        if (w->start == w->end)
+            w->start = w->end = 0;
+    }
+out:
+    free(value);
+    free(p.q);
+    free(p.ob);
     return NULL;
 }
 
@@ -644,7 +1018,7 @@ static void *preload_main(void *arg)
 /* ---- reporting ---- */
 
 typedef struct totals {
-    uint64_t h[HIST_N];
+    uint64_t h[HIST_N], eh[HIST_N], sent;
     uint64_t ops, reads, writes, incrs, misses, stale, checked, max_us, sum_us, err[E_KINDS], errors;
 } totals_t;
 
@@ -653,8 +1027,11 @@ static void collect(totals_t *t)
     memset(t, 0, sizeof(*t));
     for (int i = 0; i < opt.threads; i++) {
         stats_t *s = &workers[i].st;
-        for (int b = 0; b < HIST_N; b++)
+        for (int b = 0; b < HIST_N; b++) {
             t->h[b] += rd(&s->h[b]);
+            t->eh[b] += rd(&s->eh[b]);
+        }
+        t->sent += rd(&s->sent);
         t->ops += rd(&s->ops);
         t->reads += rd(&s->reads);
         t->writes += rd(&s->writes);
@@ -672,6 +1049,20 @@ static void collect(totals_t *t)
     }
 }
 
+/* Requests whose latency is in h: all (closed loop) or the successes. */
+static uint64_t hcount(const totals_t *t)
+{
+    return opt.rate > 0 ? t->ops - t->errors : t->ops;
+}
+
+static uint64_t ehmax(const totals_t *t)
+{
+    for (int b = HIST_N - 1; b >= 0; b--)
+        if (t->eh[b])
+            return hist_value(b);
+    return 0;
+}
+
 static void print_json(FILE *f, const totals_t *t, double secs)
 {
     fprintf(f, "{\"ok\": true, \"protocol\": \"%s\", \"servers\": \"%s\", \"threads\": %d, "
@@ -686,13 +1077,23 @@ static void print_json(FILE *f, const totals_t *t, double secs)
             secs > 0 ? (double)t->ops / secs : 0.0, (unsigned long long)t->reads,
             (unsigned long long)t->writes, (unsigned long long)t->incrs,
             (unsigned long long)t->misses);
+    uint64_t hn = hcount(t), en = t->ops - hn;
+    fprintf(f, "\"mode\": \"%s\", \"rate\": %.1f, \"sent\": %llu, \"successes\": %llu, "
+               "\"goodput\": %.1f, \"error_latency_us\": {\"p50\": %llu, \"p99\": %llu, "
+               "\"max\": %llu}, ",
+            opt.rate > 0 ? "open" : "closed", opt.rate,
+            (unsigned long long)(opt.rate > 0 ? t->sent : t->ops),
+            (unsigned long long)(t->ops - t->errors),
+            secs > 0 ? (double)(t->ops - t->errors) / secs : 0.0,
+            (unsigned long long)hist_pct(t->eh, en, 0.5), (unsigned long long)hist_pct(t->eh, en, 0.99),
+            (unsigned long long)ehmax(t));
     fprintf(f, "\"latency_us\": {\"p50\": %llu, \"p90\": %llu, \"p99\": %llu, \"p999\": %llu, "
                "\"max\": %llu, \"mean\": %.1f}, ",
-            (unsigned long long)hist_pct(t->h, t->ops, 0.50),
-            (unsigned long long)hist_pct(t->h, t->ops, 0.90),
-            (unsigned long long)hist_pct(t->h, t->ops, 0.99),
-            (unsigned long long)hist_pct(t->h, t->ops, 0.999), (unsigned long long)t->max_us,
-            t->ops ? (double)t->sum_us / (double)t->ops : 0.0);
+            (unsigned long long)hist_pct(t->h, hn, 0.50),
+            (unsigned long long)hist_pct(t->h, hn, 0.90),
+            (unsigned long long)hist_pct(t->h, hn, 0.99),
+            (unsigned long long)hist_pct(t->h, hn, 0.999), (unsigned long long)t->max_us,
+            hn ? (double)t->sum_us / (double)hn : 0.0);
     fprintf(f, "\"errors\": {\"total\": %llu", (unsigned long long)t->errors);
     for (int e = 0; e < E_KINDS; e++)
         fprintf(f, ", \"%s\": %llu", ekind_name[e], (unsigned long long)t->err[e]);
@@ -721,12 +1122,23 @@ static void print_human(FILE *o, const totals_t *t, double secs)
            (unsigned long long)t->ops, secs, secs > 0 ? (double)t->ops / secs : 0.0,
            (unsigned long long)t->reads, (unsigned long long)t->writes,
            (unsigned long long)t->incrs, (unsigned long long)t->misses);
-    fprintf(o, "  latency us: p50 %llu  p90 %llu  p99 %llu  p99.9 %llu  max %llu  mean %.1f\n",
-           (unsigned long long)hist_pct(t->h, t->ops, 0.50),
-           (unsigned long long)hist_pct(t->h, t->ops, 0.90),
-           (unsigned long long)hist_pct(t->h, t->ops, 0.99),
-           (unsigned long long)hist_pct(t->h, t->ops, 0.999), (unsigned long long)t->max_us,
-           t->ops ? (double)t->sum_us / (double)t->ops : 0.0);
+    uint64_t hn = hcount(t), en = t->ops - hn;
+    if (opt.rate > 0)
+        fprintf(o, "  open loop: %.0f ops/s offered, %llu sent, %llu answered, goodput %.1f ops/s "
+                   "(successes)\n",
+                opt.rate, (unsigned long long)t->sent, (unsigned long long)t->ops,
+                secs > 0 ? (double)hn / secs : 0.0);
+    fprintf(o, "  latency us%s: p50 %llu  p90 %llu  p99 %llu  p99.9 %llu  max %llu  mean %.1f\n",
+           opt.rate > 0 ? " (successes, from intended send time)" : "",
+           (unsigned long long)hist_pct(t->h, hn, 0.50),
+           (unsigned long long)hist_pct(t->h, hn, 0.90),
+           (unsigned long long)hist_pct(t->h, hn, 0.99),
+           (unsigned long long)hist_pct(t->h, hn, 0.999), (unsigned long long)t->max_us,
+           hn ? (double)t->sum_us / (double)hn : 0.0);
+    if (opt.rate > 0 && en)
+        fprintf(o, "  latency us (errors): p50 %llu  p99 %llu  max %llu\n",
+                (unsigned long long)hist_pct(t->eh, en, 0.5),
+                (unsigned long long)hist_pct(t->eh, en, 0.99), (unsigned long long)ehmax(t));
     fprintf(o, "  errors: %llu", (unsigned long long)t->errors);
     for (int e = 0; e < E_KINDS; e++)
         if (t->err[e])
@@ -779,7 +1191,7 @@ static int parse_args(int argc, char **argv)
         {"hot-keys", 1, 0, 'H'}, {"incr-ratio", 1, 0, 'I'}, {"json", 1, 0, 'j'},
         {"csv", 1, 0, 'C'}, {"progress", 0, 0, 'p'}, {"no-progress", 0, 0, 'q'},
         {"no-stale-check", 0, 0, 'S'}, {"seed", 1, 0, 'e'}, {"help", 0, 0, 'h'},
-        {"version", 0, 0, 'V'}, {0, 0, 0, 0}};
+        {"version", 0, 0, 'V'}, {"rate", 1, 0, 'R'}, {0, 0, 0, 0}};
     int c;
     double x;
     while ((c = getopt_long(argc, argv, "s:k:v:W:t:c:d:n:r:w:", lo, NULL)) != -1) {
@@ -812,6 +1224,7 @@ static int parse_args(int argc, char **argv)
         case 'n': if (!num(optarg, 1, 1e15, &x)) return usage("bad --ops"); opt.ops = (long)x; break;
         case 'u': if (!num(optarg, 0, 3600, &opt.warmup)) return usage("bad --warmup"); break;
         case 'L': opt.preload = true; break;
+        case 'R': if (!num(optarg, 0.1, 1e8, &opt.rate)) return usage("bad --rate (ops/s, > 0)"); break;
         case 'T': if (!num(optarg, 1, 3600000, &x)) return usage("bad --timeout-ms"); opt.timeout_ms = (int)x; break;
         case 'H': if (!num(optarg, 1, 1e7, &x)) return usage("bad --hot-keys"); opt.hot_keys = (long)x; break;
         case 'I': if (!num(optarg, 0, 1, &opt.incr_ratio)) return usage("--incr-ratio is 0..1"); break;
@@ -844,6 +1257,10 @@ static int parse_args(int argc, char **argv)
         return usage("unexpected argument '%s'", argv[optind]);
     if (opt.conns == 0)
         opt.conns = opt.threads;
+    if (opt.rate > 0 && opt.ops > 0)
+        return usage("--rate runs for --duration, not --ops");
+    if (opt.rate > 0 && opt.proto == P_MEMCACHED)
+        opt.stale_check = false; /* pipelined: no per-key order to check against */
     if (opt.vsize < 21)
         opt.stale_check = false; /* "<seq>:" needs room */
     return 0;
@@ -946,10 +1363,18 @@ int main(int argc, char **argv)
         }
     }
 
+    void *(*run)(void *) = worker_main;
+    if (opt.rate > 0) {
+        run = opt.proto == P_MEMCACHED ? open_mc_main : open_qkv_main;
+        open_gap_us = 1e6 / opt.rate;
+        open_start = now_us() + 20000; /* every thread running by then */
+        open_from = open_start + (uint64_t)(opt.warmup * 1e6);
+        open_to = open_from + (uint64_t)(opt.duration * 1e6);
+    }
     for (int i = 0; i < opt.threads; i++)
-        pthread_create(&workers[i].th, NULL, worker_main, &workers[i]);
+        pthread_create(&workers[i].th, NULL, run, &workers[i]);
     struct timespec tick = {0, 50 * 1000000L};
-    uint64_t start = now_us(), mstart = 0, last = 0;
+    uint64_t start = opt.rate > 0 ? open_start : now_us(), mstart = 0, last = 0;
     int sec = 0;
     totals_t *prev = calloc(1, sizeof(totals_t)), *cur = calloc(1, sizeof(totals_t));
     if (csv)
@@ -957,7 +1382,7 @@ int main(int argc, char **argv)
     while (atomic_load(&phase) < 2) {
         nanosleep(&tick, NULL);
         uint64_t now = now_us();
-        if (atomic_load(&phase) == 0 && now - start >= (uint64_t)(opt.warmup * 1e6)) {
+        if (atomic_load(&phase) == 0 && now >= start && now - start >= (uint64_t)(opt.warmup * 1e6)) {
             atomic_store(&phase, 1);
             mstart = last = now;
         }
@@ -998,6 +1423,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < opt.threads; i++)
         pthread_join(workers[i].th, NULL);
     double secs = mstart ? (double)(mend - mstart) / 1e6 : 0.0;
+    if (opt.rate > 0)
+        secs = opt.duration; /* the window of intended send times */
     totals_t *t = cur ? cur : prev;
     if (t) {
         collect(t);

@@ -1265,6 +1265,10 @@ static void on_xtick(evutil_socket_t fd, short what, void *arg)
     aae_t *a = arg;
     if (a->job || a->view == NULL || a->nheld == 0 || a->srv->cluster.transport == NULL)
         return;
+    if (admit_busy(a->srv)) { /* client work first (admit.h): skip this round */
+        admit_deferred(a->srv);
+        return;
+    }
     const cluster_view_t *v = a->view;
     size_t pairs = 0;
     for (size_t i = 0; i < a->nheld; i++)
@@ -1363,7 +1367,7 @@ static held_t *serve_range(server_t *srv, peer_link_t *link, const frame_t *f,
         answer_status(srv, link, f, code);
         return NULL;
     }
-    if (!h->built) {
+    if (!h->built || admit_busy(srv)) { /* not ready, or shedding client load */
         a->stats.busy++;
         answer_status(srv, link, f, -EAGAIN);
         return NULL;

@@ -53,6 +53,8 @@ static const config_key_t config_keys[] = {
     {"cluster", "max_siblings", K_INT, F(max_siblings), 1, 1000},
     {"cluster", "max_vv_entries", K_INT, F(max_vv_entries), 1, 1000},
     {"cluster", "read_repair", K_BOOL, F(read_repair), 0, 0},
+    {"server", "queue_timeout_ms", K_INT, F(queue_timeout_ms), 0, 600000},
+    {"server", "max_inflight", K_INT, F(max_inflight), 1, 1000000},
     {"gossip", "interval_ms", K_INT, F(gossip_interval_ms), 10, 60000},
     {"gossip", "phi_threshold", K_DOUBLE, F(phi_threshold), 0.5, 100},
     {"handoff", "enabled", K_BOOL, F(handoff_enabled), 0, 0},
@@ -166,6 +168,8 @@ void config_defaults(config_t *cfg)
     cfg->max_siblings = 16;
     cfg->max_vv_entries = 32;
     cfg->read_repair = true;
+    cfg->queue_timeout_ms = 100;
+    cfg->max_inflight = 1024;
     cfg->gossip_interval_ms = 200;
     cfg->phi_threshold = 8.0;
     cfg->handoff_enabled = true;

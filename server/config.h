@@ -47,6 +47,9 @@ typedef struct config {
     int max_siblings;
     int max_vv_entries;
     bool read_repair;          /* false: no read repair at all (tests) */
+    /* [server] admission control (admit.h) */
+    int queue_timeout_ms; /* a request that cannot start this soon after it arrived: busy (0: off) */
+    int max_inflight;     /* requests coordinated at once; replica requests served per loop turn */
     /* [gossip] */
     int gossip_interval_ms;
     double phi_threshold;

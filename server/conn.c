@@ -13,9 +13,9 @@
  *                                (an error in it: CS_SKIPLINE to its end)       │
  *             CS_CMD <── the coordinator's callback writes the reply ───────────┘
  *
- * While a command waits for its replicas the connection reads nothing more
- * (replies must come in order, and input must not pile up); the callback
- * resumes it.  A callback that arrives after the connection died finds its
+ * While a command waits for its replicas the connection starts nothing
+ * more (replies must come in order) and reads only a bounded read-ahead
+ * (see Admission below); the callback resumes it.  A callback that arrives after the connection died finds its
  * ticket detached and only frees it.
  *
  * Every line is bounded (CONN_MAX_LINE) before it is parsed; a data block
@@ -40,15 +40,28 @@
  * written to the socket as soon as a batch of commands has run
  * (conn_flush), and only a partial write arms the writable event.  While
  * a command waits for its replicas the readable event stays armed (taking
- * it out and putting it back costs two epoll_ctl per request): what comes
- * meanwhile (a pipelining client) goes to a side buffer, since waiting
- * commands point into the input buffer, and joins the input when the
- * connection goes on; past CONN_WAIT_IN_MAX, or at EOF, reading stops
- * until then.
+ * it out and putting it back costs two epoll_ctl per request): see
+ * Admission below for where what comes meanwhile goes.
  *
  * Connections are never freed inside their own callbacks: conn_kill()
  * moves them to srv->dead and the reaper event frees them on the next loop
  * iteration.
+ *
+ * Admission (admit.h): every read is stamped with the time the kernel
+ * received its newest bytes (SO_TIMESTAMPNS), so time spent in the socket
+ * buffer counts; a data command parsed more than server.queue_timeout_ms
+ * after the read that completed its line, or while server.max_inflight
+ * requests are in flight, is
+ * answered "SERVER_ERROR busy" without being run (a storage command's data
+ * block is swallowed); noreply requests are never refused (the client
+ * would never know), they wait their turn.  So that a connection's pipelined requests are
+ * stamped when they arrive, not when the one before them is answered, a
+ * connection keeps reading while a command waits for its replicas, up to
+ * CONN_READAHEAD bytes (past that, TCP pushes back and the kernel's stamp
+ * still tells the wait), into a buffer of its own (`ahead`: a multi-get's
+ * keys point into the input buffer, which must not move), appended to the
+ * input once the command is done.  An end of input that arrives meanwhile closes the
+ * connection once what was read before it is answered.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -61,6 +74,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../common/log.h"
@@ -84,6 +98,10 @@
 #define CONN_CTX_MAX 1000      /* entries of a ctx= vector (~38 KB of text) */
 #define MSTREAM_LOOK 512       /* lookahead for one token of a streamed line:
                                   more than any key, level or exptime */
+#define CONN_READAHEAD (64 * 1024) /* input read while a command waits */
+#define CONN_STAMPS 32         /* arrival stamps of unconsumed input (reads) */
+
+static const char busy_line[] = "SERVER_ERROR busy\r\n"; /* admit.h refused it */
 
 enum conn_state {
     CS_CMD, CS_DATA, CS_SWALLOW, CS_MGET, CS_MSTREAM, CS_SKIPLINE, CS_WAIT, CS_CLOSING
@@ -108,6 +126,7 @@ struct conn;
 /* A coordinator callback's handle on its connection. */
 typedef struct ticket {
     struct conn *c; /* NULL once the connection died */
+    server_t *srv;  /* in-flight accounting outlives the connection */
     int slot;       /* multi-get window slot, or -1 */
 } ticket_t;
 
@@ -121,7 +140,7 @@ typedef struct conn {
     evutil_socket_t fd;
     struct event *rev, *wev; /* readable (while reading is on), writable (while a write is partial) */
     struct evbuffer *in, *out;
-    struct evbuffer *side; /* read while a command waits (NULL until needed) */
+    struct evbuffer *ahead; /* read while a command waits: appended to in after it */
     bool read_on;
     enum conn_state state;
     bool paused; /* output over the high watermark: not reading, not executing */
@@ -149,6 +168,13 @@ typedef struct conn {
     bool has_ctx;
     bool delete_after_swallow; /* a set too large: delete the key once its data is gone */
     mstream_t *ms;             /* CS_MSTREAM */
+    /* arrival of the input not consumed yet: per read, the input offset
+     * where it ends and its stamp (admit_now_us clock), oldest first */
+    struct { uint64_t end; int64_t us; } stamps[CONN_STAMPS];
+    int st_first, st_n;
+    uint64_t in_added, in_used; /* bytes ever read into / consumed from input */
+    bool eof;                   /* the client closed its side */
+    admit_queue_t aq;           /* when its input was last drained (admit.h) */
 } conn_t;
 
 static void conn_process(conn_t *c);
@@ -166,9 +192,8 @@ static void reap(evutil_socket_t fd, short what, void *arg)
         event_free(c->rev);
         event_free(c->wev);
         evbuffer_free(c->in);
+        evbuffer_free(c->ahead);
         evbuffer_free(c->out);
-        if (c->side)
-            evbuffer_free(c->side);
         evutil_closesocket(c->fd);
         if (c->mkeys != c->mkeys_inline)
             free(c->mkeys);
@@ -403,8 +428,10 @@ static ticket_t *ticket_new(conn_t *c, int slot)
     if (!t)
         return NULL;
     t->c = c;
+    t->srv = c->srv;
     t->slot = slot;
     c->tickets[slot < 0 ? MGET_WINDOW : slot] = t;
+    admit_begin(c->srv); /* every ticket is one request in flight */
     return t;
 }
 
@@ -414,6 +441,7 @@ static conn_t *ticket_take(ticket_t *t)
     conn_t *c = t->c;
     if (c)
         c->tickets[t->slot < 0 ? MGET_WINDOW : t->slot] = NULL;
+    admit_end(t->srv);
     free(t);
     return c;
 }
@@ -422,6 +450,8 @@ static void out_quorum_error(conn_t *c, const coord_result_t *res)
 {
     if (res->status == COORD_QUORUM)
         out_fmt(c, "SERVER_ERROR quorum not reached: %d of %d\r\n", res->got, res->needed);
+    else if (res->status == COORD_BUSY)
+        out_str(c, busy_line);
     else
         out_storage_error(c);
 }
@@ -765,6 +795,8 @@ static void do_stats(conn_t *c, const char *arg)
         memset(s, 0, sizeof(*s));
         s->curr_items = items;
         s->bytes = bytes;
+        memset(&srv->admit.stats, 0, sizeof(srv->admit.stats));
+        srv->admit.inflight_peak = srv->admit.inflight;
         out_str(c, "RESET\r\n");
         return;
     }
@@ -880,6 +912,15 @@ static void do_stats(conn_t *c, const char *arg)
     U("coord_key_waits", srv->coord.key_waits);
     U("coord_key_wait_timeouts", srv->coord.key_wait_timeouts);
     U("coord_keys_waiting", coord_keys_waiting(srv));
+    const admit_t *ad = &srv->admit;
+    I("inflight", ad->inflight);
+    I("inflight_peak", ad->inflight_peak);
+    U("shed_queue_timeout", ad->stats.shed_queue_timeout);
+    U("shed_inflight", ad->stats.shed_inflight);
+    U("shed_forwarded", ad->stats.shed_forwarded);
+    U("shed_replica", ad->stats.shed_replica);
+    U("coord_replica_busy", ad->stats.replica_busy);
+    U("background_deferred", ad->stats.background_deferred);
     U("quorum_failures", srv->coord.quorum_failures);
     U("read_repairs", srv->coord.read_repairs);
     U("replica_errors", srv->coord.replica_errors);
@@ -1160,7 +1201,64 @@ static void consume(conn_t *c, size_t n)
 {
     evbuffer_drain(c->in, n);
     c->srv->stats.bytes_read += n;
+    c->in_used += n;
 }
+
+/* ---- arrival stamps and admission (admit.h) ---- */
+
+/* n bytes just read, the newest of them received by the kernel at us.  A
+ * full table merges the read into the newest entry, whose older stamp then
+ * stands for it (a few reads of one data block or line, never of separate
+ * requests: reading ahead stops at a full table). */
+static void stamp_add(conn_t *c, size_t n, int64_t us)
+{
+    c->in_added += n;
+    if (c->st_n > 0) {
+        int last = (c->st_first + c->st_n - 1) % CONN_STAMPS;
+        if (c->st_n == CONN_STAMPS || c->stamps[last].us == us) {
+            c->stamps[last].end = c->in_added;
+            return;
+        }
+    }
+    int i = (c->st_first + c->st_n) % CONN_STAMPS;
+    c->stamps[i].end = c->in_added;
+    c->stamps[i].us = us;
+    c->st_n++;
+}
+
+/* When the input byte at offset `last` (in_added's count) arrived: for a
+ * request, its last byte, so the time its client took to send it is not
+ * counted as waiting here, only the time since it was whole. */
+static int64_t conn_arrival(conn_t *c, uint64_t last)
+{
+    while (c->st_n > 0 && c->stamps[c->st_first].end <= c->in_used) {
+        c->st_first = (c->st_first + 1) % CONN_STAMPS;
+        c->st_n--;
+    }
+    for (int i = 0; i < c->st_n; i++) {
+        int k = (c->st_first + i) % CONN_STAMPS;
+        if (c->stamps[k].end > last)
+            return c->stamps[k].us;
+    }
+    return admit_now_us();
+}
+
+/* Commands that do cluster work are admitted; the rest (stats, version,
+ * members, lget...) always run, so an operator can look at a node that is
+ * shedding load. */
+static bool needs_admission(enum mc_cmd cmd)
+{
+    switch (cmd) {
+    case MC_GET: case MC_GETS: case MC_GAT: case MC_GATS:
+    case MC_SET: case MC_ADD: case MC_REPLACE: case MC_APPEND: case MC_PREPEND: case MC_CAS:
+    case MC_DELETE: case MC_INCR: case MC_DECR: case MC_TOUCH:
+    case MC_SIBLINGS: case MC_VGET:
+        return true;
+    default:
+        return false;
+    }
+}
+
 
 static bool is_storage(enum mc_cmd cmd)
 {
@@ -1191,6 +1289,13 @@ static bool mstream_start(conn_t *c)
     size_t pre = p ? mc_get_prefix(p, look, &cmd) : 0;
     if (pre == 0)
         return false;
+    /* streamed as it arrives: it could start once what is here had come */
+    if (admit_client(c->srv, &c->aq, conn_arrival(c, c->in_used + have - 1)) != ADMIT_OK) {
+        consume(c, pre);
+        out_str(c, busy_line);
+        c->state = CS_SKIPLINE;
+        return true;
+    }
     mstream_t *ms = calloc(1, sizeof(*ms));
     if (!ms)
         return false;
@@ -1218,8 +1323,10 @@ static bool step_cmd(conn_t *c)
         conn_close_after_write(c);
         return false;
     }
-    if (pos.pos < 0)
+    if (pos.pos < 0) {
+        admit_queue_empty(&c->aq, admit_now_us()); /* no request waits */
         return false;
+    }
     size_t len = (size_t)pos.pos, total = len + eol_len;
     char *line = (char *)evbuffer_pullup(in, (ssize_t)total);
     if (!line) {
@@ -1237,6 +1344,14 @@ static bool step_cmd(conn_t *c)
         c->srv->stats.http_requests_refused++;
         conn_close_after_write(c);
         return false;
+    }
+    /* a noreply request is never refused: the refusal would lose it
+     * silently; it waits its turn, and TCP pushes back on its sender */
+    if (rc == MC_OK && needs_admission(req.cmd) && !req.noreply &&
+        admit_client(c->srv, &c->aq, conn_arrival(c, c->in_used + total - 1)) != ADMIT_OK) {
+        consume(c, total);
+        reject(c, &req, busy_line); /* swallows a storage command's data */
+        return true;
     }
     if ((rc == MC_OK || rc == MC_ERR_TOO_LARGE) && req.ctx) {
         int e = vc_parse(req.ctx, req.ctx_len, CONN_CTX_MAX, &c->ctx);
@@ -1502,37 +1617,44 @@ static bool step_skipline(conn_t *c)
     return true;
 }
 
-/* Whether the connection reads now: not while a command waits for its
- * replicas (replies must come in order, and input must not pile up). */
-static bool wants_input(const conn_t *c)
+/* Whether a command is running: then no further command starts (replies
+ * must come in order). */
+static bool waiting(const conn_t *c)
 {
     switch (c->state) {
-    case CS_MGET: case CS_WAIT: case CS_CLOSING: return false;
-    case CS_MSTREAM: return c->win_n == 0;
-    default: return true;
+    case CS_MGET: case CS_WAIT: case CS_CLOSING: return true;
+    case CS_MSTREAM: return c->win_n > 0;
+    default: return false;
     }
 }
 
-static void conn_process_loop(conn_t *c);
-
-/* Input that came while a command waited, ready to join the input: the
- * connection reads again and what was in the input buffer is used up. */
-static bool side_ready(const conn_t *c)
+/* Whether the connection reads now: always, except after the client's
+ * end of input, and while a command waits only up to the read-ahead bounds
+ * (CONN_READAHEAD, CONN_STAMPS): the requests pipelined behind it go into
+ * `ahead` (a multi-get's keys point into `in`), stamped as they arrive. */
+static bool wants_input(const conn_t *c)
 {
-    return c->side && evbuffer_get_length(c->side) > 0 && wants_input(c) && !c->dead &&
-           !c->paused;
+    if (c->eof || c->state == CS_CLOSING)
+        return false;
+    if (waiting(c))
+        return evbuffer_get_length(c->in) + evbuffer_get_length(c->ahead) < CONN_READAHEAD &&
+               c->st_n < CONN_STAMPS;
+    return true;
 }
+
+static void conn_process_loop(conn_t *c);
 
 static void conn_process(conn_t *c)
 {
     c->in_process = true;
     conn_process_loop(c);
-    /* then what came while a command waited, after it (its chains are
-     * linked on: nothing in the input buffer moves) */
-    while (side_ready(c) && evbuffer_add_buffer(c->in, c->side) == 0)
-        conn_process_loop(c);
     c->in_process = false;
     conn_flush(c);
+    /* the client closed its side and everything it sent before is done */
+    if (c->eof && !c->dead && !c->paused && !waiting(c)) {
+        conn_close_after_write(c);
+        return;
+    }
     /* reading was turned off while a command waited: turn it back on, once
      * (not per command: each switch is an epoll_ctl) */
     if (!c->dead && !c->paused && wants_input(c))
@@ -1543,6 +1665,8 @@ static void conn_process_loop(conn_t *c)
 {
     while (!c->dead && !c->paused) {
         bool more;
+        if (!waiting(c) && evbuffer_get_length(c->ahead) > 0)
+            evbuffer_add_buffer(c->in, c->ahead); /* what was read ahead is next */
         switch (c->state) {
         case CS_CMD: more = step_cmd(c); break;
         case CS_DATA: more = step_data(c); break;
@@ -1567,41 +1691,63 @@ static void conn_process_loop(conn_t *c)
 
 #define CONN_READ_CHUNK 16384
 
-/* Input held aside while a command waits, at most (one pipelined burst). */
-#define CONN_WAIT_IN_MAX (64 * 1024)
+/* The arrival of a read: when the kernel received its newest bytes
+ * (SO_TIMESTAMPNS, wall clock), moved to admit_now_us()'s clock; now when
+ * the kernel gave no stamp.  The newest bytes' time is never earlier than
+ * any request's in the read, so no request is thought older than it is. */
+static int64_t read_stamp(struct msghdr *mh)
+{
+    int64_t now = admit_now_us();
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(mh); h; h = CMSG_NXTHDR(mh, h)) {
+        if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_TIMESTAMPNS)
+            continue;
+        struct timespec ts, real;
+        memcpy(&ts, CMSG_DATA(h), sizeof(ts));
+        clock_gettime(CLOCK_REALTIME, &real);
+        int64_t age = ((int64_t)real.tv_sec - ts.tv_sec) * 1000000 +
+                      ((int64_t)real.tv_nsec - ts.tv_nsec) / 1000;
+        /* a wall clock stepped meanwhile: no wait is better than a made-up one */
+        if (age > 0 && age < (int64_t)3600 * 1000000)
+            return now - age;
+    }
+    return now;
+}
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     conn_t *c = arg;
-    bool waiting = !wants_input(c);
-    if (waiting && !c->side && !(c->side = evbuffer_new())) {
-        read_set(c, false); /* read once the command is answered */
-        return;
-    }
-    struct evbuffer *dst = waiting ? c->side : c->in;
     struct evbuffer_iovec v;
-    if (evbuffer_reserve_space(dst, CONN_READ_CHUNK, &v, 1) < 1) {
+    struct evbuffer *into = waiting(c) ? c->ahead : c->in;
+    if (evbuffer_reserve_space(into, CONN_READ_CHUNK, &v, 1) < 1) {
         conn_kill(c);
         return;
     }
-    ssize_t n = recv(fd, v.iov_base, v.iov_len < CONN_READ_CHUNK ? v.iov_len : CONN_READ_CHUNK, 0);
+    struct iovec iov = {v.iov_base, v.iov_len < CONN_READ_CHUNK ? v.iov_len : CONN_READ_CHUNK};
+    union {
+        char buf[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } cm;
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+                        .msg_controllen = sizeof(cm.buf)};
+    ssize_t n = recvmsg(fd, &mh, 0);
     if (n <= 0) {
-        evbuffer_commit_space(dst, &v, 0);
+        evbuffer_commit_space(into, &v, 0);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             return;
-        if (waiting)
-            read_set(c, false); /* EOF or error: found again once the command is answered */
-        else
-            conn_kill(c);
+        if (n == 0 && waiting(c) && c->state != CS_CLOSING) {
+            /* EOF behind a command still running: answer what was read */
+            c->eof = true;
+            read_set(c, false);
+            return;
+        }
+        conn_kill(c); /* EOF or error */
         return;
     }
     v.iov_len = (size_t)n;
-    evbuffer_commit_space(dst, &v, 1);
-    if (!waiting)
-        conn_process(c);
-    else if (evbuffer_get_length(c->side) >= CONN_WAIT_IN_MAX)
-        read_set(c, false); /* input must not pile up while a command waits */
+    evbuffer_commit_space(into, &v, 1);
+    stamp_add(c, (size_t)n, read_stamp(&mh));
+    conn_process(c);
 }
 
 static void on_writable(evutil_socket_t fd, short what, void *arg)
@@ -1645,15 +1791,19 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* receive times for admission; without them a read counts from now */
+    setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
     conn_t *c = calloc(1, sizeof(*c));
     if (c) {
         c->fd = fd;
         c->in = evbuffer_new();
+        c->ahead = evbuffer_new();
         c->out = evbuffer_new();
         c->rev = event_new(srv->base, fd, EV_READ | EV_PERSIST, on_readable, c);
         c->wev = event_new(srv->base, fd, EV_WRITE | EV_PERSIST, on_writable, c);
     }
-    if (!c || !c->in || !c->out || !c->rev || !c->wev || evutil_make_socket_nonblocking(fd) < 0) {
+    if (!c || !c->in || !c->ahead || !c->out || !c->rev || !c->wev ||
+        evutil_make_socket_nonblocking(fd) < 0) {
         if (c) {
             if (c->rev)
                 event_free(c->rev);
@@ -1661,6 +1811,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
                 event_free(c->wev);
             if (c->in)
                 evbuffer_free(c->in);
+            if (c->ahead)
+                evbuffer_free(c->ahead);
             if (c->out)
                 evbuffer_free(c->out);
             free(c);
@@ -1670,6 +1822,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     }
     c->srv = srv;
     c->state = CS_CMD;
+    admit_queue_init(&c->aq, admit_now_us());
     vc_init(&c->ctx);
     TAILQ_INSERT_TAIL(&srv->conns, c, link);
     srv->curr_conns++;

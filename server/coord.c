@@ -474,6 +474,8 @@ static void on_get_reply(void *arg, int status, const frame_t *f)
             st = 0; /* missing */
         else if (m.rgot.code == 0)
             st = 1;
+        else if (m.rgot.code == -EBUSY)
+            op->srv->admit.stats.replica_busy++; /* failed: the next replica is asked */
         else
             op->srv->coord.replica_errors++;
     } else {
@@ -710,8 +712,13 @@ static void on_put_reply(void *arg, int status, const frame_t *f)
     req_t *rq = arg;
     op_t *op = rq->op;
     bool ok = status == 0 && frame_status_ok(f);
-    if (status == 0 && !ok)
-        op->srv->coord.replica_errors++;
+    int64_t code;
+    if (status == 0 && !ok) {
+        if (msg_decode_status(&f->body, &code) && code == -EBUSY)
+            op->srv->admit.stats.replica_busy++;
+        else
+            op->srv->coord.replica_errors++;
+    }
     write_answer(op, rq->i, ok);
     free(rq);
     op_unref(op);
@@ -1253,6 +1260,7 @@ static bool is_own(server_t *srv, const char *hint_for)
 static void on_forwarded_done(void *arg, coord_result_t *res)
 {
     op_t *op = arg; /* the op itself: see coord_on_coord_write */
+    admit_end(op->srv);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msg_coord_done_t d = {.status = res->status, .got = res->got, .needed = res->needed,
@@ -1273,6 +1281,15 @@ void coord_on_coord_write(server_t *srv, peer_link_t *link, const frame_t *f, ms
         reply_status(link, f->req_id, MSG_COORD_WRITE, -EINVAL);
         return;
     }
+    if (!admit_forwarded(srv)) {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msg_coord_done_t d = {.status = COORD_BUSY, .needed = m->w};
+        if (msg_encode(&sb, MSG_COORD_WRITE, MSG_REP, &d) == 0)
+            transport_reply(link, f->req_id, MSG_COORD_WRITE, sb.data, sb.size);
+        msgpack_sbuffer_destroy(&sb);
+        return;
+    }
     kv_op_t kop = {.cmd = (enum mc_cmd)m->cmd, .flags = m->flags, .expiry = m->expiry,
                    .data = m->data, .len = m->dlen, .cas = m->cas, .delta = m->delta,
                    .ctx = m->has_ctx ? &m->ctx : NULL};
@@ -1291,6 +1308,7 @@ void coord_on_coord_write(server_t *srv, peer_link_t *link, const frame_t *f, ms
     op->arg = op;
     op->link = link;
     op->req_id = f->req_id;
+    admit_begin(srv); /* until on_forwarded_done */
     transport_link_hold(link);
     op->r = (int)m->r;
     op->w = (int)m->w;
@@ -1316,7 +1334,8 @@ void coord_on_replica_get(server_t *srv, peer_link_t *link, const frame_t *f, ms
 {
     const msg_replica_get_t *m = &msg->rget;
     msgpack_sbuffer *sb = &srv->coordq->sb;
-    if (is_own(srv, m->hint)) {
+    bool admitted = admit_replica(srv);
+    if (admitted && is_own(srv, m->hint)) {
         /* our replica: its encoding (made from the cached object where it
          * is) goes into the frame as a second piece */
         uint8_t *enc;
@@ -1337,7 +1356,7 @@ void coord_on_replica_get(server_t *srv, peer_link_t *link, const frame_t *f, ms
     }
     msg_replica_got_t got = {0};
     obj_init(&got.obj);
-    int rc = handoff_get(srv, m->hint, m->key, m->klen, &got.obj);
+    int rc = !admitted ? -EBUSY : handoff_get(srv, m->hint, m->key, m->klen, &got.obj);
     got.code = rc == 1 ? 0 : rc == 0 ? 1 : rc;
     got.has_obj = rc == 1;
     if (msg_encode(sb, MSG_REPLICA_GET, MSG_REP, &got) == 0)
@@ -1376,7 +1395,8 @@ static void relay_after_leaving(server_t *srv, const void *key, size_t klen, con
 void coord_on_replica_put(server_t *srv, peer_link_t *link, const frame_t *f, msg_any_t *msg)
 {
     const msg_replica_put_t *m = &msg->rput;
-    int rc = is_own(srv, m->hint) ? node_merge(srv, m->key, m->klen, &m->obj)
+    int rc = !admit_replica(srv) ? -EBUSY
+             : is_own(srv, m->hint) ? node_merge(srv, m->key, m->klen, &m->obj)
                                   : handoff_store(srv, m->hint, m->key, m->klen, &m->obj);
     if (rc == 0 && is_own(srv, m->hint))
         relay_after_leaving(srv, m->key, m->klen, &m->obj);

@@ -31,6 +31,7 @@ union msg_any;
 enum coord_status {
     COORD_OK = 0,
     COORD_QUORUM = 1, /* quorum not reached: got of needed */
+    COORD_BUSY = 2,   /* the coordinating owner refused it (admit.h): "SERVER_ERROR busy" */
 };
 
 typedef struct coord_result {
@@ -64,7 +65,10 @@ size_t coord_keys_waiting(const struct server *srv);
 
 /* Replica side: the handlers of REPLICA_GET, REPLICA_PUT, COORD_WRITE and
  * FLUSH requests, called by dispatch.c with the decoded body (msg.h),
- * valid during the call. */
+ * valid during the call.  Past admission's bounds (admit.h) they answer
+ * busy at once: REPLICA_GET [-EBUSY, nil], REPLICA_PUT [-EBUSY], COORD_WRITE
+ * status COORD_BUSY; a coordinator counts a busy replica as a failed one
+ * (coord_replica_busy), never waits for it. */
 void coord_on_replica_get(struct server *srv, peer_link_t *link, const frame_t *f,
                           union msg_any *m);
 void coord_on_replica_put(struct server *srv, peer_link_t *link, const frame_t *f,

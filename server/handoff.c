@@ -341,6 +341,12 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     if (!v)
         return;
     int budget = srv->cfg.hint_rate_per_s * HANDOFF_TICK_MS / 1000;
+    if (admit_busy(srv)) {
+        /* client work first (admit.h): a tenth of the rate, so hints
+         * still drain while the node sheds load */
+        budget /= 10;
+        admit_deferred(srv);
+    }
     if (budget < 1)
         budget = 1;
     for (size_t i = 0; i < h->nowners; i++) {

@@ -144,6 +144,7 @@ out_conn:
     cluster_close(&srv.cluster); /* fails transfer requests in flight: before xfer_close */
     xfer_close(&srv);
     coord_close(&srv);
+    admit_close(&srv);
     handoff_close(&srv);
     node_close(&srv);
 out_base:

@@ -27,6 +27,7 @@
 #include <sys/queue.h>
 
 #include "../storage/store.h"
+#include "admit.h"
 #include "cluster.h"
 #include "config.h"
 #include "proto.h"
@@ -78,6 +79,7 @@ typedef struct server {
         uint64_t pending_writes;    /* copies sent to future owners during a join or leave */
     } coord;
     struct coord_state *coordq; /* per-key write queues (coord.c) */
+    admit_t admit;          /* admission control: in flight, refusals (admit.c) */
     struct conn_list conns; /* every open connection */
     int curr_conns;
     struct event *sig_int, *sig_term, *crawler;

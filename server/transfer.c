@@ -41,6 +41,7 @@
 #include "../common/log.h"
 #include "../storage/tictac.h"
 #include "aae.h"
+#include "admit.h"
 #include "msg.h"
 #include "node.h"
 
@@ -1189,6 +1190,11 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         return;
     if (now < x->next_ms) { /* throttled or backing off: come back then */
         kick(x, x->next_ms - now);
+        return;
+    }
+    if (admit_busy(x->srv)) { /* the node sheds client work: transfers wait (admit.h) */
+        admit_deferred(x->srv);
+        x->next_ms = now + XFER_TICK_MS;
         return;
     }
     gossip_status_t st = self_status(x->srv);

@@ -28,6 +28,8 @@
  *     records unless they changed meanwhile.
  *   - One change at a time: xfer_leave/xfer_remove refuse while any member
  *     is joining or leaving or transferring ranges (cluster_view_t.changing).
+ *   - Transfers yield to client work: no page starts while the node sheds
+ *     requests (admit_busy(), counted in background_deferred).
  *   - Messages: XFER_PULL / XFER_PUSH (msg.h) carry the sender's ring
  *     epoch; a receiver whose epoch is newer refuses them
  *     (MSG_CODE_STALE_EPOCH, stats transfer_stale_epoch).
