@@ -171,16 +171,22 @@ fault_injection = true
         return r
 
     def cpu_s(self):
-        """utime + stime of the process so far, seconds."""
-        with open("/proc/%d/stat" % self.proc.pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """utime + stime of the process so far, seconds (0 once it is gone)."""
+        try:
+            with open("/proc/%d/stat" % self.proc.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            return 0.0
 
     def rss_kb(self):
-        with open("/proc/%d/status" % self.proc.pid) as f:
-            for ln in f:
-                if ln.startswith("VmRSS:"):
-                    return int(ln.split()[1])
+        try:
+            with open("/proc/%d/status" % self.proc.pid) as f:
+                for ln in f:
+                    if ln.startswith("VmRSS:"):
+                        return int(ln.split()[1])
+        except OSError:
+            pass
         return 0
 
     def new_log(self):

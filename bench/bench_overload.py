@@ -37,7 +37,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,6 +48,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import benchlib  # noqa: E402
+import bench_antientropy as ae  # noqa: E402  (the node class)
 
 PY = "/usr/bin/python3"
 KEYS = int(os.environ.get("BENCH_KEYS", 100000))
@@ -88,19 +88,19 @@ def wait_for(cond, timeout, what):
         time.sleep(0.1)
 
 
-class Node:
+class Node(ae.Node):
+    """A node of this bench (the anti-entropy bench's, with its own INI:
+    r=w=2; b1..b3 found the cluster, each listing b1 and itself)."""
+
     def __init__(self, tmp, i, cport, pport, seed_peer):
-        self.name = "b%d" % i
-        self.cport, self.pport, self.seed_peer = cport, pport, seed_peer
-        self.dir = os.path.join(tmp, self.name)
-        self.ini, self.log = self.dir + ".ini", self.dir + ".log"
-        self.proc = None
+        ae.Node.__init__(self, tmp, i, (cport, pport), seed_peer)
 
     def start(self):
         with open(self.ini, "w") as f:
             f.write("[node]\nname = %s\nhost = 127.0.0.1\nclient_port = %d\npeer_port = %d\n"
-                    "data_dir = %s\nlog_level = warn\n[cluster]\nseeds = 127.0.0.1:%d\nn = 3\n"
-                    "r = 2\nw = 2\n" % (self.name, self.cport, self.pport, self.dir, self.seed_peer))
+                    "data_dir = %s\nlog_level = warn\n[cluster]\nseeds = 127.0.0.1:%d,127.0.0.1:%d\n"
+                    "n = 3\nr = 2\nw = 2\n" % (self.name, self.cport, self.pport, self.dir,
+                                               self.seed_peer, self.pport))
         self.proc = subprocess.Popen([QKV_BIN, "-c", self.ini], stdin=subprocess.DEVNULL,
                                      stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
         PROCS.append(self.proc)
@@ -108,55 +108,11 @@ class Node:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def accepts(self):
-        try:
-            socket.create_connection(("127.0.0.1", self.cport), timeout=0.5).close()
-            return True
-        except OSError:
-            return False
-
     def lines(self, line):
-        c = benchlib.Conn(self.cport, timeout=30)
-        c.s.sendall(line.encode() + b"\r\n")
-        out = []
-        while True:
-            ln = c.line().decode("latin-1")
-            if ln == "END":
-                break
-            if ln.startswith(("ERROR", "CLIENT_ERROR", "SERVER_ERROR")):
-                die("%s: %r answered %r" % (self.name, line, ln))
-            out.append(ln)
-        c.close()
-        return out
-
-    def stats(self):
-        return {p[1]: p[2] for p in (ln.split(" ", 2) for ln in self.lines("stats"))}
-
-    def cpu_s(self):
-        try:
-            with open("/proc/%d/stat" % self.proc.pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except OSError:
-            return 0.0
-
-    def rss_kb(self):
-        try:
-            with open("/proc/%d/status" % self.proc.pid) as f:
-                for ln in f:
-                    if ln.startswith("VmRSS:"):
-                        return int(ln.split()[1])
-        except OSError:
-            pass
-        return 0
+        return self.cmd_lines(line)
 
 
-def members_up(nodes):
-    for n in nodes:
-        rows = n.lines("members")
-        if len(rows) != len(nodes) or any(r.split()[3] != "up" for r in rows):
-            return False
-    return True
+members_up = ae.members_up
 
 
 def servers(nodes):

@@ -764,6 +764,16 @@ void cluster_close(cluster_t *cl)
     cl->nseen = 0;
 }
 
+const cluster_node_t *cluster_view_node(const cluster_view_t *v, const char *name)
+{
+    uint32_t i = ring_node_index(v->ring, name);
+    if (i != RING_NODE_NONE)
+        return &v->nodes[i];
+    if (v->future && (i = ring_node_index(v->future, name)) != RING_NODE_NONE)
+        return &v->fnodes[i];
+    return NULL;
+}
+
 cluster_view_t *cluster_view_hold(cluster_view_t *v)
 {
     if (v)

@@ -51,6 +51,9 @@ typedef struct cluster_view {
 } cluster_view_t;
 
 cluster_view_t *cluster_view_hold(cluster_view_t *v);
+/* The node called name in v: a member of the current ring, else of the
+ * future one (a joining node); NULL if neither has it. */
+const cluster_node_t *cluster_view_node(const cluster_view_t *v, const char *name);
 void cluster_view_release(cluster_view_t *v);
 
 typedef struct cluster {

@@ -318,18 +318,6 @@ static bool rehome_slice(handoff_t *h, owner_t *ow, int budget)
     return at_end;
 }
 
-/* The node hints for `name` go to: a member of the current ring, or of the
- * future one (a joining node gets its hints while it joins). */
-static const cluster_node_t *hint_target(const cluster_view_t *v, const char *name)
-{
-    uint32_t i = ring_node_index(v->ring, name);
-    if (i != RING_NODE_NONE)
-        return &v->nodes[i];
-    if (v->future && (i = ring_node_index(v->future, name)) != RING_NODE_NONE)
-        return &v->fnodes[i];
-    return NULL;
-}
-
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -353,7 +341,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         owner_t *ow = &h->owners[i];
         if (ow->pending <= 0 || ow->inflight >= HANDOFF_MAX_INFLIGHT)
             continue;
-        const cluster_node_t *node = hint_target(v, ow->name);
+        /* a member of the current ring, or of the future one: a joining
+         * node gets its hints while it joins */
+        const cluster_node_t *node = cluster_view_node(v, ow->name);
         gossip_member_info_t m;
         if (!node && cl->gossip && gossip_lookup(cl->gossip, ow->name, &m) &&
             m.entry.status == GOSSIP_LEFT) {

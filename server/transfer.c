@@ -508,16 +508,6 @@ static void restore_job(struct xfer *x, xjob_t *j)
     free(val);
 }
 
-static const cluster_node_t *node_named(const cluster_view_t *v, const char *name)
-{
-    uint32_t i = ring_node_index(v->ring, name);
-    if (i != RING_NODE_NONE)
-        return &v->nodes[i];
-    if (v->future && (i = ring_node_index(v->future, name)) != RING_NODE_NONE)
-        return &v->fnodes[i];
-    return NULL;
-}
-
 /* Range i of r (of nr) into *s, *e, *list, *len; false for the empty range
  * of two tied tokens, which holds nothing. */
 static bool range_at(const ring_t *r, size_t i, size_t nr, uint64_t *s, uint64_t *e,
@@ -733,7 +723,7 @@ static void start_page(struct xfer *x)
         goto out;
     }
     if (j->kind == J_PULL) {
-        const cluster_node_t *n = node_named(v, j->peers[j->peer_i]);
+        const cluster_node_t *n = cluster_view_node(v, j->peers[j->peer_i]);
         if (!n || !n->alive) { /* this source is not there: the next one, later */
             if (j->npeers > 1)
                 j->peer_i = (j->peer_i + 1) % j->npeers;
@@ -759,7 +749,7 @@ static void start_page(struct xfer *x)
     }
     /* push: every target must be up (a page waits for all of them) */
     for (int i = 0; i < j->npeers; i++) {
-        const cluster_node_t *n = node_named(v, j->peers[i]);
+        const cluster_node_t *n = cluster_view_node(v, j->peers[i]);
         if (!n && (x->mode == M_LEAVE || x->mode == M_CLEANUP)) {
             /* the target left the ring (removed): plan again on the ring
              * as it is now (what was pushed already is merged again,
@@ -805,7 +795,7 @@ static void start_page(struct xfer *x)
     x->page_failed = false;
     x->acks_pending = 0; /* answers never come inside transport_request */
     for (int i = 0; i < j->npeers; i++) {
-        const cluster_node_t *n = node_named(v, j->peers[i]);
+        const cluster_node_t *n = cluster_view_node(v, j->peers[i]);
         xreq_t *rq = xreq(x);
         if (!rq || transport_request(srv->cluster.transport, n->host, n->peer_port,
                                      MSG_XFER_PUSH, sb.data, sb.size,
