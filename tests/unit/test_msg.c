@@ -664,7 +664,9 @@ static void test_xfer_roundtrip(void **state)
     msg_aae_item_t nil[1] = {{.key = (const uint8_t *)"a", .klen = 1}};
     msg_aae_t bad = {.items = nil, .nitems = 1};
     assert_int_not_equal(roundtrip(MSG_XFER_PUSH, MSG_REQ, &bad, &up, &m), 0);
+    msgpack_unpacked_destroy(&up);
     assert_int_not_equal(roundtrip(MSG_XFER_PULL, MSG_REP, &bad, &up, &m), 0);
+    msgpack_unpacked_destroy(&up);
     msg_aae_t refused = {.code = MSG_CODE_STALE_EPOCH};
     assert_int_equal(roundtrip(MSG_XFER_PULL, MSG_REP, &refused, &up, &m), 0);
     assert_int_equal(m.aae.code, MSG_CODE_STALE_EPOCH);
@@ -693,6 +695,7 @@ static void test_xfer_roundtrip(void **state)
     msgpack_unpacked_destroy(&up);
     msg_join_ok_t odd = {.code = 9};
     assert_int_not_equal(roundtrip(MSG_JOIN_CHECK, MSG_REP, &odd, &up, &m), 0);
+    msgpack_unpacked_destroy(&up);
 }
 
 static void test_malformed_refused(void **state)
