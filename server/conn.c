@@ -1367,14 +1367,16 @@ static bool step_cmd(conn_t *c)
         /* the old value goes (see too_large_delete) once the data is
          * swallowed; the SERVER_ERROR line answers after the delete, which
          * supersedes what the set's ctx= covered, if it had one */
+        /* the key points into the line: copied before the line is drained
+         * (which may free the chain that holds it) */
+        c->klen = req.keys[0].len;
+        memcpy(c->key, req.keys[0].ptr, c->klen);
         consume(c, total);
         c->swallow = (uint64_t)req.bytes + 2;
         c->state = CS_SWALLOW;
         if (check_levels(c, &req)) {
             c->req = req;
             c->req.keys = NULL;
-            c->klen = req.keys[0].len;
-            memcpy(c->key, req.keys[0].ptr, c->klen);
             c->delete_after_swallow = true;
         } else {
             ctx_clear(c);
@@ -1387,14 +1389,14 @@ static bool step_cmd(conn_t *c)
         return true;
     }
     if (is_storage(req.cmd)) {
+        c->klen = req.keys[0].len; /* before the drain, as above */
+        memcpy(c->key, req.keys[0].ptr, c->klen);
         consume(c, total);
         if (!check_levels(c, &req)) {
             reject(c, &req, ""); /* check_levels answered */
             return true;
         }
         c->req = req;
-        c->klen = req.keys[0].len;
-        memcpy(c->key, req.keys[0].ptr, c->klen);
         c->req.keys = NULL;
         c->state = CS_DATA;
         return true;
