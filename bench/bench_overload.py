@@ -69,23 +69,7 @@ SHED = ("shed_queue_timeout", "shed_inflight", "shed_forwarded", "shed_replica",
         "coord_replica_busy", "background_deferred")
 
 
-def log(msg):
-    print(msg, flush=True)
-
-
-def die(msg):
-    raise SystemExit("bench: " + msg)
-
-
-def wait_for(cond, timeout, what):
-    end = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > end:
-            die("timed out after %ds waiting for %s" % (timeout, what))
-        time.sleep(0.1)
+log, die, wait_for = ae.log, ae.die, ae.wait_for
 
 
 class Node(ae.Node):

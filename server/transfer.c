@@ -531,6 +531,15 @@ static bool in_list(const ring_t *r, const uint32_t *list, uint32_t len, const c
     return false;
 }
 
+/* Jobs not done yet. */
+static size_t jobs_left(const struct xfer *x)
+{
+    size_t n = 0;
+    for (size_t i = 0; x && i < x->njobs; i++)
+        n += !x->jobs[i].done;
+    return n;
+}
+
 /* Progress of the change this node runs: percent of its ranges done. */
 int xfer_progress(const server_t *srv)
 {
@@ -539,10 +548,7 @@ int xfer_progress(const server_t *srv)
         return -1;
     if (!x->planned || x->njobs == 0)
         return 0;
-    size_t done = 0;
-    for (size_t i = 0; i < x->njobs; i++)
-        done += x->jobs[i].done;
-    return (int)(done * 100 / x->njobs);
+    return (int)((x->njobs - jobs_left(x)) * 100 / x->njobs);
 }
 
 /* Tell the cluster our status, ring epoch and how far we are (gossip's
@@ -922,11 +928,9 @@ static void plan_join(struct xfer *x, const cluster_view_t *v)
     ring_free(F);
     x->planned = true;
     x->t0 = mono_ms();
-    size_t todo = 0;
-    for (size_t i = 0; i < x->njobs; i++)
-        todo += !x->jobs[i].done;
+    size_t left = jobs_left(x);
     log_info("transfer: joining: pulling %zu ranges (%zu already done) from their owners",
-             todo, x->njobs - todo);
+             left, x->njobs - left);
 }
 
 static void totals(const struct xfer *x, uint64_t *keys, uint64_t *bytes)
@@ -1377,11 +1381,7 @@ int xfer_remove(server_t *srv, const char *name, char *msg, size_t len)
 
 size_t xfer_count(const server_t *srv)
 {
-    const struct xfer *x = srv->xfer;
-    size_t n = 0;
-    for (size_t i = 0; x && i < x->njobs; i++)
-        n += !x->jobs[i].done;
-    return n;
+    return jobs_left(srv->xfer);
 }
 
 int xfer_get(const server_t *srv, size_t i, xfer_info_t *out)
@@ -1525,13 +1525,10 @@ int xfer_open(server_t *srv, char *err, size_t errlen)
     if (self_status(srv) == GOSSIP_UP) { /* a re-replication interrupted by a restart */
         each_record(x, resume_record, NULL);
         if (x->njobs) {
-            size_t todo = 0;
-            for (size_t i = 0; i < x->njobs; i++)
-                todo += !x->jobs[i].done;
             x->mode = M_PULLS;
             x->planned = true;
             x->t0 = mono_ms();
-            log_info("transfer: resuming the re-replication of %zu ranges", todo);
+            log_info("transfer: resuming the re-replication of %zu ranges", jobs_left(x));
         }
     }
     x->tick = event_new(srv->base, -1, EV_PERSIST, on_tick, x);
