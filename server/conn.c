@@ -852,6 +852,7 @@ static void do_stats(conn_t *c, const char *arg)
     U("evictions", 0);
     U("reclaimed", s->reclaimed);
     U("crawler_runs", s->crawler_runs);
+    U("crawler_idle", s->crawler_idle);
     ocache_stats_t oc = {0};
     if (srv->ocache)
         ocache_get_stats(srv->ocache, &oc);

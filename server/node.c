@@ -11,7 +11,11 @@
  *
  * The crawler (like memcached's LRU crawler) walks the keys a slice at a
  * time on a timer and reclaims dead siblings, so expired data leaves the
- * disk even if nobody reads it again.
+ * disk even if nobody reads it again.  It only walks while something can
+ * die: a stored record with an exptime (expiring_records, kept by the item
+ * accounting below) or a flush_all whose full pass has not been made since
+ * it took effect (crawl_flush); otherwise a slice is a counter increment
+ * (stats crawler_idle), so a store without TTLs pays nothing for it.
  *
  * Invariant: every write of an object record goes through persist() (or
  * node_purge_if(), tombstone GC's delete, which ends in persist too), so the
@@ -60,17 +64,20 @@ int64_t node_now_us(void)
  * anti-entropy tree (the hash of the record as stored, 0 for none). */
 typedef struct acct {
     bool counted;
+    bool expiring; /* a live sibling has an exptime: the crawler may reclaim it one day */
     int64_t bytes;
     uint64_t hash;
 } acct_t;
 
 static acct_t acct_of(const obj_t *o, size_t klen)
 {
-    acct_t a = {false, 0, o ? o->stored_hash : 0};
+    acct_t a = {false, false, 0, o ? o->stored_hash : 0};
     if (o && obj_live(o)) {
         a.counted = true;
         a.bytes = (int64_t)(klen + obj_winner(o)->len);
     }
+    for (uint32_t i = 0; o && i < o->nsib && !a.expiring; i++)
+        a.expiring = !o->sib[i].tombstone && o->sib[i].expiry != 0;
     return a;
 }
 
@@ -78,6 +85,7 @@ static void acct_apply(server_t *srv, acct_t before, acct_t after)
 {
     srv->stats.curr_items += (int)after.counted - (int)before.counted;
     srv->stats.bytes += after.bytes - before.bytes;
+    srv->expiring_records += (int)after.expiring - (int)before.expiring;
 }
 
 /* True when no sibling of o is a live value: only tombstones, or only a
@@ -365,6 +373,7 @@ int node_flush_at(server_t *srv, int64_t when)
     }
     srv->flush_us = when;
     srv->crawl_cursor_len = 0; /* sweep from the start so the flush is reclaimed soon */
+    srv->crawl_flush = CRAWL_FLUSH_DUE;
     return 0;
 }
 
@@ -408,11 +417,20 @@ static void crawl(evutil_socket_t fd, short what, void *arg)
     size_t *dead_len = srv->crawl_lens;
     size_t ndead = 0, seen = 0;
     int64_t now_us = node_now_us();
+    const uint8_t *cur = srv->crawl_cursor;
+    size_t curlen = srv->crawl_cursor_len;
+    /* Nothing stored can die: no record has an exptime and no flush_all
+     * waits for its pass (a delayed one only once its time has come). */
+    bool flush_due = srv->crawl_flush != CRAWL_FLUSH_NONE && now_us >= srv->flush_us;
+    if (srv->expiring_records <= 0 && !flush_due) {
+        srv->stats.crawler_idle++;
+        return;
+    }
+    if (flush_due && curlen == 0)
+        srv->crawl_flush = CRAWL_FLUSH_PASS; /* this pass starts after the flush took effect */
     store_iter_t *it;
     if (store_iter_create(srv->store, NULL, &it) < 0)
         return;
-    const uint8_t *cur = srv->crawl_cursor;
-    size_t curlen = srv->crawl_cursor_len;
     if (curlen == 0) {
         store_iter_seek_first(it);
     } else {
@@ -451,6 +469,8 @@ static void crawl(evutil_socket_t fd, short what, void *arg)
     if (rc == 0 && at_end) { /* next pass from the start */
         srv->crawl_cursor_len = 0;
         srv->stats.crawler_runs++;
+        if (srv->crawl_flush == CRAWL_FLUSH_PASS)
+            srv->crawl_flush = CRAWL_FLUSH_NONE; /* every record written before it was seen */
     }
 }
 
@@ -582,6 +602,7 @@ int node_open(server_t *srv, char *err, size_t errlen)
         memcpy(buf, val, n);
         buf[n] = '\0';
         srv->flush_us = strtoll(buf, NULL, 10);
+        srv->crawl_flush = CRAWL_FLUSH_DUE; /* one pass sees whether it left anything */
     }
     free(val);
     if (count_items(srv) < 0) {

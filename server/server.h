@@ -43,7 +43,7 @@ typedef struct server_stats {
     uint64_t touch_hits, touch_misses;
     uint64_t bytes_read, bytes_written;
     uint64_t total_items;
-    uint64_t expired_unfetched, reclaimed, crawler_runs;
+    uint64_t expired_unfetched, reclaimed, crawler_runs, crawler_idle;
     uint64_t siblings_pruned, vv_entries_pruned;
     uint64_t store_errors;
     uint64_t http_requests_refused; /* HTTP request lines: closed unanswered, as memcached does */
@@ -89,6 +89,8 @@ typedef struct server {
     size_t keybuf_cap;
     uint8_t crawl_cursor[MC_KEY_MAX + 1];
     size_t crawl_cursor_len;
+    int64_t expiring_records; /* stored records with a live sibling that has an exptime */
+    enum { CRAWL_FLUSH_NONE, CRAWL_FLUSH_DUE, CRAWL_FLUSH_PASS } crawl_flush; /* node.c */
     void *crawl_keys;       /* crawler scratch: keys to reclaim this slice */
     size_t *crawl_lens;
     bool stopping;

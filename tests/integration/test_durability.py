@@ -6,6 +6,7 @@ import random
 import re
 import signal
 import subprocess
+import time
 
 import pytest
 
@@ -132,6 +133,60 @@ def test_item_count_survives_restart_and_crawler_reclaims_expired(node_factory):
                  what="a full crawler pass")
         assert c.get("cr-live-123") == b"x" * 10
         assert c.get("cr-exp-123") is None
+
+
+def test_crawler_idles_until_something_can_expire(node_factory):
+    # with no exptime stored and no flush_all waiting for its pass the
+    # crawler walks nothing (crawler_idle grows, no pass completes); one key
+    # with an exptime sets it walking, and once that key is reclaimed (or
+    # overwritten without an exptime) it idles again, mid-pass
+    node = node_factory()
+    with node.conn() as c:
+        for i in range(300):
+            assert c.set("idle-%d" % i, b"v") == b"STORED"
+        idle0 = int(c.stats()["crawler_idle"])
+        runs0 = int(c.stats()["crawler_runs"])
+        wait_for(lambda: int(c.stats()["crawler_idle"]) >= idle0 + 8, timeout=10, interval=0.1,
+                 what="idle crawler slices")
+        assert int(c.stats()["crawler_runs"]) == runs0
+        assert c.set("idle-exp", b"e", exptime=1) == b"STORED"
+        wait_for(lambda: int(c.stats()["reclaimed"]) == 1, timeout=15, interval=0.1,
+                 what="the crawler to reclaim the expired key")
+        assert int(c.stats()["curr_items"]) == 300
+        idle1 = int(c.stats()["crawler_idle"])
+        wait_for(lambda: int(c.stats()["crawler_idle"]) >= idle1 + 8, timeout=10, interval=0.1,
+                 what="the crawler idle again once nothing can expire")
+        # an overwrite without exptime also ends the key's claim on the crawler
+        assert c.set("idle-exp2", b"e", exptime=1000) == b"STORED"
+        assert c.set("idle-exp2", b"f") == b"STORED"
+        runs1 = int(c.stats()["crawler_runs"])
+        idle1 = int(c.stats()["crawler_idle"])
+        wait_for(lambda: int(c.stats()["crawler_idle"]) >= idle1 + 8, timeout=10, interval=0.1,
+                 what="the crawler idle again")
+        assert int(c.stats()["crawler_runs"]) == runs1
+        assert c.get("idle-exp2") == b"f"
+
+
+def test_crawler_reclaims_flushed_items_without_reads(node_factory):
+    # flush_all (at once, and delayed) gives the crawler one pass even when
+    # no key has an exptime: the flushed items leave curr_items unread
+    node = node_factory()
+    with node.conn() as c:
+        for i in range(200):
+            assert c.set("fl-%d" % i, b"v") == b"STORED"
+        assert c.cmd("flush_all") == b"OK"
+        wait_for(lambda: int(c.stats()["curr_items"]) == 0, timeout=15, interval=0.1,
+                 what="the crawler to reclaim 200 flushed items")
+        assert int(c.stats()["reclaimed"]) == 200
+        for i in range(100):
+            assert c.set("fl2-%d" % i, b"v") == b"STORED"
+        assert c.cmd("flush_all 2") == b"OK"
+        time.sleep(1)
+        assert int(c.stats()["curr_items"]) == 100  # not yet
+        wait_for(lambda: int(c.stats()["curr_items"]) == 0, timeout=15, interval=0.1,
+                 what="the crawler to reclaim the items of a delayed flush")
+        assert int(c.stats()["reclaimed"]) == 300
+        assert c.get("fl2-7") is None
 
 
 def test_antientropy_trees_built_at_startup(node_factory):
