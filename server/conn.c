@@ -100,6 +100,7 @@
                                   more than any key, level or exptime */
 #define CONN_READAHEAD (64 * 1024) /* input read while a command waits */
 #define CONN_STAMPS 32         /* arrival stamps of unconsumed input (reads) */
+#define CONN_OBUF 1536         /* replies staged before the output buffer (out_add) */
 
 static const char busy_line[] = "SERVER_ERROR busy\r\n"; /* admit.h refused it */
 
@@ -128,10 +129,14 @@ typedef struct ticket {
     struct conn *c; /* NULL once the connection died */
     server_t *srv;  /* in-flight accounting outlives the connection */
     int slot;       /* multi-get window slot, or -1 */
+    struct ticket *next_spare; /* on srv->tickets */
 } ticket_t;
+
+#define TICKETS_SPARE 256 /* spare tickets kept for reuse (one malloc and free less per request) */
 
 typedef struct mget_slot {
     coord_result_t res; /* the key's answer, once its callback ran */
+    bool written;       /* its VALUE (or nothing, a miss) is already in the output */
 } mget_slot_t;
 
 typedef struct conn {
@@ -154,6 +159,8 @@ typedef struct conn {
     mc_key_t mkeys_inline[4];
     size_t mkeys_n, mkeys_next, mline_len;
     size_t win_first, win_n;  /* the window of keys in flight */
+    const mc_key_t *win_keys; /* its keys (into the line, or the stream's window) */
+    size_t win_out;           /* its first win_out keys' answers are written */
     int inflight;
     bool starting;            /* inside the loop that starts a window */
     mget_slot_t slots[MGET_WINDOW];
@@ -175,6 +182,10 @@ typedef struct conn {
     uint64_t in_added, in_used; /* bytes ever read into / consumed from input */
     bool eof;                   /* the client closed its side */
     admit_queue_t aq;           /* when its input was last drained (admit.h) */
+    /* replies not written yet, while they fit and out is empty (no chain
+     * malloc, one send); out takes over in order once they do not */
+    size_t olen;
+    char obuf[CONN_OBUF];
 } conn_t;
 
 static void conn_process(conn_t *c);
@@ -239,10 +250,22 @@ static void read_set(conn_t *c, bool on)
  * the common case). */
 static void conn_flush(conn_t *c)
 {
-    if (c->dead || c->write_on || evbuffer_get_length(c->out) == 0)
+    if (c->dead || c->write_on)
         return;
-    if (evbuffer_write(c->out, c->fd) < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
-        errno != EINTR) {
+    if (c->olen > 0) { /* out is empty: the staged replies are all there is */
+        ssize_t n = send(c->fd, c->obuf, c->olen, MSG_NOSIGNAL);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            conn_kill(c);
+            return;
+        }
+        size_t sent = n > 0 ? (size_t)n : 0;
+        if (sent < c->olen)
+            evbuffer_add(c->out, c->obuf + sent, c->olen - sent);
+        c->olen = 0;
+    } else if (evbuffer_get_length(c->out) == 0) {
+        return;
+    } else if (evbuffer_write(c->out, c->fd) < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+               errno != EINTR) {
         conn_kill(c); /* the peer is gone */
         return;
     }
@@ -278,14 +301,31 @@ void conn_close_all(server_t *srv)
     }
     free(srv->keybuf);
     srv->keybuf = NULL;
+    ticket_t *t;
+    while ((t = srv->tickets)) {
+        srv->tickets = t->next_spare;
+        free(t);
+    }
+    srv->ntickets = -1; /* tickets of requests still in flight are freed when taken */
 }
 
 /* ---- output ---- */
 
+/* Output in order: staged in obuf while out is empty and it fits (the
+ * common small reply), else after what obuf holds, in out. */
 static void out_add(conn_t *c, const void *p, size_t n)
 {
-    evbuffer_add(c->out, p, n);
     c->srv->stats.bytes_written += n;
+    if (c->olen + n <= sizeof(c->obuf) && evbuffer_get_length(c->out) == 0) {
+        memcpy(c->obuf + c->olen, p, n);
+        c->olen += n;
+        return;
+    }
+    if (c->olen > 0) {
+        evbuffer_add(c->out, c->obuf, c->olen);
+        c->olen = 0;
+    }
+    evbuffer_add(c->out, p, n);
 }
 
 static void out_str(conn_t *c, const char *s)
@@ -359,7 +399,7 @@ static void out_value(conn_t *c, const void *key, size_t klen, const sibling_t *
 
 static bool out_full(conn_t *c)
 {
-    return evbuffer_get_length(c->out) > CONN_OUT_HIGH;
+    return evbuffer_get_length(c->out) + c->olen > CONN_OUT_HIGH;
 }
 
 static void out_storage_error(conn_t *c)
@@ -424,9 +464,14 @@ static void count_get(server_t *srv, enum mc_cmd cmd, bool hit)
 
 static ticket_t *ticket_new(conn_t *c, int slot)
 {
-    ticket_t *t = malloc(sizeof(*t));
-    if (!t)
+    server_t *srv = c->srv;
+    ticket_t *t = srv->tickets;
+    if (t) {
+        srv->tickets = t->next_spare;
+        srv->ntickets--;
+    } else if (!(t = malloc(sizeof(*t)))) {
         return NULL;
+    }
     t->c = c;
     t->srv = c->srv;
     t->slot = slot;
@@ -441,8 +486,15 @@ static conn_t *ticket_take(ticket_t *t)
     conn_t *c = t->c;
     if (c)
         c->tickets[t->slot < 0 ? MGET_WINDOW : t->slot] = NULL;
-    admit_end(t->srv);
-    free(t);
+    server_t *srv = t->srv;
+    admit_end(srv);
+    if (srv->ntickets >= 0 && srv->ntickets < TICKETS_SPARE) {
+        t->next_spare = srv->tickets;
+        srv->tickets = t;
+        srv->ntickets++;
+    } else {
+        free(t);
+    }
     return c;
 }
 
@@ -464,6 +516,8 @@ static void conn_resume(conn_t *c)
     conn_process(c);
 }
 
+static void out_hit(conn_t *c, const mc_key_t *k, const obj_t *o);
+
 static void on_mget_done(void *arg, coord_result_t *res)
 {
     ticket_t *t = arg;
@@ -472,8 +526,25 @@ static void on_mget_done(void *arg, coord_result_t *res)
     if (!c)
         return;
     mget_slot_t *s = &c->slots[slot];
-    s->res = *res;
-    obj_init(&res->obj); /* taken */
+    if (res->view && res->status == COORD_OK && (size_t)slot == c->win_out) {
+        /* read here, without a copy, and every key before it is written:
+         * its answer goes out now (a get: gat's answers are never views) */
+        bool hit = obj_live(res->view);
+        count_get(c->srv, c->req.cmd, hit);
+        if (hit)
+            out_hit(c, &c->win_keys[slot], res->view);
+        s->written = true;
+        c->win_out++;
+    } else if (res->view) { /* a key before it still waits: keep a copy */
+        s->res = *res;
+        s->res.view = NULL;
+        obj_init(&s->res.obj);
+        if (obj_copy(&s->res.obj, res->view) < 0)
+            s->res.status = -ENOMEM;
+    } else {
+        s->res = *res;
+        obj_init(&res->obj); /* taken */
+    }
     c->inflight--;
     if (c->inflight == 0 && !c->starting)
         conn_resume(c);
@@ -498,19 +569,26 @@ static void mget_start_key(conn_t *c, int slot, const mc_key_t *k)
                       .expiry = kv_expiry(c->req.exptime, node_now_us() / 1000000)};
         coord_write(srv, &op, k->ptr, k->len, c->mget_r, c->mget_w, on_mget_done, t);
     } else {
-        coord_get(srv, k->ptr, k->len, c->mget_r, on_mget_done, t);
+        coord_get_borrow(srv, k->ptr, k->len, c->mget_r, on_mget_done, t);
     }
 }
 
 /* Write out a finished window (keys[0..win_n)); false when a key failed
  * (reply ended). */
-static bool mget_output(conn_t *c, const mc_key_t *keys)
+static void out_hit(conn_t *c, const mc_key_t *k, const obj_t *o)
+{
+    bool with_cas = c->req.cmd == MC_GETS || c->req.cmd == MC_GATS;
+    out_value(c, k->ptr, k->len, obj_winner(o), with_cas,
+              with_cas ? kv_cas_token(k->ptr, k->len, &o->vc) : 0);
+}
+
+static bool mget_output(conn_t *c)
 {
     bool gat = c->req.cmd == MC_GAT || c->req.cmd == MC_GATS;
-    bool with_cas = c->req.cmd == MC_GETS || c->req.cmd == MC_GATS;
     for (size_t i = 0; i < c->win_n; i++) {
         mget_slot_t *s = &c->slots[i];
-        const mc_key_t *k = &keys[i];
+        if (s->written)
+            continue; /* on_mget_done did, in order */
         if (s->res.status != COORD_OK) {
             out_quorum_error(c, &s->res);
             return false;
@@ -518,8 +596,7 @@ static bool mget_output(conn_t *c, const mc_key_t *keys)
         bool hit = s->res.found && obj_live(&s->res.obj) && (!gat || s->res.result == KV_TOUCHED);
         count_get(c->srv, c->req.cmd, hit);
         if (hit)
-            out_value(c, k->ptr, k->len, obj_winner(&s->res.obj), with_cas,
-                      with_cas ? kv_cas_token(k->ptr, k->len, &s->res.obj.vc) : 0);
+            out_hit(c, &c->win_keys[i], &s->res.obj);
         obj_free(&s->res.obj);
     }
     return true;
@@ -533,7 +610,7 @@ static bool mget_drive(conn_t *c)
         if (c->win_n > 0) {
             if (c->inflight > 0)
                 return false; /* answers still to come */
-            bool ok = mget_output(c, c->mkeys + c->win_first);
+            bool ok = mget_output(c);
             c->win_n = 0;
             if (!ok)
                 return true;
@@ -549,6 +626,8 @@ static bool mget_drive(conn_t *c)
         if (c->win_n > MGET_WINDOW)
             c->win_n = MGET_WINDOW;
         c->mkeys_next += c->win_n;
+        c->win_keys = c->mkeys + c->win_first;
+        c->win_out = 0;
         c->starting = true;
         for (size_t i = 0; i < c->win_n; i++)
             mget_start_key(c, (int)i, &c->mkeys[c->win_first + i]);
@@ -1208,9 +1287,11 @@ static void consume(conn_t *c, size_t n)
 /* ---- arrival stamps and admission (admit.h) ---- */
 
 /* n bytes just read, the newest of them received by the kernel at us.  A
- * full table merges the read into the newest entry, whose older stamp then
- * stands for it (a few reads of one data block or line, never of separate
- * requests: reading ahead stops at a full table). */
+ * full table merges the read into the newest entry, which then takes the
+ * read's stamp: as for the bytes of one read, no request is thought older
+ * than it is (a data block trickling in over many reads once kept the
+ * stamp of its 32nd read, and the request after it was refused busy as if
+ * it had waited all that time). */
 static void stamp_add(conn_t *c, size_t n, int64_t us)
 {
     c->in_added += n;
@@ -1218,6 +1299,7 @@ static void stamp_add(conn_t *c, size_t n, int64_t us)
         int last = (c->st_first + c->st_n - 1) % CONN_STAMPS;
         if (c->st_n == CONN_STAMPS || c->stamps[last].us == us) {
             c->stamps[last].end = c->in_added;
+            c->stamps[last].us = us;
             return;
         }
     }
@@ -1316,7 +1398,27 @@ static bool step_cmd(conn_t *c)
     struct evbuffer *in = c->in;
     size_t eol_len = 0;
     ctx_clear(c); /* nothing carries over from the last command */
-    struct evbuffer_ptr pos = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
+    struct evbuffer_ptr pos;
+    /* the line is almost always whole in the first chunk: one memchr there
+     * (evbuffer_search_eol is generic and several times dearer) */
+    struct evbuffer_iovec first = {NULL, 0};
+    const char *nl = NULL;
+    size_t have = evbuffer_get_length(in);
+    if (have > 0 && evbuffer_peek(in, -1, NULL, &first, 1) >= 1)
+        nl = memchr(first.iov_base, '\n', first.iov_len);
+    if (!nl && first.iov_len == have) {
+        pos.pos = -1; /* all the input is in that chunk (or none): no whole line */
+    } else if (nl) {
+        const char *base = first.iov_base;
+        pos.pos = nl - base;
+        eol_len = 1;
+        if (pos.pos > 0 && nl[-1] == '\r') {
+            pos.pos--;
+            eol_len = 2;
+        }
+    } else {
+        pos = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
+    }
     if (pos.pos < 0 ? evbuffer_get_length(in) > CONN_MAX_LINE : (size_t)pos.pos > CONN_MAX_LINE) {
         if (mstream_start(c))
             return true;
@@ -1575,7 +1677,7 @@ static bool step_mstream(conn_t *c)
     if (c->win_n > 0) {
         if (c->inflight > 0)
             return false; /* answers still to come */
-        bool ok = mget_output(c, ms->keys);
+        bool ok = mget_output(c);
         c->win_n = 0;
         if (!ok) {
             mstream_end(c);
@@ -1588,6 +1690,8 @@ static bool step_mstream(conn_t *c)
         c->win_first = 0;
         c->win_n = ms->nfill;
         ms->nfill = 0;
+        c->win_keys = ms->keys;
+        c->win_out = 0;
         c->starting = true;
         for (size_t i = 0; i < c->win_n; i++)
             mget_start_key(c, (int)i, &ms->keys[i]);
@@ -1716,17 +1820,16 @@ static int64_t read_stamp(struct msghdr *mh)
     return now;
 }
 
-static void on_readable(evutil_socket_t fd, short what, void *arg)
+/* One recvmsg into `into`, at most want bytes: the count read (0 at the
+ * end of input), or -1 with errno.  Stamped (stamp_add) when any. */
+static ssize_t read_some(conn_t *c, evutil_socket_t fd, struct evbuffer *into, size_t want)
 {
-    (void)what;
-    conn_t *c = arg;
     struct evbuffer_iovec v;
-    struct evbuffer *into = waiting(c) ? c->ahead : c->in;
-    if (evbuffer_reserve_space(into, CONN_READ_CHUNK, &v, 1) < 1) {
-        conn_kill(c);
-        return;
+    if (evbuffer_reserve_space(into, (ev_ssize_t)want, &v, 1) < 1) {
+        errno = ENOMEM;
+        return -1;
     }
-    struct iovec iov = {v.iov_base, v.iov_len < CONN_READ_CHUNK ? v.iov_len : CONN_READ_CHUNK};
+    struct iovec iov = {v.iov_base, v.iov_len < want ? v.iov_len : want};
     union {
         char buf[CMSG_SPACE(sizeof(struct timespec))];
         struct cmsghdr align;
@@ -1734,8 +1837,37 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
                         .msg_controllen = sizeof(cm.buf)};
     ssize_t n = recvmsg(fd, &mh, 0);
+    v.iov_len = n > 0 ? (size_t)n : 0;
+    evbuffer_commit_space(into, &v, 1);
+    if (n > 0)
+        stamp_add(c, (size_t)n, read_stamp(&mh));
+    return n;
+}
+
+/* A request line is small: the first read of a turn asks for what a
+ * buffer chain malloc keeps in its per-thread cache holds (a chain of 16
+ * KiB per read was a fifth of a get's instructions, in malloc and free);
+ * only when that fills up do bigger reads follow, in the same turn. */
+#define CONN_READ_FIRST 900
+#define CONN_READ_MORE 8 /* bigger reads at most, per readable event */
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    conn_t *c = arg;
+    struct evbuffer *into = waiting(c) ? c->ahead : c->in;
+    ssize_t n = read_some(c, fd, into, CONN_READ_FIRST);
+    for (int i = 0; n == CONN_READ_FIRST || (i > 0 && n == CONN_READ_CHUNK); i++) {
+        if (i == CONN_READ_MORE || (into == c->ahead && !wants_input(c)))
+            break; /* the rest on the next event (level-triggered) */
+        n = read_some(c, fd, into, CONN_READ_CHUNK);
+        if (n <= 0 && (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            n = 1; /* what was read is processed first; the end of input (or
+                    * nothing) shows again on the next event */
+            break;
+        }
+    }
     if (n <= 0) {
-        evbuffer_commit_space(into, &v, 0);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             return;
         if (n == 0 && waiting(c) && c->state != CS_CLOSING) {
@@ -1747,9 +1879,6 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         conn_kill(c); /* EOF or error */
         return;
     }
-    v.iov_len = (size_t)n;
-    evbuffer_commit_space(into, &v, 1);
-    stamp_add(c, (size_t)n, read_stamp(&mh));
     conn_process(c);
 }
 

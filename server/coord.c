@@ -628,7 +628,7 @@ static bool repair_roll(server_t *srv);
  * repair every replica (all) but this node is the key's only replica
  * (n = 1: nothing to compare or repair).  Returns false otherwise. */
 static bool get_local_only(server_t *srv, const void *key, size_t klen, int r, bool all,
-                           coord_done_fn done, void *arg)
+                           bool borrow, coord_done_fn done, void *arg)
 {
     const cluster_view_t *v = srv->cluster.view;
     const uint32_t *owners;
@@ -643,7 +643,8 @@ static bool get_local_only(server_t *srv, const void *key, size_t klen, int r, b
     srv->coord.reads++;
     coord_result_t res = {.status = COORD_OK, .got = 1, .needed = 1};
     obj_init(&res.obj);
-    int rc = node_read(srv, key, klen, &res.obj);
+    int rc = borrow ? node_read_peek(srv, key, klen, &res.obj, &res.view)
+                    : node_read(srv, key, klen, &res.obj);
     if (rc < 0)
         res.status = rc;
     res.found = rc == 1;
@@ -652,11 +653,12 @@ static bool get_local_only(server_t *srv, const void *key, size_t klen, int r, b
     return true;
 }
 
-void coord_get(server_t *srv, const void *key, size_t klen, int r, coord_done_fn done, void *arg)
+static void get(server_t *srv, const void *key, size_t klen, int r, bool borrow,
+                coord_done_fn done, void *arg)
 {
     /* a fraction of reads asks every replica and repairs them all */
     bool all = repair_roll(srv);
-    if (get_local_only(srv, key, klen, r, all, done, arg))
+    if (get_local_only(srv, key, klen, r, all, borrow, done, arg))
         return;
     op_t *op = op_new(srv, key, klen, done, arg);
     if (!op) {
@@ -673,6 +675,17 @@ void coord_get(server_t *srv, const void *key, size_t klen, int r, coord_done_fn
         op->plan.n = 0;
     read_start(op, all ? READ_ALL : READ_R);
     op_unref(op);
+}
+
+void coord_get(server_t *srv, const void *key, size_t klen, int r, coord_done_fn done, void *arg)
+{
+    get(srv, key, klen, r, false, done, arg);
+}
+
+void coord_get_borrow(server_t *srv, const void *key, size_t klen, int r, coord_done_fn done,
+                      void *arg)
+{
+    get(srv, key, klen, r, true, done, arg);
 }
 
 /* ---- write phase ---- */

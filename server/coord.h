@@ -41,6 +41,9 @@ typedef struct coord_result {
     uint64_t number;       /* incr/decr */
     bool found;            /* reads: the merged object exists */
     obj_t obj;             /* reads: merged object; gat: the object written */
+    /* coord_get_borrow() only: when not NULL, the object read (obj is then
+     * empty), borrowed from storage and valid only during the callback */
+    const obj_t *view;
 } coord_result_t;
 
 typedef void (*coord_done_fn)(void *arg, coord_result_t *res);
@@ -48,6 +51,11 @@ typedef void (*coord_done_fn)(void *arg, coord_result_t *res);
 /* Quorum read of key with r replies. */
 void coord_get(struct server *srv, const void *key, size_t klen, int r, coord_done_fn done,
                void *arg);
+/* coord_get() for a caller that is done with the object within its
+ * callback: a read this node answers alone (R=1 on an owner) comes as
+ * res->view, without a copy of the object. */
+void coord_get_borrow(struct server *srv, const void *key, size_t klen, int r,
+                      coord_done_fn done, void *arg);
 /* A changing command (kv.h) under quorums r (for its read) and w.  op->data
  * is copied. */
 void coord_write(struct server *srv, const kv_op_t *op, const void *key, size_t klen, int r,

@@ -166,6 +166,24 @@ static int cached_get(server_t *srv, const void *key, size_t klen, obj_t *o, boo
     return rc;
 }
 
+/* The read's purge of o, the key's object as stored: dead siblings are
+ * dropped and the record rewritten.  1, or a negative error. */
+static int read_purge(server_t *srv, const void *key, size_t klen, obj_t *o)
+{
+    int64_t now_us = node_now_us();
+    acct_t before = acct_of(o, klen);
+    bool was_live = obj_live(o);
+    uint32_t dropped = obj_purge(o, now_us, srv->flush_us);
+    if (dropped) {
+        if (was_live && !obj_live(o))
+            srv->stats.reclaimed++;
+        int rc = persist(srv, key, klen, o, before);
+        if (rc < 0)
+            return rc;
+    }
+    return 1;
+}
+
 static int read_local(server_t *srv, const void *key, size_t klen, obj_t *o, bool take)
 {
     int rc = cached_get(srv, key, klen, o, take);
@@ -174,18 +192,36 @@ static int read_local(server_t *srv, const void *key, size_t klen, obj_t *o, boo
             srv->stats.store_errors++;
         return rc;
     }
-    int64_t now_us = node_now_us();
-    acct_t before = acct_of(o, klen);
-    bool was_live = obj_live(o);
-    uint32_t dropped = obj_purge(o, now_us, srv->flush_us);
-    if (dropped) {
-        if (was_live && !obj_live(o))
-            srv->stats.reclaimed++;
-        rc = persist(srv, key, klen, o, before);
-        if (rc < 0)
+    return read_purge(srv, key, klen, o);
+}
+
+int node_read_peek(server_t *srv, const void *key, size_t klen, obj_t *hold, const obj_t **o)
+{
+    const obj_t *hit;
+    *o = NULL;
+    if (srv->ocache && ocache_get(srv->ocache, key, klen, &hit)) {
+        if (!hit)
+            return 0;
+        if (!obj_purgeable(hit, node_now_us(), srv->flush_us)) {
+            *o = hit; /* the common case: no copy */
+            return 1;
+        }
+        if (obj_copy(hold, hit) < 0)
+            return -ENOMEM;
+    } else {
+        int rc = store_get(srv->store, key, klen, hold);
+        if (rc >= 0 && srv->ocache)
+            ocache_put(srv->ocache, key, klen, rc == 1 ? hold : NULL);
+        if (rc <= 0) {
+            if (rc < 0)
+                srv->stats.store_errors++;
             return rc;
+        }
     }
-    return 1;
+    int rc = read_purge(srv, key, klen, hold);
+    if (rc == 1)
+        *o = hold;
+    return rc;
 }
 
 int node_read(server_t *srv, const void *key, size_t klen, obj_t *o)
@@ -424,6 +460,10 @@ static void crawl(evutil_socket_t fd, short what, void *arg)
     bool flush_due = srv->crawl_flush != CRAWL_FLUSH_NONE && now_us >= srv->flush_us;
     if (srv->expiring_records <= 0 && !flush_due) {
         srv->stats.crawler_idle++;
+        return;
+    }
+    if (admit_busy(srv)) { /* client work first (admit.h); reads still reclaim what they meet */
+        admit_deferred(srv);
         return;
     }
     if (flush_due && curlen == 0)

@@ -17,6 +17,13 @@
  * tombstones: check obj_live), 0 when absent, negative on storage error.
  * *o must be obj_init'ed; the caller frees it. */
 int node_read(server_t *srv, const void *key, size_t klen, obj_t *o);
+/* node_read() for a caller that only looks at the object and is done with
+ * it before it calls into node.c again: *o points at the object cache's
+ * entry (no copy), or at *hold (obj_init'ed by the caller, who frees it)
+ * when the object is not cached as it should be read.  Valid until the
+ * next call into node.c or the object cache; *o is NULL unless 1 is
+ * returned. */
+int node_read_peek(server_t *srv, const void *key, size_t klen, obj_t *hold, const obj_t **o);
 /* node_read() for a caller that sends the object on as it is (a replica
  * answering REPLICA_GET): 1 with *enc / *enclen its encoding (malloc'ed,
  * the caller frees it), 0 when absent, negative on error.  A cached object

@@ -85,6 +85,8 @@ typedef struct server {
     struct event *sig_int, *sig_term, *crawler;
     struct event *reaper;   /* frees closed connections outside their callbacks */
     struct conn_list dead;
+    struct ticket *tickets; /* conn.c's spare request tickets (a free list) */
+    int ntickets;           /* on it; -1 once connections are closed (no more kept) */
     mc_key_t *keybuf;       /* parse scratch for multi-key commands */
     size_t keybuf_cap;
     uint8_t crawl_cursor[MC_KEY_MAX + 1];

@@ -109,6 +109,10 @@ void obj_init(obj_t *o)
 
 void obj_free(obj_t *o)
 {
+    if (!o->sib && !o->vc.e) { /* an empty object, the common case: nothing to free */
+        obj_init(o);
+        return;
+    }
     for (uint32_t i = 0; i < o->nsib; i++)
         free(o->sib[i].value);
     free(o->sib);

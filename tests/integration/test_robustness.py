@@ -133,6 +133,32 @@ def test_one_megabyte_line_without_newline(fresh_server):
         assert c.cmd("version").startswith(b"VERSION ")
 
 
+@pytest.mark.parametrize("cut", [1, 899, 900, 901, 1800, 3000])
+def test_commands_cut_anywhere_across_reads(fresh_server, cut):
+    # a first read of a turn is small (server/conn.c: CONN_READ_FIRST) and
+    # the rest follows in bigger ones: lines and data blocks that arrive in
+    # pieces, with a pause between, cross the read and buffer boundaries
+    # anywhere and are answered exactly as if sent at once
+    keys = [b"cut-%04d-%s" % (i, b"k" * 40) for i in range(60)]
+    stream = b"".join(b"set %s 0 0 %d\r\n%s\r\n" % (k, 300 + i, b"v" * (300 + i))
+                      for i, k in enumerate(keys))
+    stream += b"get " + b" ".join(keys) + b"\r\n" + b"get " + keys[7] + b"\r\n"
+    with fresh_server.conn() as c:
+        for off in range(0, len(stream), cut):
+            c.send(stream[off:off + cut])
+            if off // cut % 7 == 0:
+                time.sleep(0.002)
+        for _ in keys:
+            assert c.readline() == b"STORED"
+        for i, k in enumerate(keys + [keys[7]]):
+            n = 300 + (i if i < len(keys) else 7)
+            if i == len(keys):
+                assert c.readline() == b"END"
+            assert c.readline() == b"VALUE %s 0 %d" % (k, n)
+            assert c.read_exact(n + 2) == b"v" * n + b"\r\n"
+        assert c.readline() == b"END"
+
+
 def test_many_connections_each_set_and_get(fresh_server):
     count = 500
     conns = []
