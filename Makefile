@@ -50,6 +50,7 @@ TEST_MODS_test_objcache := storage common
 TEST_MODS_test_ring   := ring common
 TEST_MODS_test_gossip := gossip storage ring common
 TEST_MODS_test_proto  := server common
+TEST_MODS_test_proto_diff := server common
 TEST_MODS_test_config := server common
 TEST_MODS_test_kv     := server storage common
 TEST_MODS_test_frame  := common
