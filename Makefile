@@ -50,6 +50,7 @@ TEST_MODS_test_objcache := storage common
 TEST_MODS_test_ring   := ring common
 TEST_MODS_test_gossip := gossip storage ring common
 TEST_MODS_test_proto  := server common
+TEST_MODS_test_proto_diff := server common
 TEST_MODS_test_config := server common
 TEST_MODS_test_kv     := server storage common
 TEST_MODS_test_frame  := common
@@ -211,6 +212,12 @@ bench: deps
 	@bench/bench-overload.sh
 	@$(GOSSIP_SIM)
 
+# mc_parse()'s instructions per line, for bench/parse-cost.sh
+PARSE_COST := $(BUILD)/bench/parse-cost
+$(PARSE_COST): bench/parse-cost.c $(call mod_lib,server) $(call mod_lib,common)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(call mod_lib,server) $(call mod_lib,common)
+
 # Only the gossip simulation (a few minutes, no daemons): make bench-gossip
 bench-gossip: $(GOSSIP_SIM)
 	@$(GOSSIP_SIM)
@@ -239,4 +246,4 @@ integration: all $(QKV_DRIVER)
 clean:
 	rm -rf build build-asan build-fuzz bin lib
 
--include $(CORE_OBJ:.o=.d) $(BUILD)/server/main.d $(UNIT_BIN:=.d) $(SIM_OBJ:.o=.d) $(GOSSIP_SIM).d
+-include $(CORE_OBJ:.o=.d) $(BUILD)/server/main.d $(UNIT_BIN:=.d) $(SIM_OBJ:.o=.d) $(GOSSIP_SIM).d $(PARSE_COST).d

@@ -546,6 +546,130 @@ static void test_key_control_chars(void **state)
     assert_key(&p, 0, "caf\xc3\xa9");
 }
 
+/* ---- the one-pass get and set lines (fast_get, fast_set) ---- */
+
+/* A plain get line is split in place as any line: a NUL after each token
+ * that a space follows, nothing written past the last. */
+static void test_plain_get_line_in_place(void **state)
+{
+    parsed_t p;
+
+    (void)state;
+    assert_int_equal(parse(&p, "gets a bb ccc"), MC_OK);
+    assert_memory_equal(p.buf, "gets\0a\0bb\0ccc\r\n", 15);
+    assert_int_equal(parse(&p, "get pre:12345"), MC_OK);
+    assert_memory_equal(p.buf, "get\0pre:12345\r\n", 15);
+    assert_int_equal(parse(&p, "set pre:1 0 -5 100"), MC_OK);
+    assert_memory_equal(p.buf, "set\0pre:1\0" "0\0-5\0" "100\r\n", 20);
+    assert_int_equal(p.req.exptime, -5);
+    /* a line with a NUL is given back as it came */
+    assert_int_equal(parse_n(&p, "get a b\0", 8, MAXKEYS), MC_ERR_FORMAT);
+    assert_memory_equal(p.buf, "get a b\0\r\n", 10);
+}
+
+/* The shapes next to the plain ones, which take the general path, give
+ * what they always gave. */
+static void test_plain_get_edges(void **state)
+{
+    char line[600];
+    parsed_t p;
+
+    (void)state;
+    assert_int_equal(rc_of("get"), MC_ERR_UNKNOWN);
+    assert_int_equal(rc_of("get "), MC_ERR_UNKNOWN);
+    assert_int_equal(rc_of("gets  "), MC_ERR_UNKNOWN);
+    assert_int_equal(parse(&p, "get a  b "), MC_OK);
+    assert_int_equal(p.req.nkeys, 2);
+    assert_key(&p, 1, "b");
+    assert_int_equal(rc_of("get a\tb c"), MC_ERR_FORMAT);
+    assert_int_equal(rc_of("get a\x7f"), MC_ERR_FORMAT);
+    assert_int_equal(rc_of("get \x01"), MC_ERR_FORMAT);
+    /* options among the keys, in any case; never keys */
+    assert_int_equal(parse(&p, "get a W=all b CTX=1"), MC_ERR_CTX_CMD);
+    assert_int_equal(parse(&p, "get a W=all b r=One c"), MC_OK);
+    assert_int_equal(p.req.nkeys, 3);
+    assert_key(&p, 2, "c");
+    assert_int_equal(p.req.w.kind, MC_LEVEL_ALL);
+    assert_int_equal(p.req.r.kind, MC_LEVEL_ONE);
+    assert_int_equal(rc_of("get a r=x"), MC_ERR_LEVEL);
+    /* only r=, w= and ctx= are options: these are keys */
+    assert_int_equal(parse(&p, "get x=1 ct=1 ctx rr=1 = r"), MC_OK);
+    assert_int_equal(p.req.nkeys, 6);
+    /* 250 bytes a key, 251 not; a long key followed by more */
+    memset(line, 0, sizeof(line));
+    memcpy(line, "get ", 4);
+    memset(line + 4, 'k', 250);
+    assert_int_equal(parse(&p, line), MC_OK);
+    assert_int_equal(p.keys[0].len, 250);
+    memcpy(line + 254, " z", 2);
+    assert_int_equal(parse(&p, line), MC_OK);
+    assert_int_equal(p.req.nkeys, 2);
+    assert_key(&p, 1, "z");
+    line[254] = 'k';
+    assert_int_equal(rc_of(line), MC_ERR_FORMAT); /* "k" * 251 then "z" */
+    /* maxkeys */
+    assert_int_equal(parse_n(&p, "get a b", 7, 2), MC_OK);
+    assert_int_equal(parse_n(&p, "get a b c", 9, 2), MC_ERR_FORMAT);
+}
+
+static void test_plain_set_edges(void **state)
+{
+    char line[600];
+    parsed_t p;
+
+    (void)state;
+    assert_ok1(&p, "set k 4294967295 -1 1048576", MC_SET, "k"); /* MAX_VALUE */
+    assert_int_equal(p.req.flags, 4294967295u);
+    assert_true(p.req.exptime == -1);
+    assert_int_equal(p.req.bytes, 1048576);
+    assert_true(p.req.swallow);
+    /* over MAX_VALUE, so too large; the data block is still swallowed */
+    assert_int_equal(parse(&p, "set k 0 0 1048577"), MC_ERR_TOO_LARGE);
+    assert_true(p.req.swallow);
+    assert_int_equal(parse(&p, "set k 0 0 2147483645"), MC_ERR_TOO_LARGE);
+    assert_true(p.req.swallow);
+    assert_int_equal(parse(&p, "set k 0 0 2147483646"), MC_ERR_FORMAT);
+    assert_false(p.req.swallow);
+    assert_int_equal(rc_of("set k 4294967296 0 1"), MC_ERR_FORMAT);
+    assert_ok1(&p, "set k 00000000001 00000000000000000007 0000000000001", MC_SET, "k");
+    assert_int_equal(p.req.flags, 1);
+    assert_int_equal(p.req.exptime, 7);
+    assert_int_equal(p.req.bytes, 1);
+    /* memcached's numbers are at most 20 characters, leading zeros too */
+    assert_int_equal(rc_of("set k 0 000000000000000000007 1"), MC_ERR_FORMAT);
+    assert_ok1(&p, "set k 0 -0 1", MC_SET, "k");
+    assert_int_equal(p.req.exptime, 0);
+    assert_int_equal(rc_of("set k 0 - 1"), MC_ERR_FORMAT);
+    assert_int_equal(rc_of("set k 0 0 -1"), MC_ERR_FORMAT);
+    assert_int_equal(rc_of("set k 0 0 1x"), MC_ERR_FORMAT);
+    assert_int_equal(rc_of("set k 0 0 1 2"), MC_ERR_UNKNOWN);
+    assert_int_equal(rc_of("set k 0 0"), MC_ERR_UNKNOWN);
+    /* noreply, options, spaces: the general path, same answers */
+    assert_ok1(&p, "set k 0 0 1 noreply", MC_SET, "k");
+    assert_true(p.req.noreply);
+    assert_ok1(&p, "set k 0 0 1 noreply w=all", MC_SET, "k");
+    assert_true(p.req.noreply);
+    assert_int_equal(p.req.w.kind, MC_LEVEL_ALL);
+    assert_ok1(&p, "set k 0 0 1 ", MC_SET, "k");
+    assert_ok1(&p, "set noreply 0 0 1", MC_SET, "noreply");
+    assert_false(p.req.noreply);
+    assert_ok1(&p, "set r=one 0 0 1", MC_SET, "r=one"); /* not last, so a key */
+    assert_int_equal(p.req.r.kind, MC_LEVEL_DEFAULT);
+    assert_int_equal(rc_of("set k\t0 0 1"), MC_ERR_UNKNOWN);
+    assert_int_equal(rc_of("set k\x01 0 0 1"), MC_ERR_FORMAT);
+    assert_int_equal(parse_n(&p, "set k 0 0 1", 11, 0), MC_ERR_FORMAT);
+    /* 250 bytes a key, 251 not */
+    memset(line, 0, sizeof(line));
+    memcpy(line, "set ", 4);
+    memset(line + 4, 'k', 250);
+    memcpy(line + 254, " 1 2 3", 6);
+    assert_int_equal(parse(&p, line), MC_OK);
+    assert_int_equal(p.keys[0].len, 250);
+    memmove(line + 255, line + 254, 6);
+    line[254] = 'k';
+    assert_int_equal(rc_of(line), MC_ERR_FORMAT);
+}
+
 /* ---- options ---- */
 
 static void test_level_options(void **state)
@@ -1114,6 +1238,9 @@ int main(void)
         cmocka_unit_test(test_touch),
         cmocka_unit_test(test_key_length),
         cmocka_unit_test(test_key_control_chars),
+        cmocka_unit_test(test_plain_get_line_in_place),
+        cmocka_unit_test(test_plain_get_edges),
+        cmocka_unit_test(test_plain_set_edges),
         cmocka_unit_test(test_level_options),
         cmocka_unit_test(test_options_with_noreply),
         cmocka_unit_test(test_consistency),
