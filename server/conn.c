@@ -573,8 +573,7 @@ static void mget_start_key(conn_t *c, int slot, const mc_key_t *k)
     }
 }
 
-/* Write out a finished window (keys[0..win_n)); false when a key failed
- * (reply ended). */
+/* The VALUE block of key k, whose object o is live. */
 static void out_hit(conn_t *c, const mc_key_t *k, const obj_t *o)
 {
     bool with_cas = c->req.cmd == MC_GETS || c->req.cmd == MC_GATS;
@@ -582,6 +581,8 @@ static void out_hit(conn_t *c, const mc_key_t *k, const obj_t *o)
               with_cas ? kv_cas_token(k->ptr, k->len, &o->vc) : 0);
 }
 
+/* Write out a finished window (win_keys[0..win_n)) but for the answers
+ * on_mget_done wrote already; false when a key failed (reply ended). */
 static bool mget_output(conn_t *c)
 {
     bool gat = c->req.cmd == MC_GAT || c->req.cmd == MC_GATS;
