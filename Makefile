@@ -202,7 +202,7 @@ run: deps
 	@scripts/run-cluster.sh
 
 bench: deps
-	@$(MAKE) --no-print-directory all $(GOSSIP_SIM)
+	@$(MAKE) --no-print-directory all $(GOSSIP_SIM) $(LOOPBACK_RTT)
 	@bench/bench-table.sh
 	@bench/bench-memcached.sh
 	@bench/bench-cluster.sh
@@ -217,6 +217,12 @@ PARSE_COST := $(BUILD)/bench/parse-cost
 $(PARSE_COST): bench/parse-cost.c $(call mod_lib,server) $(call mod_lib,common)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(call mod_lib,server) $(call mod_lib,common)
+
+# The floor under one replica round trip (bench/bench-table.sh prints it)
+LOOPBACK_RTT := $(BUILD)/bench/loopback-rtt
+$(LOOPBACK_RTT): bench/loopback-rtt.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
 # Only the gossip simulation (a few minutes, no daemons): make bench-gossip
 bench-gossip: $(GOSSIP_SIM)
@@ -246,4 +252,4 @@ integration: all $(QKV_DRIVER)
 clean:
 	rm -rf build build-asan build-fuzz bin lib
 
--include $(CORE_OBJ:.o=.d) $(BUILD)/server/main.d $(UNIT_BIN:=.d) $(SIM_OBJ:.o=.d) $(GOSSIP_SIM).d $(PARSE_COST).d
+-include $(CORE_OBJ:.o=.d) $(BUILD)/server/main.d $(UNIT_BIN:=.d) $(SIM_OBJ:.o=.d) $(GOSSIP_SIM).d $(PARSE_COST).d $(LOOPBACK_RTT).d

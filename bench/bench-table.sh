@@ -3,7 +3,8 @@
 # quorumkvd as 1 node and as 3 nodes at (R,W) = (1,1), (2,2), (3,3), each at
 # 4 and 16 connections: throughput, p50 and p99, and the ratio to memcached
 # measured in the same round; then CPU per request on one node
-# (bench/cost-per-request.sh).
+# (bench/cost-per-request.sh), and the floor under one replica round trip on
+# this machine (bench/loopback-rtt.c).
 #
 #   bench/bench-table.sh        (after make; `make bench` runs it first)
 #
@@ -55,6 +56,12 @@ bench_init qkv-bench-table
 echo "== quorumkv table bench: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, Linux $(uname -r)"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "   load average before start: $LOAD_BEFORE; ${SECS}s x $RUNS runs per target, setting and connection count"
+
+# the floor under one replica round trip on this machine (bench/loopback-rtt.c)
+RTT_BIN=$ROOT/build/bench/loopback-rtt
+[ -x "$RTT_BIN" ] || make -s -C "$ROOT" build/bench/loopback-rtt >/dev/null || die "cannot build $RTT_BIN"
+RTT=$("$RTT_BIN" 20000) || die "$RTT_BIN failed"
+echo "$RTT (two processes, one message at a time: each wakes its receiver)"
 
 MC_PORT=$("$PY" "$LIB" freeports 1)
 MC_LOG=$TMP/memcached.log
@@ -155,6 +162,9 @@ echo "Table bench ($(date -u +%Y-%m-%d), quorumkv $(git -C "$ROOT" rev-parse --s
 echo "  load average $LOAD_BEFORE before, $(cut -d' ' -f1-3 /proc/loadavg) after; clients, servers and memcached share the CPUs):"
 echo
 echo "$TABLE"
+echo
+echo "The floor under one replica round trip: $RTT"
+echo "  (build/bench/loopback-rtt 20000: two processes over loopback TCP, the echo side in epoll)"
 [ -n "$COST" ] && { echo; echo "CPU per request, one node, 16 connections (bench/cost-per-request.sh):"; echo "$COST" | sed 's/^/  /'; }
 echo
 echo "Commands (ports chosen at run time; total ${SECS}s x $RUNS runs; wall time $(( $(date +%s) - T_START ))s):"

@@ -36,9 +36,12 @@
  * one multi-get) until the socket drains below CONN_OUT_LOW, so a client
  * that does not read cannot make the server buffer without bound.
  *
- * I/O: one recv per readable event into the input evbuffer; replies are
- * written to the socket as soon as a batch of commands has run
- * (conn_flush), and only a partial write arms the writable event.  While
+ * I/O: a readable event reads CONN_READ_FIRST bytes into the input
+ * evbuffer, and more (CONN_READ_CHUNK at a time) only if that filled up;
+ * replies are staged in the connection's obuf (the output evbuffer takes
+ * over, in order, for what does not fit or while the socket is full) and
+ * written as soon as a batch of commands has run (conn_flush); only a
+ * partial write arms the writable event.  While
  * a command waits for its replicas the readable event stays armed (taking
  * it out and putting it back costs two epoll_ctl per request): see
  * Admission below for where what comes meanwhile goes.
