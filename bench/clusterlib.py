@@ -11,8 +11,11 @@ Subcommands:
                                   from the runs' summaries (bench/benchlib.py qkvbench)
   grid RESULTS_TSV                print bench-table.sh's markdown table from lines
                                   "setting<TAB>conns<TAB>mc|qkv<TAB>summary.json"
+  wait_quiet LIMIT_S PID...       wait until the PIDs use under 5% of a CPU over 2 s
+                                  (after a bulk load); prints {"waited_s", "quiet"}
 """
 import json
+import os
 import re
 import socket
 import statistics
@@ -168,12 +171,41 @@ def cmd_grid(results_tsv):
     sys.exit(1 if bad else 0)
 
 
+def cmd_wait_quiet(limit_s, *pids):
+    """Wait (at most limit_s) until the processes use under 5% of a CPU
+    together over 2 s: the replication backlog, compactions and tree
+    builds that follow a bulk load are over, so a run does not measure
+    them.  Prints the seconds waited and whether they went quiet."""
+    hz = os.sysconf("SC_CLK_TCK")
+
+    def ticks():
+        t = 0
+        for p in pids:
+            try:
+                with open("/proc/%s/stat" % p) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                t += int(fields[11]) + int(fields[12])
+            except OSError:
+                pass
+        return t
+
+    t0 = time.monotonic()
+    quiet = False
+    while time.monotonic() - t0 < float(limit_s):
+        c0 = ticks()
+        time.sleep(2)
+        if (ticks() - c0) / hz < 0.1:
+            quiet = True
+            break
+    print(json.dumps({"waited_s": round(time.monotonic() - t0, 1), "quiet": quiet}))
+
+
 def main(argv):
     if len(argv) < 2:
         die(__doc__)
     cmd, args = argv[1], argv[2:]
     fn = {"members": cmd_members, "wait_members": cmd_wait_members,
-          "table": cmd_table, "grid": cmd_grid}.get(cmd)
+          "table": cmd_table, "grid": cmd_grid, "wait_quiet": cmd_wait_quiet}.get(cmd)
     if fn is None:
         die("unknown subcommand " + cmd)
     fn(*args)

@@ -1860,7 +1860,13 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     (void)what;
     conn_t *c = arg;
     struct evbuffer *into = waiting(c) ? c->ahead : c->in;
+    /* nothing waited here before these bytes: the queue was empty until
+     * they arrived, however long ago its owner last looked (a pooled
+     * connection idle for a second is not a standing queue) */
+    bool was_empty = into == c->in && evbuffer_get_length(c->in) == 0;
     ssize_t n = read_some(c, fd, into, CONN_READ_FIRST);
+    if (n > 0 && was_empty && c->st_n > 0)
+        admit_queue_empty(&c->aq, c->stamps[c->st_first].us);
     for (int i = 0; n == CONN_READ_FIRST || (i > 0 && n == CONN_READ_CHUNK); i++) {
         if (i == CONN_READ_MORE || (into == c->ahead && !wants_input(c)))
             break; /* the rest on the next event (level-triggered) */
