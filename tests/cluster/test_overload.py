@@ -74,6 +74,45 @@ def test_pipelined_requests_that_waited_too_long_are_shed(cluster):
 
 
 @pytest.mark.timeout(90)
+def test_idle_connection_is_not_a_standing_queue(cluster):
+    """A connection that sat idle (its last request answered long ago) gets
+    the full queue_timeout_ms for a request that waits behind a slow one:
+    only a queue that has not been empty for queue_timeout_ms is held to
+    the 5 ms bound (admit.h), and an idle connection's queue was empty
+    until its new bytes arrived, however long ago the node last looked.
+    (It was taken for a standing queue: every request that waited more
+    than 5 ms behind another after an idle spell was refused busy.)"""
+    nodes, _ = start_converged(cluster, 3, settings={"cluster.request_timeout_ms": 40,
+                                                     "server.queue_timeout_ms": 1000})
+    n1, n3 = nodes[0], nodes[2]
+    with qconn(n1) as q:
+        assert q.set("fast", b"v", "w=all") == "STORED"
+    assert n3.cmd("debug read_stall on") == "OK"
+    try:
+        shed0 = stat_int(n1, "shed_queue_timeout")
+        c = qconn(n1, timeout=10.0)
+        try:
+            for _ in range(3):
+                assert c.get("fast", "r=1") == {"fast": b"v"}
+                time.sleep(1.5)  # idle: longer than queue_timeout_ms
+                # the slow read takes request_timeout_ms (40 ms): the get
+                # behind it waits that long, over 5 ms, under 1000 ms
+                c.sock.sendall(b"get slow r=all\r\nget fast r=1\r\n")
+                first = c.readline()
+                assert first.startswith("SERVER_ERROR quorum not reached"), first
+                second = c.readline()
+                assert second != BUSY, "a request behind a slow one on an idle connection was shed"
+                assert second == "VALUE fast 0 1", second
+                assert c.readexact(3) == b"v\r\n"
+                assert c.readline() == "END"
+        finally:
+            c.close()
+        assert stat_int(n1, "shed_queue_timeout") == shed0
+    finally:
+        assert n3.cmd("debug read_stall off") == "OK"
+
+
+@pytest.mark.timeout(90)
 def test_requests_beyond_max_inflight_are_refused_at_once(cluster):
     nodes, _ = start_converged(cluster, 3, settings={"cluster.request_timeout_ms": 3000,
                                                      "server.max_inflight": 2})
