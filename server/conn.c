@@ -1851,9 +1851,13 @@ static ssize_t read_some(conn_t *c, evutil_socket_t fd, struct evbuffer *into, s
 /* A request line is small: the first read of a turn asks for what a
  * buffer chain malloc keeps in its per-thread cache holds (a chain of 16
  * KiB per read was a fifth of a get's instructions, in malloc and free);
- * only when that fills up do bigger reads follow, in the same turn. */
+ * only when that fills up does one bigger read follow, in the same turn.
+ * No more: what is read is stamped and queued here, and a pipelining
+ * client whose whole backlog was read at once would see its later
+ * requests refused for the time they waited behind the earlier ones (in
+ * the kernel's buffer they wait where TCP pushes back on the sender). */
 #define CONN_READ_FIRST 900
-#define CONN_READ_MORE 8 /* bigger reads at most, per readable event */
+#define CONN_READ_MORE 1 /* bigger reads at most, per readable event */
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
