@@ -37,7 +37,7 @@
  * that does not read cannot make the server buffer without bound.
  *
  * I/O: a readable event reads CONN_READ_FIRST bytes into the input
- * evbuffer, and more (CONN_READ_CHUNK at a time) only if that filled up;
+ * evbuffer, and one CONN_READ_CHUNK read more only if that filled up;
  * replies are staged in the connection's obuf (the output evbuffer takes
  * over, in order, for what does not fit or while the socket is full) and
  * written as soon as a batch of commands has run (conn_flush); only a
