@@ -37,7 +37,8 @@
  * that does not read cannot make the server buffer without bound.
  *
  * I/O: a readable event reads CONN_READ_FIRST bytes into the input
- * evbuffer, and one CONN_READ_CHUNK read more only if that filled up;
+ * evbuffer, and more (CONN_READ_CHUNK at a time, up to CONN_READ_MORE
+ * reads) only if that filled up;
  * replies are staged in the connection's obuf (the output evbuffer takes
  * over, in order, for what does not fit or while the socket is full) and
  * written as soon as a batch of commands has run (conn_flush); only a
@@ -1851,13 +1852,11 @@ static ssize_t read_some(conn_t *c, evutil_socket_t fd, struct evbuffer *into, s
 /* A request line is small: the first read of a turn asks for what a
  * buffer chain malloc keeps in its per-thread cache holds (a chain of 16
  * KiB per read was a fifth of a get's instructions, in malloc and free);
- * only when that fills up does one bigger read follow, in the same turn.
- * No more: what is read is stamped and queued here, and a pipelining
- * client whose whole backlog was read at once would see its later
- * requests refused for the time they waited behind the earlier ones (in
- * the kernel's buffer they wait where TCP pushes back on the sender). */
+ * only when that fills up do bigger reads follow, in the same turn, up to
+ * CONN_READ_MORE of them (a pipelining client's requests then run in
+ * bigger batches, whose replica frames leave in fewer writes). */
 #define CONN_READ_FIRST 900
-#define CONN_READ_MORE 1 /* bigger reads at most, per readable event */
+#define CONN_READ_MORE 8 /* bigger reads at most, per readable event */
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
