@@ -576,8 +576,10 @@ static void record(worker_t *w, uint64_t lat, bool failed)
 }
 
 /* intended: --rate's scheduled send time (latency counts from it), or 0
- * in the closed loop (from now; measured while the run's phase is). */
-static void one_op(worker_t *w, char *value, uint64_t intended)
+ * in the closed loop (from now; measured while the run's phase is, or,
+ * with --ops, when the op drew one of the measured tickets: the phase may
+ * end while a ticket holder is about to start, and its op still counts). */
+static void one_op(worker_t *w, char *value, uint64_t intended, bool ticket)
 {
     char key[300];
     bool write = rnd01(&w->rng) < opt.write_ratio;
@@ -586,7 +588,8 @@ static void one_op(worker_t *w, char *value, uint64_t intended)
     size_t kl = hot ? (size_t)snprintf(key, sizeof(key), "%shot:%ld", opt.prefix, k)
                     : (size_t)snprintf(key, sizeof(key), "%s%08ld", opt.prefix, k);
     bool measured = intended ? intended >= open_from
-                             : atomic_load_explicit(&phase, memory_order_relaxed) == 1;
+                    : opt.ops > 0 ? ticket
+                                  : atomic_load_explicit(&phase, memory_order_relaxed) == 1;
     int kind = -1;
     bool flag = false;
     uint64_t t0, lat;
@@ -648,11 +651,15 @@ static void *worker_main(void *arg)
     if (!value)
         return NULL;
     while (atomic_load(&phase) < 2) {
-        if (opt.ops > 0 && atomic_load(&phase) == 1 && atomic_fetch_add(&op_tickets, 1) >= opt.ops) {
-            atomic_store(&phase, 2);
-            break;
+        bool ticket = false;
+        if (opt.ops > 0 && atomic_load(&phase) == 1) {
+            if (atomic_fetch_add(&op_tickets, 1) >= opt.ops) {
+                atomic_store(&phase, 2);
+                break;
+            }
+            ticket = true;
         }
-        one_op(w, value, 0);
+        one_op(w, value, 0, ticket);
     }
     free(value);
     return NULL;
@@ -693,7 +700,7 @@ static void *open_qkv_main(void *arg)
         sleep_until(t);
         if (t >= open_from)
             bump(&w->st.sent, 1);
-        one_op(w, value, t);
+        one_op(w, value, t, false);
     }
     free(value);
     return NULL;
