@@ -42,6 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import benchlib  # noqa: E402
+import clusterlib  # noqa: E402
 
 PY = "/usr/bin/python3"
 KEYS = int(os.environ.get("BENCH_KEYS", 1000000))
@@ -172,12 +173,7 @@ fault_injection = true
 
     def cpu_s(self):
         """utime + stime of the process so far, seconds (0 once it is gone)."""
-        try:
-            with open("/proc/%d/stat" % self.proc.pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except OSError:
-            return 0.0
+        return clusterlib.cpu_s(self.proc.pid)
 
     def rss_kb(self):
         try:

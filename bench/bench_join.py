@@ -41,6 +41,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import bench_antientropy as ae  # noqa: E402  (nodes, load tool, waits)
+import clusterlib  # noqa: E402
 
 KEYS = int(os.environ.get("BENCH_KEYS", 1000000))
 WINDOW = int(os.environ.get("BENCH_WINDOW", 5))
@@ -80,16 +81,9 @@ def states(node):
 
 
 def wait_quiet(nodes, limit=120):
-    """Wait (at most limit s) until the nodes use under 5% of a CPU
-    together over 2 s: the compactions and tree builds that follow a bulk
-    load are over, so "before" is not measured against them."""
-    t_end = time.monotonic() + limit
-    while time.monotonic() < t_end:
-        c0 = sum(n.cpu_s() for n in nodes)
-        time.sleep(2)
-        if sum(n.cpu_s() for n in nodes) - c0 < 0.1:
-            return True
-    return False
+    """clusterlib.wait_quiet over the nodes: "before" is not measured
+    against the compactions and tree builds that follow a bulk load."""
+    return clusterlib.wait_quiet([n.proc.pid for n in nodes], limit)[0]
 
 
 def sheds(nodes):

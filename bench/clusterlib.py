@@ -171,33 +171,33 @@ def cmd_grid(results_tsv):
     sys.exit(1 if bad else 0)
 
 
-def cmd_wait_quiet(limit_s, *pids):
+def cpu_s(pid):
+    """utime + stime of process pid so far, seconds (0 once it is gone)."""
+    try:
+        with open("/proc/%s/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return 0.0
+
+
+def wait_quiet(pids, limit_s):
     """Wait (at most limit_s) until the processes use under 5% of a CPU
     together over 2 s: the replication backlog, compactions and tree
     builds that follow a bulk load are over, so a run does not measure
-    them.  Prints the seconds waited and whether they went quiet."""
-    hz = os.sysconf("SC_CLK_TCK")
-
-    def ticks():
-        t = 0
-        for p in pids:
-            try:
-                with open("/proc/%s/stat" % p) as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                t += int(fields[11]) + int(fields[12])
-            except OSError:
-                pass
-        return t
-
+    them.  Returns (quiet, seconds waited)."""
     t0 = time.monotonic()
-    quiet = False
     while time.monotonic() - t0 < float(limit_s):
-        c0 = ticks()
+        c0 = sum(cpu_s(p) for p in pids)
         time.sleep(2)
-        if (ticks() - c0) / hz < 0.1:
-            quiet = True
-            break
-    print(json.dumps({"waited_s": round(time.monotonic() - t0, 1), "quiet": quiet}))
+        if sum(cpu_s(p) for p in pids) - c0 < 0.1:
+            return True, time.monotonic() - t0
+    return False, time.monotonic() - t0
+
+
+def cmd_wait_quiet(limit_s, *pids):
+    quiet, waited = wait_quiet(pids, limit_s)
+    print(json.dumps({"waited_s": round(waited, 1), "quiet": quiet}))
 
 
 def main(argv):

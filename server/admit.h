@@ -81,9 +81,14 @@ static inline void admit_queue_init(admit_queue_t *q, int64_t now_us)
     q->last_empty_us = now_us;
     q->last_standing_us = INT64_MIN / 2;
 }
-/* The queue has no complete request waiting (its owner calls this
- * whenever it finds its input drained). */
-static inline void admit_queue_empty(admit_queue_t *q, int64_t now_us) { q->last_empty_us = now_us; }
+/* The queue had no complete request waiting at now_us (its owner calls
+ * this whenever it finds its input drained, and with the arrival time of
+ * bytes read into an empty input).  The mark never moves back in time. */
+static inline void admit_queue_empty(admit_queue_t *q, int64_t now_us)
+{
+    if (now_us > q->last_empty_us)
+        q->last_empty_us = now_us;
+}
 
 /* The decision for a request at the head of q that arrived at arrived_us,
  * asked at now_us with inflight requests running (no clock read, no

@@ -1868,14 +1868,8 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
      * connection idle for a second is not a standing queue) */
     bool was_empty = into == c->in && evbuffer_get_length(c->in) == 0;
     ssize_t n = read_some(c, fd, into, CONN_READ_FIRST);
-    if (n > 0 && was_empty && c->st_n > 0) {
-        /* the first read's stamp (the newest entry); never back in time:
-         * bytes may have sat in the kernel while the node last saw its
-         * own input empty */
-        int64_t arrived = c->stamps[(c->st_first + c->st_n - 1) % CONN_STAMPS].us;
-        if (arrived > c->aq.last_empty_us)
-            admit_queue_empty(&c->aq, arrived);
-    }
+    if (n > 0 && was_empty && c->st_n > 0) /* the first read's stamp: the newest entry */
+        admit_queue_empty(&c->aq, c->stamps[(c->st_first + c->st_n - 1) % CONN_STAMPS].us);
     for (int i = 0; n == CONN_READ_FIRST || (i > 0 && n == CONN_READ_CHUNK); i++) {
         if (i == CONN_READ_MORE || (into == c->ahead && !wants_input(c)))
             break; /* the rest on the next event (level-triggered) */

@@ -274,21 +274,22 @@ static int encode_put(msgpack_sbuffer *sb, const void *key, size_t klen, const c
     return msg_encode(sb, MSG_REPLICA_PUT, MSG_REQ, &m);
 }
 
-/* Send type with body sb to target i of op; the reply (or the failure)
- * goes to cb, exactly once, from the loop.  -ENOMEM when nothing was sent
- * (the caller counts that target as failed). */
-static int op_send(op_t *op, int i, uint8_t type, msgpack_sbuffer *sb, peer_reply_fn cb)
+/* Send type with the n body pieces to target i of op; the reply (or the
+ * failure) goes to cb, exactly once, from the loop.  -ENOMEM when nothing
+ * was sent (the caller counts that target as failed). */
+static int op_send_iov(op_t *op, int i, uint8_t type, const struct iovec *body, int n,
+                       peer_reply_fn cb)
 {
     server_t *srv = op->srv;
-    const cluster_node_t *n = &op->plan.view->nodes[op->plan.t[i].node];
+    const cluster_node_t *nd = &op->plan.view->nodes[op->plan.t[i].node];
     req_t *rq = malloc(sizeof(*rq));
     if (!rq)
         return -ENOMEM;
     rq->op = op;
     rq->i = i;
     op->refs++;
-    if (transport_request(srv->cluster.transport, n->host, n->peer_port, type, sb->data, sb->size,
-                          srv->cfg.request_timeout_ms, cb, rq) < 0) {
+    if (transport_request_iov(srv->cluster.transport, nd->host, nd->peer_port, type, body, n,
+                              srv->cfg.request_timeout_ms, cb, rq) < 0) {
         free(rq);
         op->refs--;
         return -ENOMEM;
@@ -296,27 +297,20 @@ static int op_send(op_t *op, int i, uint8_t type, msgpack_sbuffer *sb, peer_repl
     return 0;
 }
 
+/* op_send_iov of the one body sb. */
+static int op_send(op_t *op, int i, uint8_t type, msgpack_sbuffer *sb, peer_reply_fn cb)
+{
+    struct iovec body = {sb->data, sb->size};
+    return op_send_iov(op, i, type, &body, sb->size ? 1 : 0, cb);
+}
+
 /* op_send of a REPLICA_PUT whose body is head (sb) + enc, two pieces the
  * transport copies into the frame as they are. */
 static int op_send_enc(op_t *op, int i, msgpack_sbuffer *head, const uint8_t *enc, size_t enclen,
                        peer_reply_fn cb)
 {
-    server_t *srv = op->srv;
-    const cluster_node_t *n = &op->plan.view->nodes[op->plan.t[i].node];
-    req_t *rq = malloc(sizeof(*rq));
-    if (!rq)
-        return -ENOMEM;
-    rq->op = op;
-    rq->i = i;
-    op->refs++;
     struct iovec body[2] = {{head->data, head->size}, {(void *)enc, enclen}};
-    if (transport_request_iov(srv->cluster.transport, n->host, n->peer_port, MSG_REPLICA_PUT, body,
-                              2, srv->cfg.request_timeout_ms, cb, rq) < 0) {
-        free(rq);
-        op->refs--;
-        return -ENOMEM;
-    }
-    return 0;
+    return op_send_iov(op, i, MSG_REPLICA_PUT, body, 2, cb);
 }
 
 /* ---- read phase ---- */

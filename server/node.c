@@ -295,46 +295,40 @@ int64_t node_newest_us(const obj_t *o)
 
 bool node_dead(const obj_t *o) { return obj_dead(o); }
 
-/* Delete the stored record *cur of key (persist of an empty object keeps
- * the counters and the tree right).  1, or negative on storage error. */
-static int delete_stored(server_t *srv, const void *key, size_t klen, obj_t *cur)
+/* Delete the record of key if it is still the one hashed `hash` and, with
+ * need_dead, holds no live value and nothing written since older_than_us:
+ * 1 deleted, 0 not (absent, changed, or kept), negative on error. */
+static int delete_if(server_t *srv, const void *key, size_t klen, uint64_t hash, bool need_dead,
+                     int64_t older_than_us)
 {
-    acct_t before = acct_of(cur, klen);
-    obj_free(cur); /* an empty object: persist deletes the record */
-    int rc = persist(srv, key, klen, cur, before);
-    return rc < 0 ? rc : 1;
+    obj_t cur;
+    obj_init(&cur);
+    int rc = store_get(srv->store, key, klen, &cur);
+    if (rc == 1 && (cur.stored_hash != hash ||
+                    (need_dead && (!obj_dead(&cur) || node_newest_us(&cur) >= older_than_us))))
+        rc = 0; /* changed since it was agreed on or handed over (the next
+                 * pass takes it), or too young */
+    if (rc == 1) {
+        acct_t before = acct_of(&cur, klen);
+        obj_free(&cur); /* an empty object: persist deletes the record */
+        rc = persist(srv, key, klen, &cur, before);
+        rc = rc < 0 ? rc : 1;
+    } else if (rc < 0) {
+        srv->stats.store_errors++;
+    }
+    obj_free(&cur);
+    return rc;
 }
 
 int node_purge_if(server_t *srv, const void *key, size_t klen, uint64_t hash,
                   int64_t older_than_us)
 {
-    obj_t cur;
-    obj_init(&cur);
-    int rc = store_get(srv->store, key, klen, &cur);
-    if (rc == 1 && (cur.stored_hash != hash || !obj_dead(&cur) ||
-                    node_newest_us(&cur) >= older_than_us))
-        rc = 0; /* changed since it was agreed on (a newer write stays), or too young */
-    if (rc == 1)
-        rc = delete_stored(srv, key, klen, &cur);
-    else if (rc < 0)
-        srv->stats.store_errors++;
-    obj_free(&cur);
-    return rc;
+    return delete_if(srv, key, klen, hash, true, older_than_us);
 }
 
 int node_drop_if(server_t *srv, const void *key, size_t klen, uint64_t hash)
 {
-    obj_t cur;
-    obj_init(&cur);
-    int rc = store_get(srv->store, key, klen, &cur);
-    if (rc == 1 && cur.stored_hash != hash)
-        rc = 0; /* written since it was handed over: the next pass takes it */
-    if (rc == 1)
-        rc = delete_stored(srv, key, klen, &cur);
-    else if (rc < 0)
-        srv->stats.store_errors++;
-    obj_free(&cur);
-    return rc;
+    return delete_if(srv, key, klen, hash, false, 0);
 }
 
 /* Counter c was minted: the next dot comes after it.  Counters up to the

@@ -63,6 +63,21 @@ static void test_standing_queue_is_held_to_target(void **state)
     assert_int_equal(admit_decide(&q, 0, now - 20 * MS, now, QT, 10), ADMIT_OK);
 }
 
+/* An empty mark from older bytes (read into an empty input after the node
+ * last saw it empty) never moves the mark back: the queue does not turn
+ * standing because its bytes sat in the kernel a while. */
+static void test_empty_mark_never_moves_back(void **state)
+{
+    (void)state;
+    admit_queue_t q;
+    int64_t t0 = 1000000000, now = t0 + 50 * MS;
+    admit_queue_init(&q, t0);
+    admit_queue_empty(&q, now);
+    admit_queue_empty(&q, now - 40 * MS); /* bytes that arrived earlier */
+    now += 70 * MS;                       /* 120 ms after t0, 70 after the newer mark */
+    assert_int_equal(admit_decide(&q, 0, now - 20 * MS, now, QT, 10), ADMIT_OK);
+}
+
 static void test_target_never_above_timeout(void **state)
 {
     (void)state;
@@ -79,6 +94,7 @@ int main(void)
         cmocka_unit_test(test_fresh_and_late),
         cmocka_unit_test(test_inflight_bound),
         cmocka_unit_test(test_standing_queue_is_held_to_target),
+        cmocka_unit_test(test_empty_mark_never_moves_back),
         cmocka_unit_test(test_target_never_above_timeout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
